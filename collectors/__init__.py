@@ -1,0 +1,1 @@
+"""Collectors: reach nodes over SSH and parse what vendor tools print (no Qt, no SQLite)."""

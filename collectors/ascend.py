@@ -1,0 +1,202 @@
+"""Huawei Ascend: `npu-smi info` tables (20.x to 25.x layouts) and `npu-smi info -t health`."""
+
+from __future__ import annotations
+
+import re
+
+from collectors.model import (
+    Action,
+    CardSample,
+    Command,
+    Fault,
+    Health,
+    ParseResult,
+    Severity,
+    first_line,
+    is_na,
+    norm_bus_id,
+    number,
+    sanity,
+)
+
+VENDOR = "ascend"
+TOOLS = ("npu-smi",)
+INFO = "npu-smi info"
+PLAN = (Command("info", INFO),)
+
+_HEALTH = {"ok": Health.OK, "warning": Health.WARNING, "alarm": Health.CRITICAL,
+           "critical": Health.CRITICAL, "general warning": Health.WARNING,
+           "important warning": Health.CRITICAL, "urgent warning": Health.CRITICAL}
+_PAIR = re.compile(r"(\S+)\s*/\s*(\S+)|(\S+)")
+_HEADER_TOKEN = re.compile(r"[A-Za-z][\w-]*\([^)]*\)|[A-Za-z][\w-]*")
+
+
+def health_command(npu: int, chip: int) -> Command:
+    """The per-chip health query; ids are integers from an earlier parse, never raw text."""
+    return Command(f"health.{int(npu)}.{int(chip)}", f"npu-smi info -t health -i {int(npu)} -c {int(chip)}")
+
+
+def plan(unhealthy: tuple[tuple[int, int], ...] = ()) -> tuple[Command, ...]:
+    """The sweep's commands: the table, plus the health detail of chips the last table flagged."""
+    return PLAN + tuple(health_command(n, c) for n, c in unhealthy[:16])
+
+
+def _cells(line: str) -> list[str]:
+    return [c.strip() for c in line.strip().strip("|").split("|")]
+
+
+def _values(cell: str) -> list[tuple[str, str | None]]:
+    """Tokens of a value cell, keeping 'used / total' pairs together."""
+    out: list[tuple[str, str | None]] = []
+    for m in _PAIR.finditer(cell):
+        if m.group(1) is not None:
+            out.append((m.group(1), m.group(2)))
+        else:
+            out.append((m.group(3), None))
+    return out
+
+
+def _mapped(header: list[str], cell: str) -> dict[str, tuple[str, str | None]]:
+    return dict(zip((h.lower() for h in header), _values(cell), strict=False))
+
+
+def parse_info(text: str, command: str = INFO) -> ParseResult:
+    """Parse the `npu-smi info` table by its two header rows; the process table is ignored."""
+    warnings: list[str] = []
+    lines = [ln for ln in text.splitlines() if ln.strip().startswith("|")]
+    head1: list[str] | None = None
+    head2: list[str] | None = None
+    cards: list[CardSample] = []
+    pending: list[str] | None = None
+    for line in lines:
+        cells = _cells(line)
+        if len(cells) < 3:
+            continue
+        first = cells[0].lower()
+        if first.startswith("npu") and "name" in first and "health" in cells[1].lower():
+            head1 = _HEADER_TOKEN.findall(cells[2])
+            continue
+        if first.startswith("chip") and "bus-id" in cells[1].lower():
+            head2 = _HEADER_TOKEN.findall(cells[2])
+            continue
+        if "process" in line.lower() or "no running processes" in line.lower():
+            if head1 is not None:
+                break
+            continue
+        if head1 is None or head2 is None:
+            continue
+        if pending is None:
+            pending = cells
+            continue
+        row1, row2, pending = pending, cells, None
+        card = _card(row1, row2, head1, head2, warnings, command)
+        if card is not None:
+            cards.append(card)
+    if pending is not None:
+        warnings.append(f"ascend: {command}: table ends after half a row: {first_line('|'.join(pending))}")
+    if head1 is None:
+        warnings.append(f"ascend: {command}: no npu-smi table header found; first line: {first_line(text)}")
+    return ParseResult(VENDOR, command, tuple(cards), (), tuple(warnings))
+
+
+def _card(row1: list[str], row2: list[str], head1: list[str], head2: list[str],
+          warnings: list[str], command: str) -> CardSample | None:
+    ident = row1[0].split(None, 1)
+    chip_ids = row2[0].split()
+    npu = ident[0] if ident else ""
+    if not npu.isdigit() or not chip_ids or not chip_ids[0].isdigit():
+        warnings.append(f"ascend: {command}: cannot read row: {first_line('| ' + ' | '.join(row1))}")
+        return None
+    a = _mapped(head1, row1[2])
+    b = _mapped(head2, row2[2])
+    health = _HEALTH.get(row1[1].strip().lower(), Health.UNKNOWN)
+    if health is Health.UNKNOWN and row1[1].strip():
+        warnings.append(f"ascend: {command}: NPU {npu}: unknown health '{row1[1].strip()}'")
+    power = a.get("power(w)", ("NA", None))[0]
+    temp = a.get("temp(c)", ("NA", None))[0]
+    aicore = b.get("aicore(%)", ("NA", None))[0]
+    used: float | None = None
+    total: float | None = None
+    hbm = b.get("hbm-usage(mb)")
+    mem = b.get("memory-usage(mb)")
+    # 910-class cards report their working memory as HBM; the "Memory" column is the small DDR.
+    for pair in (hbm, mem):
+        if pair is not None and pair[1] is not None and (number(pair[1]) or 0) > 0:
+            used, total = number(pair[0]), number(pair[1])
+            break
+    card = CardSample(
+        index=int(npu),
+        chip=int(chip_ids[0]),
+        model=ident[1].strip() if len(ident) > 1 and not is_na(ident[1]) else None,
+        bus_id=norm_bus_id(row2[1]),
+        health=health,
+        temperature_c=number(temp),
+        utilization_pct=number(aicore),
+        memory_used_mib=used,
+        memory_total_mib=total,
+        power_w=number(power),
+    )
+    return sanity(card, warnings, command)
+
+
+def parse_health(text: str, npu: int, chip: int, command: str = "npu-smi info -t health") -> ParseResult:
+    """Parse `npu-smi info -t health`: health status plus error codes as faults."""
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        if ":" in line:
+            key, _, value = line.partition(":")
+            fields[key.strip().lower()] = value.strip()
+    status = fields.get("health status")
+    if status is None:
+        return ParseResult(VENDOR, command, warnings=(
+            f"ascend: {command}: no 'Health Status' line; first line: {first_line(text)}",))
+    health = _HEALTH.get(status.lower(), Health.UNKNOWN)
+    faults: list[Fault] = []
+    codes = fields.get("error code", "NA")
+    info = fields.get("error information", "")
+    if not is_na(codes):
+        for code in re.split(r"[\s,]+", codes):
+            if code:
+                severity, action = fault_ladder(code, health)
+                faults.append(Fault(code, severity, action,
+                                    f"NPU {npu} chip {chip}: {status}: {info}".strip(), npu))
+    return ParseResult(VENDOR, command, (), tuple(faults), ())
+
+
+# Handling levels of the Ascend device plugin's faultCode.json, for the codes most often seen; the
+# rest take their level from the chip's health status.
+_CODE_ACTIONS: dict[str, Action] = {
+    "80E18005": Action.IGNORE, "80E21007": Action.IGNORE,
+    "8C084E00": Action.RESTART_JOB, "80CF8009": Action.RESTART_JOB,
+    "80E01801": Action.RESET_CARD, "80E18402": Action.RESET_CARD,
+    "80C98008": Action.ISOLATE, "80CB8008": Action.ISOLATE,
+}
+
+
+def fault_ladder(code: str, health: Health) -> tuple[Severity, Action]:
+    """Severity and ladder action of an Ascend error code under the chip's health status."""
+    action = _CODE_ACTIONS.get(code.upper())
+    if action is None:
+        action = {Health.CRITICAL: Action.RESET_CARD, Health.WARNING: Action.WATCH}.get(health, Action.WATCH)
+    severity = {Health.CRITICAL: Severity.CRITICAL, Health.WARNING: Severity.WARNING}.get(health, Severity.INFO)
+    return severity, action
+
+
+def parse(sections: dict[str, str]) -> ParseResult:
+    """Combine one sweep's sections into cards and faults."""
+    info = parse_info(sections.get("info", ""))
+    faults: list[Fault] = []
+    warnings = list(info.warnings)
+    for name, text in sections.items():
+        if not name.startswith("health."):
+            continue
+        _, npu_s, chip_s = name.split(".")
+        res = parse_health(text, int(npu_s), int(chip_s), f"npu-smi info -t health -i {npu_s} -c {chip_s}")
+        faults.extend(res.faults)
+        warnings.extend(res.warnings)
+    return ParseResult(VENDOR, INFO, info.cards, tuple(faults), tuple(warnings))
+
+
+def unhealthy_chips(result: ParseResult) -> tuple[tuple[int, int], ...]:
+    """The (npu, chip) pairs whose table health is not OK: they get a health query next sweep."""
+    return tuple((c.index, c.chip or 0) for c in result.cards if c.health not in (Health.OK,))

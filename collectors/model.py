@@ -1,0 +1,186 @@
+"""Typed results shared by every vendor parser and the SSH layer."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+
+
+class Health(StrEnum):
+    """Card health on one scale for every vendor."""
+
+    OK = "ok"
+    WARNING = "warning"
+    CRITICAL = "critical"
+    UNKNOWN = "unknown"
+
+
+class Severity(StrEnum):
+    """Severity of a raw vendor fault."""
+
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+
+class Action(StrEnum):
+    """The fault ladder (DESIGN §3), mildest first."""
+
+    IGNORE = "ignore"
+    WATCH = "watch"
+    RESTART_JOB = "restart_job"
+    RESET_CARD = "reset_card"
+    REBOOT_NODE = "reboot_node"
+    ISOLATE = "isolate"
+    REPLACE = "replace"
+
+
+@dataclass(frozen=True, slots=True)
+class CardSample:
+    """One reading of one card; every metric the vendor did not report is None, never 0."""
+
+    index: int
+    chip: int | None = None
+    model: str | None = None
+    serial: str | None = None
+    bus_id: str | None = None
+    health: Health = Health.UNKNOWN
+    temperature_c: float | None = None
+    utilization_pct: float | None = None
+    memory_used_mib: float | None = None
+    memory_total_mib: float | None = None
+    power_w: float | None = None
+    ecc_uncorrected: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    """A raw vendor event kept with its original code and text."""
+
+    code: str
+    severity: Severity
+    action: Action
+    message: str
+    card_index: int | None = None
+    ts: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ParseResult:
+    """What one parser made of one command's output."""
+
+    vendor: str
+    command: str
+    cards: tuple[CardSample, ...] = ()
+    faults: tuple[Fault, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """One entry of a vendor's command plan: a section name and a constant shell command."""
+
+    section: str
+    shell: str
+
+
+@dataclass(frozen=True, slots=True)
+class NodeReport:
+    """The outcome of one node in one sweep: ok or failed with its reason, always with a duration."""
+
+    node: str
+    ok: bool
+    started: float
+    duration_s: float
+    vendor: str | None = None
+    cards: tuple[CardSample, ...] = ()
+    faults: tuple[Fault, ...] = ()
+    warnings: tuple[str, ...] = ()
+    error: str | None = None
+    raw: dict[str, str] = field(default_factory=dict)
+    tools: tuple[str, ...] = ()
+
+
+# ---- helpers for parsers: tolerant number reading -------------------------------------------------
+
+_NA = {"", "n/a", "na", "[n/a]", "[not supported]", "not supported", "unknown", "-", "--", "none",
+       "[requested functionality has been deprecated]", "[unknown error]", "[gpu is lost]"}
+_NUM = re.compile(r"[-+]?\d+(?:\.\d+)?")
+
+
+def is_na(text: str) -> bool:
+    """True for the spellings vendors use for 'not available'."""
+    return text.strip().lower() in _NA
+
+
+def number(text: str | None) -> float | None:
+    """The first number in text, or None for N/A spellings and text without a number."""
+    if text is None or is_na(text):
+        return None
+    m = _NUM.search(text.replace(",", ""))
+    if m is None:
+        return None
+    value = float(m.group())
+    return value if math.isfinite(value) else None
+
+
+def integer(text: str | None) -> int | None:
+    """Like number() but integral."""
+    value = number(text)
+    return None if value is None else int(value)
+
+
+def norm_bus_id(text: str | None) -> str | None:
+    """Normalise a PCI bus id to DDDD:BB:DD.F lower-case (NVIDIA prints an 8-digit domain)."""
+    if text is None or is_na(text):
+        return None
+    m = re.search(r"(?:([0-9a-fA-F]{4,8}):)?([0-9a-fA-F]{2}):([0-9a-fA-F]{2})\.([0-7])", text)
+    if m is None:
+        return None
+    domain = (m.group(1) or "0000")[-4:]
+    return f"{domain}:{m.group(2)}:{m.group(3)}.{m.group(4)}".lower()
+
+
+ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
+
+
+def strip_ansi(text: str) -> str:
+    """Remove ANSI escape sequences some tools print even without a TTY."""
+    return ANSI.sub("", text)
+
+
+def first_line(text: str, limit: int = 120) -> str:
+    """The first non-blank line, shortened for a one-line message."""
+    for line in text.splitlines():
+        if line.strip():
+            line = line.strip()
+            return line if len(line) <= limit else line[: limit - 1] + "…"
+    return "(empty)"
+
+
+def sanity(card: CardSample, warnings: list[str], command: str) -> CardSample:
+    """Drop impossible readings (a hung card's 65535 W, 0 °C at full load) and mark the card critical."""
+    bad: list[str] = []
+    temp, power, util = card.temperature_c, card.power_w, card.utilization_pct
+    if temp is not None and not -40 <= temp <= 150:
+        bad.append(f"temperature {temp:g} C")
+        temp = None
+    if power is not None and not 0 <= power <= 5000:
+        bad.append(f"power {power:g} W")
+        power = None
+    if util is not None and not 0 <= util <= 100:
+        bad.append(f"utilization {util:g} %")
+        util = None
+    if card.temperature_c == 0 and util is not None and util >= 100:
+        bad.append("0 C at 100 % utilization")
+        temp = None
+    health = card.health
+    if card.ecc_uncorrected:
+        health = Health.CRITICAL
+    if not bad:
+        return card if health is card.health else replace(card, health=health)
+    warnings.append(f"card {card.index}: impossible values ({', '.join(bad)}) from {command}; "
+                    "treated as a device fault")
+    return replace(card, temperature_c=temp, power_w=power, utilization_pct=util, health=Health.CRITICAL)

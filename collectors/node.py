@@ -1,0 +1,104 @@
+"""One node's collector: detection, the vendor's command plan, parsing and incremental faults."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import deque
+
+from collectors import registry
+from collectors.model import Action, Fault, NodeReport, ParseResult, Severity, first_line
+from collectors.ssh import Endpoint, HostKeyChanged, NodeSession, SSHError
+
+_SEEN_LIMIT = 4096
+
+
+class NodeCollector:
+    """Sweeps one node over its kept-open session and turns the answer into a NodeReport."""
+
+    def __init__(self, endpoint: Endpoint, vendor: str | None = None, cursor: float | None = None,
+                 session: NodeSession | None = None) -> None:
+        self.endpoint = endpoint
+        self.vendor = vendor
+        self.session = session or NodeSession(endpoint)
+        # Kernel-log cursor: events at or before it were reported already. A fresh collector looks
+        # back one hour so a restart neither floods old events nor misses recent ones.
+        self.cursor = cursor if cursor is not None else time.time() - 3600
+        self._seen: deque[str] = deque(maxlen=_SEEN_LIMIT)
+        self._previous: ParseResult | None = None
+        self.tools: tuple[str, ...] = ()
+
+    def close(self) -> None:
+        """Close the node's session."""
+        self.session.close()
+
+    def sweep(self) -> NodeReport:
+        """Collect once; never raises for node-side problems: they become a failed NodeReport."""
+        started = time.time()
+        t0 = time.perf_counter()
+        try:
+            return self._sweep(started, t0)
+        except HostKeyChanged as exc:
+            # Raised once per connection attempt; the backoff keeps it from repeating every sweep.
+            fault = Fault("ssh-hostkey-changed", Severity.CRITICAL, Action.ISOLATE, str(exc), None, started)
+            return NodeReport(self.endpoint.name, False, started, time.perf_counter() - t0,
+                              self.vendor, faults=(fault,), error=str(exc))
+        except SSHError as exc:
+            return NodeReport(self.endpoint.name, False, started, time.perf_counter() - t0,
+                              self.vendor, error=str(exc))
+
+    def _fail(self, started: float, t0: float, error: str, raw: dict[str, str] | None = None) -> NodeReport:
+        return NodeReport(self.endpoint.name, False, started, time.perf_counter() - t0, self.vendor,
+                          error=error, raw=raw or {}, tools=self.tools)
+
+    def _sweep(self, started: float, t0: float) -> NodeReport:
+        if self.vendor is None:
+            out = self.session.run((registry.detect_command(),))
+            text = out.sections["detect"].stdout if "detect" in out.sections else ""
+            self.tools = tuple(line.strip() for line in text.splitlines() if line.strip())
+            self.vendor = registry.detect(text)
+            if self.vendor is None:
+                looked = ", ".join(t for v in registry.DETECT_ORDER for t in registry.VENDORS[v].tools)
+                return self._fail(started, t0, f"no known vendor tool found on PATH (looked for {looked})")
+        vendor = registry.get(self.vendor)
+        if vendor is None:
+            return self._fail(started, t0, f"vendor '{self.vendor}' has no collector in this version of mixops")
+        plan = vendor.plan(self._previous)
+        out = self.session.run(plan, since=int(self.cursor))
+        primary = plan[0]
+        main = out.sections.get(primary.section)
+        if main is None:
+            return self._fail(started, t0, f"no output section for `{primary.shell}`")
+        if main.rc != 0:
+            tool = primary.shell.split()[0]
+            reason = {127: "not found", 124: f"timed out after {self.endpoint.command_timeout_s:g} s",
+                      126: "not executable"}.get(main.rc, f"exited {main.rc}")
+            tail = first_line(main.stderr_tail, 200) if main.stderr_tail.strip() else "no stderr"
+            return self._fail(started, t0, f"{tool} {reason}: {tail}",
+                              {primary.section: main.stdout + main.stderr_tail})
+        sections = {name: sec.stdout for name, sec in out.sections.items()}
+        result = vendor.parse(sections)
+        self._previous = result
+        faults = self._new_faults(result.faults)
+        raw = {name: text for name, text in sections.items() if result.warnings and name == primary.section}
+        if not result.cards and not result.warnings:
+            return self._fail(started, t0, f"{primary.shell.split()[0]} listed no cards", raw)
+        return NodeReport(self.endpoint.name, True, started, time.perf_counter() - t0, self.vendor,
+                          result.cards, faults, result.warnings, None, raw, self.tools)
+
+    def _new_faults(self, faults: tuple[Fault, ...]) -> tuple[Fault, ...]:
+        """Kernel-log events after the cursor only; faults without a timestamp are deduplicated by text."""
+        fresh: list[Fault] = []
+        newest = self.cursor
+        for fault in faults:
+            key = hashlib.blake2b(f"{fault.ts}|{fault.code}|{fault.message}".encode(), digest_size=12).hexdigest()
+            if fault.ts is not None and fault.ts < self.cursor:
+                continue
+            if key in self._seen:
+                continue
+            self._seen.append(key)
+            fresh.append(fault)
+            if fault.ts is not None:
+                newest = max(newest, fault.ts)
+        self.cursor = newest
+        return tuple(fresh)

@@ -1,0 +1,1 @@
+"""Application core: site, store, sweep service, CLI (QtCore at most, never widgets)."""

@@ -1,0 +1,341 @@
+"""The headless commands of DESIGN §4: check, collect, parse, incidents (report comes later)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+import paramiko
+
+from collectors import registry
+from collectors.ssh import Endpoint, HostKeyChanged, HostKeyUnknown, SSHError, connect_client, trust_host_key
+from console import paths
+from console.parse_cmd import ParseInputError, parse_capture, to_json
+from console.site import Site, SiteError, load_site
+from console.store import Store, StoreError
+
+EXIT_OK, EXIT_NODES_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class UsageError(Exception):
+    """Bad input: exit 2 with this one line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command line; --help texts are part of the documentation."""
+    p = _Parser(prog="mixops", description="Operations console for AI computing centers with mixed "
+                "accelerator vendors. Without a command: the GUI on the configured site, or the demo site.")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    g = sub.add_parser("gui", help="open the window (default)")
+    g.add_argument("--site", help="site file (default: $MIXOPS_SITE or ~/.config/mixops/site.toml)")
+    g.add_argument("--db", help="database file (default: the site's database in ~/.local/share/mixops)")
+    g.add_argument("--demo", action="store_true", help="open the simulated demo site")
+
+    d = sub.add_parser("demo", help="build or run the simulated demo site")
+    d.add_argument("--db", help="database file")
+    d.add_argument("--days", type=int, default=1, help="days of history to simulate")
+    d.add_argument("--headless", action="store_true", help="build the database without a window")
+
+    c = sub.add_parser("collect", help="sweep the site's nodes over SSH into the database")
+    c.add_argument("--site", required=True, help="site file (TOML)")
+    c.add_argument("--db", help="database file (default: the site's database)")
+    mode = c.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--once", action="store_true", help="one sweep, then exit")
+    mode.add_argument("--interval", type=float, metavar="SECONDS",
+                      help="sweep every SECONDS until Ctrl-C or SIGTERM (the current sweep is committed)")
+    c.add_argument("--parallel", type=int, help="nodes swept at once (default: [ssh] max_parallel, 64)")
+    c.add_argument("--quiet", action="store_true", help="print only failures and the summary line")
+
+    k = sub.add_parser("check", help="preflight: site file, reachability, host keys, vendor tools")
+    k.add_argument("--site", required=True, help="site file (TOML)")
+    k.add_argument("--trust-new", action="store_true",
+                   help="record host keys of nodes never seen before in known_hosts (after printing their "
+                        "fingerprints); a changed key is never accepted")
+    k.add_argument("--db", help="database to record a changed host key in (default: the site's, if it exists)")
+
+    pa = sub.add_parser("parse", help="parse one captured vendor-tool output to JSON on stdout")
+    pa.add_argument("file", help="captured output ('-' for stdin)")
+    pa.add_argument("--vendor", choices=registry.KNOWN_VENDORS, help="vendor (detected when omitted)")
+    pa.add_argument("--command", dest="tool_command", metavar="CMD", help="the command that printed it")
+    pa.add_argument("--db", help=argparse.SUPPRESS)
+
+    r = sub.add_parser("report", help="shift handover report (not in this version yet)")
+    r.add_argument("--db")
+    r.add_argument("--shift")
+    r.add_argument("--from", dest="from_")
+    r.add_argument("--to")
+    r.add_argument("--lang", choices=("en", "zh_CN"))
+    r.add_argument("--out")
+
+    inc = sub.add_parser("incidents", help="list and handle incidents from a terminal")
+    isub = inc.add_subparsers(dest="action", metavar="ACTION", required=True, parser_class=_Parser)
+    il = isub.add_parser("list", help="list incidents")
+    il.add_argument("--db")
+    il.add_argument("--state", choices=("open", "acknowledged", "resolved", "silenced"))
+    il.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+    ia = isub.add_parser("ack", help="acknowledge an incident")
+    ia.add_argument("id", type=int)
+    ia.add_argument("--by", required=True)
+    ia.add_argument("--db")
+    ir = isub.add_parser("resolve", help="resolve an incident")
+    ir.add_argument("id", type=int)
+    ir.add_argument("--by", required=True)
+    ir.add_argument("--note")
+    ir.add_argument("--db")
+    ino = isub.add_parser("note", help="add a note to an incident")
+    ino.add_argument("id", type=int)
+    ino.add_argument("text")
+    ino.add_argument("--db")
+    return p
+
+
+def _db_path(args: argparse.Namespace, site: Site | None) -> str:
+    if getattr(args, "db", None):
+        return str(args.db)
+    if site is not None:
+        return str(paths.default_db(site.name))
+    configured = paths.configured_site()
+    if configured is None:
+        raise UsageError("no --db given and no site configured ($MIXOPS_SITE or ~/.config/mixops/site.toml)")
+    return str(paths.default_db(load_site(configured).name))
+
+
+# ---- collect ---------------------------------------------------------------------------------------
+
+def cmd_collect(args: argparse.Namespace) -> int:
+    """`mixops collect`: one sweep or a sweep every interval; exit 1 if nodes failed."""
+    from console.service import Collector
+
+    site = load_site(args.site)
+    if not site.nodes:
+        raise UsageError(f"{args.site}: no [[nodes]] to collect")
+    store = Store(_db_path(args, site))
+    stop = threading.Event()
+
+    def _stop(signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    if args.interval is not None:
+        if args.interval <= 0:
+            raise UsageError("--interval must be > 0")
+        signal.signal(signal.SIGINT, _stop)
+        signal.signal(signal.SIGTERM, _stop)
+    collector = Collector(site, store, args.parallel)
+    any_failed = False
+    try:
+        while True:
+            t0 = time.monotonic()
+            summary = collector.sweep()
+            any_failed = bool(summary.failed)
+            for r in summary.reports:
+                if not r.ok:
+                    print(f"{r.node}: FAILED: {r.error}", file=sys.stderr)
+                elif r.warnings and not args.quiet:
+                    for w in r.warnings[:3]:
+                        print(f"{r.node}: warning: {w}", file=sys.stderr)
+            ok = len(summary.reports) - len(summary.failed)
+            cards = sum(len(r.cards) for r in summary.reports)
+            print(f"sweep {summary.sweep_id}: {ok} ok, {len(summary.failed)} failed, {len(summary.stale)} stale, "
+                  f"{cards} cards in {summary.duration_s:.2f} s -> {store.path}", flush=True)
+            if args.once or stop.is_set():
+                break
+            stop.wait(max(0.0, args.interval - (time.monotonic() - t0)))
+            if stop.is_set():
+                break
+    finally:
+        collector.close()
+        store.close()
+    return EXIT_NODES_FAILED if any_failed else EXIT_OK
+
+
+# ---- check -----------------------------------------------------------------------------------------
+
+@dataclass(slots=True)
+class CheckResult:
+    """One node's preflight outcome."""
+
+    node: str
+    address: str
+    ok: bool
+    hostkey: str
+    detail: str
+    changed_fingerprint: str | None = None
+
+
+_trust_lock = threading.Lock()
+
+
+def _check_node(ep: Endpoint, vendor: str | None, trust_new: bool) -> CheckResult:
+    address = f"{ep.host}:{ep.port}" + (f" via {ep.jump.host}:{ep.jump.port}" if ep.jump else "")
+    try:
+        try:
+            client = connect_client(ep)
+            hostkey = "known"
+        except HostKeyUnknown as exc:
+            if not trust_new:
+                return CheckResult(ep.name, address, False, "UNKNOWN",
+                                   f"host key {exc.key.get_name()} {exc.fingerprint} is not in "
+                                   f"{ep.known_hosts}; verify it, then run again with --trust-new")
+            with _trust_lock:
+                print(f"{ep.name}: trusting new host key {exc.key.get_name()} {exc.fingerprint} "
+                      f"for {ep.known_hosts_entry} -> {ep.known_hosts}", flush=True)
+                trust_host_key(ep, exc.key)
+            client = connect_client(ep)
+            hostkey = "trusted now"
+    except HostKeyChanged as exc:
+        return CheckResult(ep.name, address, False, "CHANGED", str(exc), exc.fingerprint)
+    except SSHError as exc:
+        return CheckResult(ep.name, address, False, "-", str(exc))
+    try:
+        probe = registry.detect_command().shell + "; command -v timeout >/dev/null || echo NO-TIMEOUT"
+        _in, out, _err = client.exec_command(probe, timeout=ep.command_timeout_s)
+        text = out.read().decode("utf-8", "replace")
+    except (OSError, paramiko.SSHException) as exc:
+        client.close()
+        return CheckResult(ep.name, address, False, hostkey, f"cannot run commands: {exc}")
+    client.close()
+    tools = [t for t in text.split() if t != "NO-TIMEOUT"]
+    detected = registry.detect("\n".join(tools))
+    problems = []
+    if "NO-TIMEOUT" in text:
+        problems.append("coreutils `timeout` missing on the node")
+    if vendor is not None and registry.get(vendor) is not None:
+        wanted = registry.VENDORS[vendor].tools
+        if not any(t in tools for t in wanted):
+            problems.append(f"site says vendor {vendor} but {'/'.join(wanted)} is not on PATH")
+    elif vendor is not None:
+        problems.append(f"vendor {vendor} has no collector in this version of mixops")
+    elif detected is None:
+        problems.append("no known vendor tool on PATH")
+    detail = f"tools: {', '.join(tools) or 'none'}; vendor: {vendor or detected or '?'}"
+    if problems:
+        detail += "; " + "; ".join(problems)
+    return CheckResult(ep.name, address, not problems, hostkey, detail)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """`mixops check`: one line per node; exit 1 if any node is not ready."""
+    site = load_site(args.site)
+    print(f"site file {args.site}: ok ({len(site.nodes)} nodes, {len(site.racks)} racks, {len(site.jobs)} jobs)")
+    eps = [(site.endpoint(n), n.vendor) for n in site.nodes]
+    with ThreadPoolExecutor(max_workers=max(1, min(site.ssh.max_parallel, len(eps) or 1))) as pool:
+        results = list(pool.map(lambda e: _check_node(e[0], e[1], args.trust_new), eps))
+    width = max((len(r.node) for r in results), default=4)
+    for r in results:
+        status = "ok" if r.ok else "FAIL"
+        print(f"{r.node:<{width}}  {status:<4}  {r.address:<21}  host key {r.hostkey:<11}  {r.detail}")
+    changed = [r for r in results if r.hostkey == "CHANGED"]
+    if changed:
+        db = args.db or (str(paths.default_db(site.name)) if paths.default_db(site.name).exists() else None)
+        if db:
+            store = Store(db)
+            for r in changed:
+                store.add_fault(time.time(), r.node, "ssh-hostkey-changed", "critical", "isolate", r.detail)
+            store.close()
+    bad = sum(1 for r in results if not r.ok)
+    print(f"{len(results) - bad} ready, {bad} not ready")
+    return EXIT_NODES_FAILED if bad else EXIT_OK
+
+
+# ---- parse -----------------------------------------------------------------------------------------
+
+def cmd_parse(args: argparse.Namespace) -> int:
+    """`mixops parse FILE`: the contract JSON on stdout."""
+    try:
+        data = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
+    except OSError as exc:
+        raise UsageError(f"{args.file}: cannot read: {exc.strerror or exc}") from None
+    text = data.decode("utf-8", errors="replace")
+    try:
+        result = parse_capture(text, args.vendor, args.tool_command)
+    except ParseInputError as exc:
+        raise UsageError(f"{args.file}: {exc}") from None
+    print(json.dumps(to_json(result), ensure_ascii=False, indent=2))
+    return EXIT_OK
+
+
+# ---- incidents -------------------------------------------------------------------------------------
+
+def cmd_incidents(args: argparse.Namespace) -> int:
+    """`mixops incidents …` over the incidents table."""
+    store = Store(_db_path(args, None))
+    conn = store.conn
+    try:
+        if args.action == "list":
+            sql = "SELECT * FROM incidents" + (" WHERE state = ?" if args.state else "") + \
+                  " ORDER BY severity, opened_at"
+            cur = conn.execute(sql, (args.state,) if args.state else ())
+            cols = [d[0] for d in cur.description]
+            rows = [dict(zip(cols, row, strict=True)) for row in cur]
+            if args.json:
+                for row in rows:
+                    print(json.dumps(row, ensure_ascii=False))
+            elif not rows:
+                print("no incidents" + (f" in state {args.state}" if args.state else ""))
+            else:
+                for row in rows:
+                    print(f"#{row['id']:<5} {row['severity']}  {row['state']:<12} {row['node'] or '-':<16} {row['title']}")
+            return EXIT_OK
+        row = conn.execute("SELECT state FROM incidents WHERE id = ?", (args.id,)).fetchone()
+        if row is None:
+            raise UsageError(f"incident {args.id}: no such incident in {store.path}")
+        state = row[0]
+        now = time.time()
+        if args.action == "ack":
+            if state != "open":
+                raise UsageError(f"incident {args.id}: cannot acknowledge, it is {state}")
+            conn.execute("UPDATE incidents SET state='acknowledged', acknowledged_at=?, acknowledged_by=? "
+                         "WHERE id=?", (now, args.by, args.id))
+        elif args.action == "resolve":
+            if state == "resolved":
+                raise UsageError(f"incident {args.id}: already resolved")
+            conn.execute("UPDATE incidents SET state='resolved', resolved_at=? WHERE id=?", (now, args.id))
+            if args.note:
+                conn.execute("INSERT INTO incident_notes VALUES (?,?,?,?)", (args.id, now, args.by, args.note))
+        elif args.action == "note":
+            conn.execute("INSERT INTO incident_notes VALUES (?,?,?,?)",
+                         (args.id, now, os.environ.get("USER") or "unknown", args.text))
+        print(f"incident {args.id}: {args.action} done")
+        return EXIT_OK
+    finally:
+        store.close()
+
+
+def run(argv: list[str]) -> int:
+    """Run a headless command; every expected failure becomes one line on stderr and exit 2."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        handler = {"collect": cmd_collect, "check": cmd_check, "parse": cmd_parse,
+                   "incidents": cmd_incidents}.get(args.command)
+        if handler is None:
+            raise UsageError(f"mixops {args.command}: not available in this version yet")
+        return handler(args)
+    except UsageError as exc:
+        print(f"mixops: {exc}" if not str(exc).startswith("mixops") else str(exc), file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except SiteError as exc:
+        for problem in exc.problems:
+            print(f"mixops: {problem}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except StoreError as exc:
+        print(f"mixops: database {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except BrokenPipeError:
+        return EXIT_OK

@@ -1,0 +1,67 @@
+"""`mixops parse`: one captured vendor-tool output to the contract JSON (DESIGN §6)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from collectors import ascend, nvidia
+from collectors.model import ParseResult, strip_ansi
+
+
+class ParseInputError(Exception):
+    """The capture cannot be attributed to a vendor/command mixops reads."""
+
+
+def detect(text: str) -> tuple[str, str]:
+    """Guess (vendor, command) from the text of a capture."""
+    if "NVRM: " in text and "Xid" in text:
+        return "nvidia", "kernel log"
+    if re.search(r"npu-smi\s+\d", text) or re.search(r"^\|\s*NPU\s+.*Name", text, re.M):
+        return "ascend", ascend.INFO
+    if re.search(r"^\s*Health Status\s*:", text, re.M):
+        return "ascend", "npu-smi info -t health"
+    first = next((ln for ln in text.splitlines() if ln.strip()), "")
+    if first.count(",") >= 2 and ("MiB" in text or first.lower().startswith("index") or re.match(r"\s*\d+,", first)):
+        return "nvidia", "nvidia-smi --query-gpu"
+    raise ParseInputError("cannot tell which vendor tool printed this; give --vendor and --command")
+
+
+def parse_capture(text: str, vendor: str | None, command: str | None) -> ParseResult:
+    """Parse a capture, detecting vendor and command when they are not given."""
+    text = strip_ansi(text)
+    if vendor is None or command is None:
+        v, c = detect(text)
+        vendor, command = vendor or v, command or c
+    if vendor == "nvidia":
+        if "kernel" in command or "dmesg" in command or "journalctl" in command:
+            return nvidia.parse_kernel_log(text)
+        fields: tuple[str, ...] | None = nvidia.QUERY_FIELDS
+        m = re.search(r"--query-gpu[= ](\S+)", command)
+        if m:
+            fields = tuple(f.strip() for f in m.group(1).split(",") if f.strip())
+        return nvidia.parse_query_csv(text, fields, command)
+    if vendor == "ascend":
+        if "health" in command:
+            m = re.search(r"-i\s+(\d+)", command)
+            c = re.search(r"-c\s+(\d+)", command)
+            return ascend.parse_health(text, int(m.group(1)) if m else 0, int(c.group(1)) if c else 0, command)
+        return ascend.parse_info(text, command)
+    raise ParseInputError(f"vendor '{vendor}' has no parser in this version of mixops (nvidia, ascend)")
+
+
+def to_json(result: ParseResult) -> dict[str, Any]:
+    """The contract object of parse-output.schema.json."""
+    return {
+        "vendor": result.vendor,
+        "command": result.command,
+        "cards": [{
+            "index": c.index, "chip": c.chip, "model": c.model, "serial": c.serial, "bus_id": c.bus_id,
+            "health": c.health.value, "temperature_c": c.temperature_c, "utilization_pct": c.utilization_pct,
+            "memory_used_mib": c.memory_used_mib, "memory_total_mib": c.memory_total_mib, "power_w": c.power_w,
+            "ecc_uncorrected": c.ecc_uncorrected,
+        } for c in result.cards],
+        "faults": [{"code": f.code, "severity": f.severity.value, "action": f.action.value,
+                    "message": f.message, "card_index": f.card_index} for f in result.faults],
+        "warnings": list(result.warnings),
+    }

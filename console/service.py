@@ -1,0 +1,85 @@
+"""The sweep service: every node in worker threads, one store transaction per sweep."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import psutil
+
+from collectors.model import NodeReport
+from collectors.node import NodeCollector
+from console.site import Site
+from console.store import Store, SweepStats
+
+
+@dataclass(frozen=True, slots=True)
+class SweepSummary:
+    """What one sweep did, for the CLI line and the GUI status bar."""
+
+    sweep_id: int
+    started: float
+    duration_s: float
+    reports: tuple[NodeReport, ...]
+    stale: tuple[str, ...]
+
+    @property
+    def failed(self) -> tuple[NodeReport, ...]:
+        """Reports of the nodes that failed."""
+        return tuple(r for r in self.reports if not r.ok)
+
+
+class Collector:
+    """Owns one NodeCollector per node; each sweep fans out over a bounded thread pool."""
+
+    def __init__(self, site: Site, store: Store, max_parallel: int | None = None) -> None:
+        self.site = site
+        self.store = store
+        cursors = store.cursors()
+        store.sync_nodes((n.name, n.host, n.port, n.rack, n.slot, n.vendor) for n in site.nodes)
+        self.nodes = {n.name: NodeCollector(site.endpoint(n), n.vendor, cursors.get(n.name)) for n in site.nodes}
+        workers = max(1, min(max_parallel or site.ssh.max_parallel, len(self.nodes) or 1))
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mixops-node")
+        self._busy: set[str] = set()
+        self._busy_lock = threading.Lock()
+        self._proc = psutil.Process(os.getpid())
+        self._proc.cpu_percent(None)
+
+    def close(self) -> None:
+        """Stop the workers and close every session."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        for node in self.nodes.values():
+            node.close()
+
+    def _sweep_node(self, name: str) -> NodeReport:
+        try:
+            return self.nodes[name].sweep()
+        finally:
+            with self._busy_lock:
+                self._busy.discard(name)
+
+    def sweep(self, on_report: Callable[[NodeReport], None] | None = None) -> SweepSummary:
+        """One pass over the site. A node still busy from an earlier sweep is reported stale."""
+        started = time.time()
+        with self._busy_lock:
+            todo = [n for n in self.nodes if n not in self._busy]
+            stale = tuple(n for n in self.nodes if n in self._busy)
+            self._busy.update(todo)
+        futures = {name: self._pool.submit(self._sweep_node, name) for name in todo}
+        reports: list[NodeReport] = []
+        for name, fut in futures.items():
+            report = fut.result()
+            reports.append(report)
+            if on_report is not None:
+                on_report(report)
+            del name
+        finished = time.time()
+        mem = self._proc.memory_info().rss / 1048576
+        stats = SweepStats(cpu_pct=self._proc.cpu_percent(None), rss_mib=mem)
+        cursors = {name: nc.cursor for name, nc in self.nodes.items()}
+        sweep_id = self.store.write_sweep(started, finished, reports, stale, stats, cursors)
+        return SweepSummary(sweep_id, started, finished - started, tuple(reports), stale)

@@ -1,0 +1,345 @@
+"""The SQLite store (DESIGN §7): one writer, WAL, ordered migrations, one transaction per sweep."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import sqlite_utils
+
+from collectors.model import NodeReport
+
+RAW_RETENTION_DAYS = 7.0
+ROLLUP_RETENTION_DAYS = 400.0
+RAW_TEXT_LIMIT = 64 * 1024
+
+# Ordered migrations: index i upgrades user_version i -> i+1. Never edit a released step; append.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE nodes (
+        name TEXT PRIMARY KEY, host TEXT, port INTEGER, rack TEXT, slot INTEGER, vendor TEXT,
+        status TEXT NOT NULL DEFAULT 'unknown', last_seen REAL, last_error TEXT,
+        last_duration_s REAL, last_attempt REAL, kmsg_cursor REAL
+    );
+    CREATE TABLE cards (
+        id INTEGER PRIMARY KEY, node TEXT NOT NULL, idx INTEGER NOT NULL, chip INTEGER,
+        vendor TEXT, model TEXT, serial TEXT, bus_id TEXT, first_seen REAL, last_seen REAL
+    );
+    CREATE UNIQUE INDEX cards_node_idx_chip ON cards(node, idx, ifnull(chip, -1));
+    CREATE INDEX cards_serial ON cards(serial);
+    CREATE TABLE samples (
+        card_id INTEGER NOT NULL, ts REAL NOT NULL, temperature_c REAL, utilization_pct REAL,
+        memory_used_mib REAL, memory_total_mib REAL, power_w REAL, health TEXT NOT NULL,
+        ecc_uncorrected INTEGER
+    );
+    CREATE INDEX samples_card_ts ON samples(card_id, ts);
+    CREATE INDEX samples_ts ON samples(ts);
+    CREATE TABLE rollups_hourly (
+        card_id INTEGER NOT NULL, hour REAL NOT NULL, n INTEGER NOT NULL,
+        temperature_c_min REAL, temperature_c_avg REAL, temperature_c_max REAL,
+        utilization_pct_min REAL, utilization_pct_avg REAL, utilization_pct_max REAL,
+        memory_used_mib_min REAL, memory_used_mib_avg REAL, memory_used_mib_max REAL,
+        power_w_min REAL, power_w_avg REAL, power_w_max REAL,
+        worst_health TEXT,
+        PRIMARY KEY (card_id, hour)
+    ) WITHOUT ROWID;
+    CREATE TABLE sweeps (
+        id INTEGER PRIMARY KEY, started REAL NOT NULL, finished REAL NOT NULL, duration_s REAL,
+        nodes_ok INTEGER, nodes_failed INTEGER, nodes_stale INTEGER, cards INTEGER,
+        collector_cpu_pct REAL, collector_rss_mib REAL, db_size_mib REAL
+    );
+    CREATE TABLE node_outcomes (
+        sweep_id INTEGER NOT NULL, node TEXT NOT NULL, status TEXT NOT NULL, duration_s REAL,
+        cards INTEGER, warnings INTEGER, error TEXT,
+        PRIMARY KEY (sweep_id, node)
+    ) WITHOUT ROWID;
+    CREATE TABLE faults (
+        id INTEGER PRIMARY KEY, ts REAL NOT NULL, node TEXT NOT NULL, card_idx INTEGER, vendor TEXT,
+        code TEXT NOT NULL, severity TEXT NOT NULL, action TEXT NOT NULL, message TEXT
+    );
+    CREATE INDEX faults_ts ON faults(ts);
+    CREATE INDEX faults_node ON faults(node, ts);
+    CREATE TABLE raw_outputs (
+        id INTEGER PRIMARY KEY, ts REAL NOT NULL, node TEXT NOT NULL, vendor TEXT, section TEXT,
+        warning TEXT, text TEXT
+    );
+    CREATE TABLE incidents (
+        id INTEGER PRIMARY KEY, opened_at REAL NOT NULL, severity TEXT NOT NULL, state TEXT NOT NULL,
+        title TEXT NOT NULL, node TEXT, card_idx INTEGER, job TEXT, acknowledged_at REAL,
+        acknowledged_by TEXT, resolved_at REAL
+    );
+    CREATE TABLE incident_notes (incident_id INTEGER NOT NULL, ts REAL NOT NULL, author TEXT, text TEXT NOT NULL);
+    CREATE TABLE jobs (name TEXT PRIMARY KEY, state TEXT, last_progress_at REAL, last_step INTEGER);
+    CREATE TABLE checkpoints (job TEXT NOT NULL, step INTEGER NOT NULL, ts REAL, path TEXT,
+                              PRIMARY KEY (job, step)) WITHOUT ROWID;
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);
+    CREATE VIEW latest_samples AS
+        SELECT c.node, c.idx, c.chip, c.vendor, c.model, c.serial, s.*
+        FROM cards c JOIN samples s ON s.card_id = c.id
+        WHERE s.ts = (SELECT max(ts) FROM samples WHERE card_id = c.id);
+    """,
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class StoreError(Exception):
+    """The database cannot be used (not a mixops DB, newer schema, disk full, permissions)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SweepStats:
+    """The collector's own cost during one sweep (psutil), stored beside the data."""
+
+    cpu_pct: float | None = None
+    rss_mib: float | None = None
+
+
+def _create_private(path: str) -> None:
+    if path == ":memory:" or os.path.exists(path):
+        return
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+    os.close(fd)
+
+
+def connect(path: str, readonly: bool = False) -> sqlite_utils.Database:
+    """Open the DB with mixops's settings (WAL, busy timeout); creates it 0600 and migrates."""
+    try:
+        if not readonly:
+            _create_private(path)
+        conn = sqlite3.connect(path if not readonly else f"file:{path}?mode=ro", uri=readonly,
+                               check_same_thread=False, isolation_level=None, timeout=30)
+        db = sqlite_utils.Database(conn)
+        conn.execute("PRAGMA busy_timeout = 30000")
+        if not readonly:
+            db.enable_wal()
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            migrate(db, path)
+        return db
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"{path}: {exc}") from exc
+    except OSError as exc:
+        raise StoreError(f"{path}: {exc.strerror or exc}") from exc
+
+
+def migrate(db: sqlite_utils.Database, path: str = "") -> None:
+    """Apply the migrations the file has not seen, each in its own transaction."""
+    version = int(db.execute("PRAGMA user_version").fetchone()[0])
+    if version == 0 and db.table_names() and "nodes" not in db.table_names():
+        raise StoreError(f"{path}: not a mixops database (it has other tables)")
+    if version > SCHEMA_VERSION:
+        raise StoreError(f"{path}: schema version {version} is newer than this mixops ({SCHEMA_VERSION})")
+    for step in range(version, SCHEMA_VERSION):
+        conn = db.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in MIGRATIONS[step].split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {step + 1}")
+            conn.execute("COMMIT")
+        except sqlite3.Error:
+            conn.execute("ROLLBACK")
+            raise
+
+
+class Store:
+    """The one writer. Not thread-safe by design: call it from one thread (see WriterThread)."""
+
+    def __init__(self, path: str, raw_retention_days: float = RAW_RETENTION_DAYS,
+                 rollup_retention_days: float = ROLLUP_RETENTION_DAYS) -> None:
+        self.path = path
+        self.db = connect(path)
+        self.conn = self.db.conn
+        self.raw_retention_days = raw_retention_days
+        self.rollup_retention_days = rollup_retention_days
+        self._card_ids: dict[tuple[str, int, int], int] = {
+            (node, idx, -1 if chip is None else chip): cid
+            for cid, node, idx, chip in self.conn.execute("SELECT id, node, idx, chip FROM cards")
+        }
+        self._last_maintenance = 0.0
+
+    def close(self) -> None:
+        """Close the connection (the WAL is checkpointed by SQLite)."""
+        self.conn.close()
+
+    def sync_nodes(self, nodes: Iterable[tuple[str, str, int | None, str | None, int | None, str | None]]) -> None:
+        """Insert or update the site's nodes (name, host, port, rack, slot, vendor); keeps their status."""
+        with self._tx():
+            self.conn.executemany(
+                """INSERT INTO nodes(name, host, port, rack, slot, vendor) VALUES (?,?,?,?,?,?)
+                   ON CONFLICT(name) DO UPDATE SET host=excluded.host, port=excluded.port,
+                   rack=excluded.rack, slot=excluded.slot,
+                   vendor=coalesce(excluded.vendor, nodes.vendor)""",
+                list(nodes))
+
+    def cursors(self) -> dict[str, float]:
+        """Kernel-log cursors per node, so a restarted collector does not report events twice."""
+        return {n: c for n, c in self.conn.execute(
+            "SELECT name, kmsg_cursor FROM nodes WHERE kmsg_cursor IS NOT NULL")}
+
+    def _tx(self) -> _Transaction:
+        return _Transaction(self.conn)
+
+    def write_sweep(self, started: float, finished: float, reports: Sequence[NodeReport],
+                    stale: Sequence[str] = (), stats: SweepStats | None = None,
+                    cursors: dict[str, float] | None = None) -> int:
+        """Write one sweep in one transaction; returns the sweep id."""
+        stats = stats or SweepStats()
+        conn = self.conn
+        try:
+            with self._tx():
+                db_mib = self.size_mib()
+                ok = sum(1 for r in reports if r.ok)
+                ncards = sum(len(r.cards) for r in reports)
+                cur = conn.execute(
+                    """INSERT INTO sweeps(started, finished, duration_s, nodes_ok, nodes_failed, nodes_stale,
+                       cards, collector_cpu_pct, collector_rss_mib, db_size_mib) VALUES (?,?,?,?,?,?,?,?,?,?)""",
+                    (started, finished, finished - started, ok, len(reports) - ok, len(stale), ncards,
+                     stats.cpu_pct, stats.rss_mib, db_mib))
+                sweep_id = int(cur.lastrowid or 0)
+                sample_rows: list[tuple[object, ...]] = []
+                new_cards: list[tuple[object, ...]] = []
+                seen_cards: list[tuple[float, int]] = []
+                for r in reports:
+                    if not r.ok:
+                        continue
+                    for c in r.cards:
+                        key = (r.node, c.index, -1 if c.chip is None else c.chip)
+                        if key not in self._card_ids:
+                            new_cards.append((r.node, c.index, c.chip, r.vendor, c.model, c.serial, c.bus_id,
+                                              r.started, r.started))
+                for row in new_cards:
+                    cur = conn.execute(
+                        """INSERT INTO cards(node, idx, chip, vendor, model, serial, bus_id, first_seen, last_seen)
+                           VALUES (?,?,?,?,?,?,?,?,?)""", row)
+                    chip = row[2]
+                    self._card_ids[(str(row[0]), int(row[1]), -1 if chip is None else int(chip))] = \
+                        int(cur.lastrowid or 0)  # type: ignore[call-overload]
+                for r in reports:
+                    if not r.ok:
+                        continue
+                    for c in r.cards:
+                        cid = self._card_ids[(r.node, c.index, -1 if c.chip is None else c.chip)]
+                        seen_cards.append((r.started, cid))
+                        sample_rows.append((cid, r.started, c.temperature_c, c.utilization_pct,
+                                            c.memory_used_mib, c.memory_total_mib, c.power_w,
+                                            c.health.value, c.ecc_uncorrected))
+                conn.executemany("INSERT INTO samples VALUES (?,?,?,?,?,?,?,?,?)", sample_rows)
+                conn.executemany("UPDATE cards SET last_seen = ? WHERE id = ?", seen_cards)
+                self._write_outcomes(sweep_id, reports, stale, cursors or {})
+            self._maintain(finished)
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: cannot write sweep: {exc}") from exc
+        return sweep_id
+
+    def _write_outcomes(self, sweep_id: int, reports: Sequence[NodeReport], stale: Sequence[str],
+                        cursors: dict[str, float]) -> None:
+        conn = self.conn
+        conn.executemany(
+            "INSERT INTO node_outcomes VALUES (?,?,?,?,?,?,?)",
+            [(sweep_id, r.node, "ok" if r.ok else "failed", r.duration_s, len(r.cards), len(r.warnings), r.error)
+             for r in reports] + [(sweep_id, n, "stale", None, 0, 0, None) for n in stale])
+        conn.executemany(
+            """UPDATE nodes SET status = 'ok', last_seen = ?, last_attempt = ?, last_error = NULL,
+               last_duration_s = ?, vendor = coalesce(?, vendor) WHERE name = ?""",
+            [(r.started, r.started, r.duration_s, r.vendor, r.node) for r in reports if r.ok])
+        conn.executemany(
+            """UPDATE nodes SET status = 'failed', last_attempt = ?, last_error = ?, last_duration_s = ?,
+               vendor = coalesce(?, vendor) WHERE name = ?""",
+            [(r.started, r.error, r.duration_s, r.vendor, r.node) for r in reports if not r.ok])
+        conn.executemany("UPDATE nodes SET status = 'stale' WHERE name = ? AND status != 'failed'",
+                         [(n,) for n in stale])
+        conn.executemany("UPDATE nodes SET kmsg_cursor = ? WHERE name = ?",
+                         [(c, n) for n, c in cursors.items()])
+        faults = [(f.ts if f.ts is not None else r.started, r.node, f.card_index, r.vendor, f.code,
+                   f.severity.value, f.action.value, f.message) for r in reports for f in r.faults]
+        conn.executemany(
+            """INSERT INTO faults(ts, node, card_idx, vendor, code, severity, action, message)
+               VALUES (?,?,?,?,?,?,?,?)""", faults)
+        raw = [(r.started, r.node, r.vendor, section, "; ".join(r.warnings)[:2000] or r.error,
+                text[:RAW_TEXT_LIMIT])
+               for r in reports if r.raw for section, text in r.raw.items()]
+        conn.executemany(
+            "INSERT INTO raw_outputs(ts, node, vendor, section, warning, text) VALUES (?,?,?,?,?,?)", raw)
+
+    def add_fault(self, ts: float, node: str, code: str, severity: str, action: str, message: str,
+                  vendor: str | None = None, card_idx: int | None = None) -> None:
+        """Record one fault outside a sweep (e.g. a changed host key seen by `check`)."""
+        with self._tx():
+            self.conn.execute(
+                """INSERT INTO faults(ts, node, card_idx, vendor, code, severity, action, message)
+                   VALUES (?,?,?,?,?,?,?,?)""", (ts, node, card_idx, vendor, code, severity, action, message))
+
+    def size_mib(self) -> float | None:
+        """Size of the DB file plus its WAL."""
+        if self.path == ":memory:":
+            return None
+        total = 0
+        for suffix in ("", "-wal"):
+            try:
+                total += os.path.getsize(self.path + suffix)
+            except OSError:
+                pass
+        return total / 1048576
+
+    def _maintain(self, now: float) -> None:
+        """Hourly: roll finished hours up per card, then drop raw samples and rollups past retention."""
+        if now - self._last_maintenance < 300:
+            return
+        self._last_maintenance = now
+        self.rollup(now)
+        self.expire(now)
+
+    def rollup(self, now: float | None = None) -> int:
+        """Aggregate every finished hour not yet rolled up; returns the number of rollup rows written."""
+        now = time.time() if now is None else now
+        row = self.conn.execute("SELECT value FROM meta WHERE key = 'rolled_until'").fetchone()
+        start = float(row[0]) if row else (self.conn.execute("SELECT min(ts) FROM samples").fetchone()[0] or now)
+        start = start - start % 3600
+        end = now - now % 3600
+        if end <= start:
+            return 0
+        with self._tx():
+            cur = self.conn.execute(
+                """INSERT OR REPLACE INTO rollups_hourly
+                   SELECT card_id, ts - (ts % 3600) AS hour, count(*),
+                          min(temperature_c), avg(temperature_c), max(temperature_c),
+                          min(utilization_pct), avg(utilization_pct), max(utilization_pct),
+                          min(memory_used_mib), avg(memory_used_mib), max(memory_used_mib),
+                          min(power_w), avg(power_w), max(power_w),
+                          CASE max(CASE health WHEN 'critical' THEN 3 WHEN 'warning' THEN 2
+                                    WHEN 'unknown' THEN 1 ELSE 0 END)
+                               WHEN 3 THEN 'critical' WHEN 2 THEN 'warning' WHEN 1 THEN 'unknown' ELSE 'ok' END
+                   FROM samples WHERE ts >= ? AND ts < ? GROUP BY card_id, hour""", (start, end))
+            self.conn.execute("INSERT OR REPLACE INTO meta VALUES ('rolled_until', ?)", (str(end),))
+        return int(cur.rowcount)
+
+    def expire(self, now: float | None = None) -> None:
+        """Delete raw samples and rollups older than their retention."""
+        now = time.time() if now is None else now
+        with self._tx():
+            self.conn.execute("DELETE FROM samples WHERE ts < ?", (now - self.raw_retention_days * 86400,))
+            self.conn.execute("DELETE FROM rollups_hourly WHERE hour < ?",
+                              (now - self.rollup_retention_days * 86400,))
+            self.conn.execute("DELETE FROM raw_outputs WHERE ts < ?", (now - self.raw_retention_days * 86400,))
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE … COMMIT, rolled back on any error."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> None:
+        self.conn.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self.conn.execute("COMMIT")
+        else:
+            self.conn.execute("ROLLBACK")
