@@ -94,6 +94,9 @@ def parse_info(text: str, command: str = INFO) -> ParseResult:
             cards.append(card)
     if pending is not None:
         warnings.append(f"ascend: {command}: table ends after half a row: {first_line('|'.join(pending))}")
+    if head1 is not None and not cards and not warnings:
+        warnings.append(f"ascend: {command}: table header but no NPU rows (output cut short?); "
+                        f"last line: {first_line(lines[-1] if lines else text)}")
     if head1 is None:
         warnings.append(f"ascend: {command}: no npu-smi table header found; first line: {first_line(text)}")
     return ParseResult(VENDOR, command, tuple(cards), (), tuple(warnings))

@@ -80,7 +80,8 @@ class NodeCollector:
         result = vendor.parse(sections)
         self._previous = result
         faults = self._new_faults(result.faults)
-        raw = {name: text for name, text in sections.items() if result.warnings and name == primary.section}
+        keep_raw = bool(result.warnings) or not result.cards
+        raw = {primary.section: sections.get(primary.section, "")} if keep_raw else {}
         if not result.cards and not result.warnings:
             return self._fail(started, t0, f"{primary.shell.split()[0]} listed no cards", raw)
         return NodeReport(self.endpoint.name, True, started, time.perf_counter() - t0, self.vendor,

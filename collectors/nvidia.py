@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import io
 import re
 from dataclasses import replace
 from datetime import datetime
@@ -86,7 +85,12 @@ def parse_query_csv(text: str, fields: tuple[str, ...] | None = QUERY_FIELDS,
                     command: str = QUERY) -> ParseResult:
     """Parse `--query-gpu` CSV, with or without header and units; columns are found by name."""
     warnings: list[str] = []
-    rows = [r for r in csv.reader(io.StringIO(text), skipinitialspace=True) if any(c.strip() for c in r)]
+    try:
+        rows = [r for r in csv.reader(text.replace("\0", "").splitlines(), skipinitialspace=True)
+                if any(c.strip() for c in r)]
+    except csv.Error as exc:
+        return ParseResult(VENDOR, command, warnings=(
+            f"nvidia: {command}: not CSV ({exc}); first line: {first_line(text)}",))
     if rows and any(_header_key(c) in ("index", "name", "uuid", "pci.bus_id", "temperature.gpu") for c in rows[0]) \
             and not rows[0][0].strip().isdigit():
         names = [_header_key(c) for c in rows[0]]

@@ -1,0 +1,164 @@
+"""The SSH layer and node collector against real OpenSSH sshd processes on 127.0.0.1."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from collectors.node import NodeCollector
+from collectors.ssh import Endpoint, HostKeyChanged, HostKeyUnknown, NodeSession, SSHError, build_script
+from collectors.model import Command
+from console.site import load_site
+from tests.sshd import keygen
+
+pytestmark = pytest.mark.sshd
+
+
+def _endpoint(fleet, node, **kw):
+    site = load_site(fleet.site_toml(**kw))
+    return site.endpoint(next(n for n in site.nodes if n.name == node.name))
+
+
+def test_sweep_over_kept_open_session(fleet):
+    (node,) = fleet.start(1, "nvidia")
+    nc = NodeCollector(_endpoint(fleet, node), "nvidia")
+    first = nc.sweep()
+    assert first.ok, first.error
+    assert [c.index for c in first.cards] == [0, 1, 2, 3]
+    transport = nc.session._client.get_transport()
+    second = nc.sweep()
+    assert second.ok and nc.session._client.get_transport() is transport  # same connection reused
+    nc.close()
+
+
+def test_vendor_detected_when_site_omits_it(fleet):
+    (node,) = fleet.start(1, "ascend")
+    nc = NodeCollector(_endpoint(fleet, node, vendor_in_site=False), None)
+    report = nc.sweep()
+    assert report.ok and report.vendor == "ascend" and "npu-smi" in report.tools
+    assert len(report.cards) == 3
+    nc.close()
+
+
+def test_connection_refused_fails_only_that_node(fleet):
+    a, b = fleet.start(2, "nvidia")
+    fleet.stop_node(b)
+    ra = NodeCollector(_endpoint(fleet, a), "nvidia").sweep()
+    rb = NodeCollector(_endpoint(fleet, b), "nvidia").sweep()
+    assert ra.ok
+    assert not rb.ok and "connection refused" in rb.error
+
+
+def test_unknown_host_key_is_refused_with_how_to_trust(fleet):
+    (node,) = fleet.start(1, "nvidia", trust=False)
+    with pytest.raises(HostKeyUnknown) as info:
+        NodeSession(_endpoint(fleet, node)).run((Command("x", "true"),))
+    assert "--trust-new" in str(info.value) and info.value.fingerprint.startswith("SHA256:")
+
+
+def test_changed_host_key_is_refused_and_recorded_as_fault(fleet, tmp_path):
+    (node,) = fleet.start(1, "nvidia", trust=False)
+    other = keygen(tmp_path / "other_host_key")
+    fleet.trust(node, " ".join(other.with_suffix(".pub").read_text().split()[:2]))
+    with pytest.raises(HostKeyChanged):
+        NodeSession(_endpoint(fleet, node)).run((Command("x", "true"),))
+    report = NodeCollector(_endpoint(fleet, node), "nvidia").sweep()
+    assert not report.ok and "HOST KEY CHANGED" in report.error
+    assert [f.code for f in report.faults] == ["ssh-hostkey-changed"]
+
+
+def test_auth_failure_names_the_user(fleet, client_keys):
+    (node,) = fleet.start(1, "nvidia")
+    report = NodeCollector(_endpoint(fleet, node, identity=client_keys[1]), "nvidia").sweep()
+    assert not report.ok and report.error.startswith("authentication failed for user ")
+
+
+def test_missing_tool_reports_stderr_tail(fleet):
+    (node,) = fleet.start(1, "nvidia")
+    node.remove_tool("nvidia-smi")
+    report = NodeCollector(_endpoint(fleet, node), "nvidia").sweep()
+    assert not report.ok and "nvidia-smi not found" in report.error
+
+
+def test_tool_exit_nonzero_reports_stderr(fleet):
+    (node,) = fleet.start(1, "ascend")
+    node.set_mode("fail")
+    report = NodeCollector(_endpoint(fleet, node), "ascend").sweep()
+    assert not report.ok
+    assert report.error == "npu-smi exited 1: npu-smi: error: failed to query devices (driver not loaded)"
+
+
+@pytest.mark.parametrize("mode", ["garbage", "truncated"])
+def test_garbage_output_warns_keeps_raw_and_fakes_nothing(fleet, mode):
+    (node,) = fleet.start(1, "ascend")
+    node.set_mode(mode)
+    report = NodeCollector(_endpoint(fleet, node), "ascend").sweep()
+    assert report.warnings, report
+    assert any(w.startswith("ascend: npu-smi info:") for w in report.warnings)
+    assert report.raw.get("info")
+    for card in report.cards:
+        assert card.temperature_c is None or card.temperature_c > 0
+
+
+def test_hung_tool_fails_at_timeout_while_20_others_finish(fleet):
+    from console.service import Collector
+    from console.store import Store
+
+    nodes = fleet.start(21, "nvidia")
+    nodes[0].set_mode("hang")
+    site = load_site(fleet.site_toml(command_timeout_s=2))
+    store = Store(str(fleet.root / "ops.db"))
+    collector = Collector(site, store, max_parallel=32)
+    try:
+        collector.sweep()  # connect everything first
+        t0 = time.monotonic()
+        summary = collector.sweep()
+        elapsed = time.monotonic() - t0
+    finally:
+        collector.close()
+        store.close()
+    failed = {r.node: r.error for r in summary.reports if not r.ok}
+    assert list(failed) == ["n001"] and "timed out after 2 s" in failed["n001"]
+    assert elapsed <= 2 + 2
+
+
+def test_reconnects_after_node_restart(fleet):
+    (node,) = fleet.start(1, "nvidia")
+    nc = NodeCollector(_endpoint(fleet, node), "nvidia")
+    assert nc.sweep().ok
+    fleet.stop_node(node)
+    assert not nc.sweep().ok
+    fleet._launch(node)
+    fleet._wait(node)
+    assert nc.sweep().ok  # first retry happens on the very next sweep
+    nc.close()
+
+
+def test_proxyjump_through_a_jump_host(fleet):
+    jump, target = fleet.start(2, "nvidia")
+    site_path = fleet.site_toml()
+    text = site_path.read_text().replace(f'name = "{target.name}"', f'name = "{target.name}"\njump = "jumphost"')
+    cfg = fleet.root / "ssh_config"
+    cfg.write_text(f"Host jumphost\n  HostName 127.0.0.1\n  Port {jump.port}\n")
+    text = text.replace(f'config_file = "{fleet.root}/no_ssh_config"', f'config_file = "{cfg}"')
+    site_path.write_text(text)
+    site = load_site(site_path)
+    ep = site.endpoint(next(n for n in site.nodes if n.name == target.name))
+    assert ep.jump is not None and ep.jump.port == jump.port
+    report = NodeCollector(ep, "nvidia").sweep()
+    assert report.ok, report.error
+
+
+def test_script_contains_only_plan_constants():
+    script = build_script((Command("query", "nvidia-smi -L"),), "00ff", 8, 1234)
+    assert "MIXOPS_SINCE=1234" in script and "'nvidia-smi -L'" in script
+    with pytest.raises(ValueError):
+        build_script((Command("bad;rm", "x"),), "00ff", 8, 0)
+
+
+def test_ssh_error_is_one_line():
+    ep = Endpoint("nowhere", "127.0.0.1", port=1, connect_timeout_s=1, known_hosts="/dev/null")
+    with pytest.raises(SSHError) as info:
+        NodeSession(ep).run((Command("x", "true"),))
+    assert "\n" not in str(info.value)
