@@ -167,7 +167,7 @@ def connect_client(endpoint: Endpoint) -> paramiko.SSHClient:
         keys = [os.path.expanduser(p) for p in endpoint.identity_files]
         client.connect(
             endpoint.host, port=endpoint.port, username=endpoint.user, sock=sock,
-            key_filename=[k for k in keys if os.path.exists(k)] or None,
+            key_filename=[k for k in keys if os.path.exists(k)] or None,  # type: ignore[arg-type]
             timeout=endpoint.connect_timeout_s, banner_timeout=endpoint.connect_timeout_s,
             auth_timeout=endpoint.connect_timeout_s, channel_timeout=endpoint.connect_timeout_s,
             allow_agent=True, look_for_keys=not keys,

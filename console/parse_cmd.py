@@ -43,9 +43,10 @@ def parse_capture(text: str, vendor: str | None, command: str | None) -> ParseRe
         return nvidia.parse_query_csv(text, fields, command)
     if vendor == "ascend":
         if "health" in command:
-            m = re.search(r"-i\s+(\d+)", command)
-            c = re.search(r"-c\s+(\d+)", command)
-            return ascend.parse_health(text, int(m.group(1)) if m else 0, int(c.group(1)) if c else 0, command)
+            npu = re.search(r"-i\s+(\d+)", command)
+            chip = re.search(r"-c\s+(\d+)", command)
+            return ascend.parse_health(text, int(npu.group(1)) if npu else 0, int(chip.group(1)) if chip else 0,
+                                       command)
         return ascend.parse_info(text, command)
     raise ParseInputError(f"vendor '{vendor}' has no parser in this version of mixops (nvidia, ascend)")
 

@@ -203,7 +203,8 @@ class Store:
                      stats.cpu_pct, stats.rss_mib, db_mib))
                 sweep_id = int(cur.lastrowid or 0)
                 sample_rows: list[tuple[object, ...]] = []
-                new_cards: list[tuple[object, ...]] = []
+                new_cards: list[tuple[str, int, int | None, str | None, str | None, str | None, str | None,
+                                      float, float]] = []
                 seen_cards: list[tuple[float, int]] = []
                 for r in reports:
                     if not r.ok:
@@ -218,8 +219,7 @@ class Store:
                         """INSERT INTO cards(node, idx, chip, vendor, model, serial, bus_id, first_seen, last_seen)
                            VALUES (?,?,?,?,?,?,?,?,?)""", row)
                     chip = row[2]
-                    self._card_ids[(str(row[0]), int(row[1]), -1 if chip is None else int(chip))] = \
-                        int(cur.lastrowid or 0)  # type: ignore[call-overload]
+                    self._card_ids[(row[0], row[1], -1 if chip is None else chip)] = int(cur.lastrowid or 0)
                 for r in reports:
                     if not r.ok:
                         continue

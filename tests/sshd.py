@@ -143,8 +143,15 @@ class Fleet:
         """Stop one node's sshd (connection refused afterwards)."""
         if node.proc is not None and node.proc.poll() is None:
             # Like a dead machine: the per-connection sshd children go too.
-            for child in psutil.Process(node.proc.pid).children(recursive=True):
-                child.kill()
+            try:
+                children = psutil.Process(node.proc.pid).children(recursive=True)
+            except psutil.NoSuchProcess:
+                children = []
+            for child in children:
+                try:
+                    child.kill()
+                except psutil.NoSuchProcess:
+                    pass
             node.proc.terminate()
             try:
                 node.proc.wait(5)

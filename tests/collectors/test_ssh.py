@@ -6,9 +6,9 @@ import time
 
 import pytest
 
+from collectors.model import Command
 from collectors.node import NodeCollector
 from collectors.ssh import Endpoint, HostKeyChanged, HostKeyUnknown, NodeSession, SSHError, build_script
-from collectors.model import Command
 from console.site import load_site
 from tests.sshd import keygen
 

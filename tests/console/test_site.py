@@ -1,0 +1,98 @@
+"""Site file validation: one line per problem naming file, line and field."""
+
+from __future__ import annotations
+
+import pytest
+
+from console.site import SiteError, load_site
+
+GOOD = """
+[site]
+name = "hall 2"
+timezone = "Asia/Shanghai"
+
+[ssh]
+user = "ops"
+
+[[racks]]
+name = "A01"
+slots = 4
+
+[[nodes]]
+name = "gpu-a01-1"
+rack = "A01"
+slot = 1
+vendor = "nvidia"
+
+[[nodes]]
+name = "npu-a01-2"
+host = "10.0.0.2"
+rack = "A01"
+slot = 2
+
+[[jobs]]
+name = "llm"
+nodes = ["gpu-a01-*", "npu-*"]
+
+[[shifts]]
+name = "day"
+start = "08:00"
+hours = 12
+"""
+
+
+def _write(tmp_path, text):
+    p = tmp_path / "site.toml"
+    p.write_text(text)
+    return p
+
+
+def test_good_site(tmp_path):
+    site = load_site(_write(tmp_path, GOOD))
+    assert [n.name for n in site.nodes] == ["gpu-a01-1", "npu-a01-2"]
+    assert site.nodes[0].host == "gpu-a01-1" and site.nodes[1].vendor is None
+    assert site.jobs[0].nodes == ("gpu-a01-*", "npu-*")
+    ep = site.endpoint(site.nodes[1])
+    assert (ep.name, ep.host, ep.port, ep.user) == ("npu-a01-2", "10.0.0.2", 22, "ops")
+
+
+@pytest.mark.parametrize(("change", "expected"), [
+    (('slot = 2\n', 'slot = 2\ncolour = "red"\n'), ":24: nodes[1].colour: unknown key"),
+    (('slot = 1\n', 'slot = "one"\n'), ":16: nodes[0].slot: must be an integer, got 'one'"),
+    (('rack = "A01"\nslot = 2', 'rack = "B07"\nslot = 2'), ":22: nodes[1].rack: rack 'B07' does not exist"),
+    (('name = "npu-a01-2"', 'name = "gpu-a01-1"'), ":20: nodes[1].name: duplicate node 'gpu-a01-1'"),
+    (('"npu-*"', '"npu-[ab"'), "jobs[0].nodes: bad glob 'npu-[ab': unbalanced '['"),
+    (('"npu-*"', '"cpu-*"'), "jobs[0].nodes: glob 'cpu-*' matches no node"),
+    (('vendor = "nvidia"', 'vendor = "nvidai"'), "nodes[0].vendor: unknown vendor 'nvidai'"),
+    (('Asia/Shanghai', 'Mars/Olympus'), "site.timezone: unknown timezone 'Mars/Olympus'"),
+    (('start = "08:00"', 'start = "8am"'), "shifts[0].start: must be HH:MM"),
+])
+def test_problem_is_named(tmp_path, change, expected):
+    with pytest.raises(SiteError) as info:
+        load_site(_write(tmp_path, GOOD.replace(*change, 1)))
+    assert any(expected in p for p in info.value.problems), info.value.problems
+    assert all(p.startswith(str(tmp_path / "site.toml")) for p in info.value.problems)
+
+
+def test_toml_syntax_error_has_line_and_column(tmp_path):
+    with pytest.raises(SiteError) as info:
+        load_site(_write(tmp_path, GOOD.replace('name = "hall 2"', 'name = "hall 2')))
+    (problem,) = info.value.problems
+    assert problem.startswith(f"{tmp_path / 'site.toml'}:3:") and "TOML syntax error" in problem
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(SiteError, match="no such file"):
+        load_site(tmp_path / "nope.toml")
+
+
+def test_ssh_config_is_honoured(tmp_path):
+    cfg = tmp_path / "ssh_config"
+    cfg.write_text("Host gpu-a01-1\n  HostName 10.9.9.9\n  Port 2222\n  User admin\n"
+                   "  IdentityFile ~/.ssh/id_gpu\n  ProxyJump bastion@jump.example:2200\n")
+    text = GOOD.replace('user = "ops"', f'user = "ops"\nconfig_file = "{cfg}"')
+    site = load_site(_write(tmp_path, text))
+    ep = site.endpoint(site.nodes[0])
+    assert (ep.host, ep.port, ep.user) == ("10.9.9.9", 2222, "admin")
+    assert ep.identity_files[-1].endswith("id_gpu")
+    assert ep.jump is not None and (ep.jump.host, ep.jump.port, ep.jump.user) == ("jump.example", 2200, "bastion")
