@@ -1,10 +1,10 @@
 """Sweep wall time and client CPU per node-poll: mixops's collector vs parallel-ssh, same fleet, same run.
 
 Needs a running loopback fleet (../shared/fleet/fleet.sh start 200 --state DIR) and parallel-ssh.
-mixops runs its real NVIDIA plan (the --query-gpu CSV *and* the kernel-log Xid scan, so two commands
-per node-poll, plus parsing); the baseline runs one nvidia-smi query per node-poll and does not parse.
+By default mixops runs the baseline's exact nvidia-smi command (framed, parsed, host keys verified);
+with --full-plan it runs its real NVIDIA plan (the --query-gpu CSV and the kernel-log Xid scan).
 
-    python bench/collect_vs_pssh.py --state /tmp/fleet [--sweeps 6]
+    python bench/collect_vs_pssh.py --state /tmp/fleet [--sweeps 6] [--full-plan]
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from collectors import nvidia, registry  # noqa: E402
+from collectors.model import Command  # noqa: E402
 from collectors.node import NodeCollector  # noqa: E402
 from console.site import load_site  # noqa: E402
 
@@ -33,6 +35,18 @@ def cpu_s() -> float:
     return r.ru_utime + r.ru_stime
 
 
+PSSH_QUERY = ("nvidia-smi --query-gpu=index,uuid,temperature.gpu,utilization.gpu,memory.used,memory.total,power.draw"
+              " --format=csv,noheader,nounits")
+PSSH_FIELDS = ("index", "uuid", "temperature.gpu", "utilization.gpu", "memory.used", "memory.total", "power.draw")
+
+
+def use_same_command() -> None:
+    """Make mixops run exactly the baseline's one command per node-poll (still framed and parsed)."""
+    registry.VENDORS["nvidia"] = registry.Vendor(
+        "nvidia", nvidia.TOOLS, lambda _prev: (Command("query", PSSH_QUERY),),
+        lambda sections: nvidia.parse_query_csv(sections.get("query", ""), PSSH_FIELDS, PSSH_QUERY))
+
+
 def mixops_sweeps(state: Path, sweeps: int, parallel: int) -> tuple[float, float, int]:
     """Median steady-state wall s and CPU ms per node-poll (sweeps 2..K) of mixops's collector."""
     site = load_site(state / "site.toml")
@@ -43,7 +57,8 @@ def mixops_sweeps(state: Path, sweeps: int, parallel: int) -> tuple[float, float
     with ThreadPoolExecutor(max_workers=min(parallel, len(collectors))) as pool:
         for k in range(sweeps):
             c0, t0 = cpu_s(), time.perf_counter()
-            reports = list(pool.map(lambda nc: nc.sweep(), collectors))
+            list(pool.map(lambda nc: nc.begin(), collectors))  # as console.service does: send all,
+            reports = list(pool.map(lambda nc: nc.end(), collectors))  # then read all
             wall = time.perf_counter() - t0
             cpu = (cpu_s() - c0) * 1000 / len(collectors)
             failed = [r for r in reports if not r.ok]
@@ -72,8 +87,13 @@ def main() -> None:
     ap.add_argument("--state", type=Path, required=True, help="fleet state directory")
     ap.add_argument("--sweeps", type=int, default=6)
     ap.add_argument("--parallel", type=int, default=64, help="mixops worker threads")
+    ap.add_argument("--full-plan", action="store_true",
+                    help="mixops runs its real plan (query + kernel-log Xid scan) instead of the baseline's command")
     a = ap.parse_args()
     sweeps = max(2, min(a.sweeps, 50))
+    if not a.full_plan:
+        use_same_command()
+    print(f"mixops plan: {'full (query + kernel log)' if a.full_plan else 'same command as the baseline'}")
     mx_wall, mx_cpu, n = mixops_sweeps(a.state, sweeps, a.parallel)
     ps_wall, ps_cpu = pssh_sweeps(a.state, sweeps)
     print(f"\nnodes={n} sweeps={sweeps} (steady state = median of sweeps 2..{sweeps})")

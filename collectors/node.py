@@ -5,10 +5,11 @@ from __future__ import annotations
 import hashlib
 import time
 from collections import deque
+from collections.abc import Callable
 
 from collectors import registry
-from collectors.model import Action, Fault, NodeReport, ParseResult, Severity, first_line
-from collectors.ssh import Endpoint, HostKeyChanged, NodeSession, SSHError
+from collectors.model import Action, Command, Fault, NodeReport, ParseResult, Severity, first_line
+from collectors.ssh import Endpoint, HostKeyChanged, NodeSession, Pending, SSHError, SweepOutput
 
 _SEEN_LIMIT = 4096
 
@@ -27,6 +28,12 @@ class NodeCollector:
         self._seen: deque[str] = deque(maxlen=_SEEN_LIMIT)
         self._previous: ParseResult | None = None
         self.tools: tuple[str, ...] = ()
+        self._started = 0.0
+        self._t0 = 0.0
+        self._pending: Pending | None = None
+        self._early: NodeReport | None = None
+        self._plan: tuple[Command, ...] = ()
+        self._vendor_parse: Callable[[dict[str, str]], ParseResult] | None = None
 
     def close(self) -> None:
         """Close the node's session."""
@@ -34,24 +41,45 @@ class NodeCollector:
 
     def sweep(self) -> NodeReport:
         """Collect once; never raises for node-side problems: they become a failed NodeReport."""
-        started = time.time()
-        t0 = time.perf_counter()
+        self.begin()
+        return self.end()
+
+    def begin(self) -> None:
+        """Send this sweep's commands (connecting and detecting first when needed); never raises."""
+        self._started = time.time()
+        self._t0 = time.perf_counter()
+        self._pending = None
+        self._early = None
         try:
-            return self._sweep(started, t0)
-        except HostKeyChanged as exc:
+            self._early = self._begin()
+        except (SSHError, HostKeyChanged) as exc:
+            self._early = self._error(exc)
+
+    def end(self) -> NodeReport:
+        """Read the answer of begin() and turn it into the node's report; never raises."""
+        if self._early is not None or self._pending is None:
+            return self._early or self._fail(self._started, self._t0, "sweep was not started")
+        try:
+            out = self.session.finish(self._pending)
+        except (SSHError, HostKeyChanged) as exc:
+            return self._error(exc)
+        return self._build(out)
+
+    def _error(self, exc: SSHError) -> NodeReport:
+        elapsed = time.perf_counter() - self._t0
+        if isinstance(exc, HostKeyChanged):
             # Raised once per connection attempt; the backoff keeps it from repeating every sweep.
-            fault = Fault("ssh-hostkey-changed", Severity.CRITICAL, Action.ISOLATE, str(exc), None, started)
-            return NodeReport(self.endpoint.name, False, started, time.perf_counter() - t0,
-                              self.vendor, faults=(fault,), error=str(exc))
-        except SSHError as exc:
-            return NodeReport(self.endpoint.name, False, started, time.perf_counter() - t0,
-                              self.vendor, error=str(exc))
+            fault = Fault("ssh-hostkey-changed", Severity.CRITICAL, Action.ISOLATE, str(exc), None, self._started)
+            return NodeReport(self.endpoint.name, False, self._started, elapsed, self.vendor, faults=(fault,),
+                              error=str(exc))
+        return NodeReport(self.endpoint.name, False, self._started, elapsed, self.vendor, error=str(exc))
 
     def _fail(self, started: float, t0: float, error: str, raw: dict[str, str] | None = None) -> NodeReport:
         return NodeReport(self.endpoint.name, False, started, time.perf_counter() - t0, self.vendor,
                           error=error, raw=raw or {}, tools=self.tools)
 
-    def _sweep(self, started: float, t0: float) -> NodeReport:
+    def _begin(self) -> NodeReport | None:
+        started, t0 = self._started, self._t0
         if self.vendor is None:
             out = self.session.run((registry.detect_command(),))
             text = out.sections["detect"].stdout if "detect" in out.sections else ""
@@ -63,8 +91,13 @@ class NodeCollector:
         vendor = registry.get(self.vendor)
         if vendor is None:
             return self._fail(started, t0, f"vendor '{self.vendor}' has no collector in this version of mixops")
-        plan = vendor.plan(self._previous)
-        out = self.session.run(plan, since=int(self.cursor))
+        self._plan = vendor.plan(self._previous)
+        self._vendor_parse = vendor.parse
+        self._pending = self.session.start(self._plan, since=int(self.cursor))
+        return None
+
+    def _build(self, out: SweepOutput) -> NodeReport:
+        started, t0, plan = self._started, self._t0, self._plan
         primary = plan[0]
         main = out.sections.get(primary.section)
         if main is None:
@@ -77,7 +110,8 @@ class NodeCollector:
             return self._fail(started, t0, f"{tool} {reason}: {tail}",
                               {primary.section: main.stdout + main.stderr_tail})
         sections = {name: sec.stdout for name, sec in out.sections.items()}
-        result = vendor.parse(sections)
+        assert self._vendor_parse is not None
+        result = self._vendor_parse(sections)
         self._previous = result
         faults = self._new_faults(result.faults)
         keep_raw = bool(result.warnings) or not result.cards

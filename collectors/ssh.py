@@ -109,6 +109,15 @@ class Section:
     stderr_tail: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """A sweep sent to a node whose answer has not been read yet."""
+
+    commands: tuple[Command, ...]
+    nonce: str
+    deadline: float
+
+
 @dataclass(slots=True)
 class SweepOutput:
     """All sections of one sweep of one node."""
@@ -193,7 +202,8 @@ def connect_client(endpoint: Endpoint) -> paramiko.SSHClient:
 
 _SHELL_PRELUDE = (
     "export LANG=C.UTF-8 LC_ALL=C.UTF-8; "
-    "E=$(mktemp 2>/dev/null) || E=/dev/null; export E; trap 'rm -f \"$E\"' EXIT HUP TERM; "
+    "E=$(mktemp 2>/dev/null) || E=/dev/null; O=$(mktemp 2>/dev/null) || O=''; export E O; "
+    "trap 'rm -f \"$E\" \"$O\"' EXIT HUP TERM; "
     "/bin/sh -s 2>/dev/null"
 )
 
@@ -212,8 +222,11 @@ def build_script(commands: tuple[Command, ...], nonce: str, timeout_s: float, si
             f"[ \"$rc\" -eq 0 ] || tail -c {STDERR_TAIL_BYTES} \"$E\" 2>/dev/null; "
             f"printf '\\n@@MX {nonce} X {cmd.section}\\n'"
         )
-    parts.append(f"printf '\\n@@MX {nonce} D\\n'\n")
-    return "\n".join(parts)
+    body = "\n".join(parts)
+    # The sections go to a file and out in one write, so the answer travels in one or two SSH packets
+    # instead of one per frame (client CPU is per packet). Without a temp file, stream directly.
+    return (f"if [ -n \"$O\" ]; then {{\n{body}\n}} >\"$O\"; cat \"$O\"; else\n{body}\nfi; "
+            f"printf '\\n@@MX {nonce} D\\n'\n")
 
 
 def parse_frames(data: str, nonce: str) -> SweepOutput:
@@ -308,19 +321,36 @@ class NodeSession:
 
     def run(self, commands: tuple[Command, ...], since: int = 0) -> SweepOutput:
         """Run one framed sweep on the open shell; raises SSHError with a one-line reason."""
-        with self._lock:
-            return self._run(commands, since)
+        return self.finish(self.start(commands, since))
 
-    def _run(self, commands: tuple[Command, ...], since: int) -> SweepOutput:
-        chan = self._ensure_shell()
-        nonce = secrets.token_hex(8)
+    def start(self, commands: tuple[Command, ...], since: int = 0) -> Pending:
+        """Send a sweep to the node and return at once; finish() collects the answer."""
+        with self._lock:
+            chan = self._ensure_shell()
+            nonce = secrets.token_hex(8)
+            timeout = self.endpoint.command_timeout_s
+            try:
+                chan.sendall(build_script(commands, nonce, timeout, since).encode())
+            except (OSError, paramiko.SSHException, EOFError) as exc:
+                msg = _describe(exc, self.endpoint)
+                self._note_failure(msg)
+                raise SSHError(msg) from exc
+            return Pending(commands, nonce, time.monotonic() + timeout + 1.0)
+
+    def finish(self, pending: Pending) -> SweepOutput:
+        """Read the framed answer of a started sweep until its end marker or its deadline."""
+        with self._lock:
+            return self._finish(pending)
+
+    def _finish(self, pending: Pending) -> SweepOutput:
+        commands, nonce, deadline = pending.commands, pending.nonce, pending.deadline
         timeout = self.endpoint.command_timeout_s
-        script = build_script(commands, nonce, timeout, since)
+        chan = self._chan
+        if chan is None:
+            raise SSHError(f"{self.endpoint.name}: session closed before the answer arrived")
         done = f"\n@@MX {nonce} D\n".encode()
-        deadline = time.monotonic() + timeout + 1.0
         buf = bytearray()
         try:
-            chan.sendall(script.encode())
             while not buf.endswith(done):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:

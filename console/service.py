@@ -55,9 +55,9 @@ class Collector:
         for node in self.nodes.values():
             node.close()
 
-    def _sweep_node(self, name: str) -> NodeReport:
+    def _end_node(self, name: str) -> NodeReport:
         try:
-            return self.nodes[name].sweep()
+            return self.nodes[name].end()
         finally:
             with self._busy_lock:
                 self._busy.discard(name)
@@ -69,14 +69,14 @@ class Collector:
             todo = [n for n in self.nodes if n not in self._busy]
             stale = tuple(n for n in self.nodes if n in self._busy)
             self._busy.update(todo)
-        futures = {name: self._pool.submit(self._sweep_node, name) for name in todo}
+        # Two phases: send every node its sweep first, then read the answers, so the nodes all work
+        # at once however few worker threads there are.
+        list(self._pool.map(lambda name: self.nodes[name].begin(), todo))
         reports: list[NodeReport] = []
-        for name, fut in futures.items():
-            report = fut.result()
+        for report in self._pool.map(self._end_node, todo):
             reports.append(report)
             if on_report is not None:
                 on_report(report)
-            del name
         finished = time.time()
         mem = self._proc.memory_info().rss / 1048576
         stats = SweepStats(cpu_pct=self._proc.cpu_percent(None), rss_mib=mem)
