@@ -179,6 +179,8 @@ def sanity(card: CardSample, warnings: list[str], command: str) -> CardSample:
     health = card.health
     if card.ecc_uncorrected:
         health = Health.CRITICAL
+    elif health is Health.OK and all(v is None for v in (temp, power, util, card.memory_used_mib)):
+        health = Health.UNKNOWN  # a listed card that reports nothing is not known to be healthy
     if not bad:
         return card if health is card.health else replace(card, health=health)
     warnings.append(f"card {card.index}: impossible values ({', '.join(bad)}) from {command}; "

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
 
-from collectors import ascend, nvidia
+from collectors import ascend, cambricon, hygon, metax, nvidia
 from collectors.model import Command, ParseResult
 
 
@@ -36,6 +36,9 @@ def _ascend_plan(previous: ParseResult | None) -> tuple[Command, ...]:
 VENDORS: dict[str, Vendor] = {
     "nvidia": Vendor("nvidia", nvidia.TOOLS, _static_plan(nvidia), nvidia.parse),
     "ascend": Vendor("ascend", ascend.TOOLS, _ascend_plan, ascend.parse),
+    "hygon": Vendor("hygon", hygon.TOOLS, _static_plan(hygon), hygon.parse),
+    "cambricon": Vendor("cambricon", cambricon.TOOLS, _static_plan(cambricon), cambricon.parse),
+    "metax": Vendor("metax", metax.TOOLS, _static_plan(metax), metax.parse),
 }
 
 # Every vendor name the site file may use (DESIGN §5); those without a module yet are refused by
@@ -43,7 +46,7 @@ VENDORS: dict[str, Vendor] = {
 KNOWN_VENDORS = ("nvidia", "ascend", "cambricon", "hygon", "amd", "metax", "mthreads", "iluvatar",
                  "enflame", "biren", "kunlunxin", "denglin")
 
-# Detection order matters where tools overlap (Hygon's hy-smi before rocm-smi, added with those vendors).
+# Detection order matters where tools overlap: Hygon's hy-smi is looked for before any rocm-smi.
 DETECT_ORDER = tuple(VENDORS)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from collectors import ascend, nvidia
+from collectors import ascend, cambricon, hygon, metax, nvidia
 from collectors.model import ParseResult, strip_ansi
 
 
@@ -21,6 +21,16 @@ def detect(text: str) -> tuple[str, str]:
         return "ascend", ascend.INFO
     if re.search(r"^\s*Health Status\s*:", text, re.M):
         return "ascend", "npu-smi info -t health"
+    if re.search(r"\|\s*CNMON\s+v", text):
+        return "cambricon", cambricon.TABLE
+    if re.search(r"MX-SMI\s+\d|MetaX System Management", text):
+        if re.search(r"^GPU#\d+", text, re.M):
+            return "metax", "mx-smi --show-temperature --show-usage --show-memory"
+        return "metax", metax.TABLE
+    if re.search(r'"card\d+"\s*:', text) and ("DCU" in text or "HCU" in text or "Haiguang" in text):
+        return "hygon", hygon.JSON_QUERY
+    if re.search(r"^\s*(DCU|HCU)\s+Temp\b", text, re.M):
+        return "hygon", hygon.TABLE
     first = next((ln for ln in text.splitlines() if ln.strip()), "")
     if first.count(",") >= 2 and ("MiB" in text or first.lower().startswith("index") or re.match(r"\s*\d+,", first)):
         return "nvidia", "nvidia-smi --query-gpu"
@@ -48,7 +58,14 @@ def parse_capture(text: str, vendor: str | None, command: str | None) -> ParseRe
             return ascend.parse_health(text, int(npu.group(1)) if npu else 0, int(chip.group(1)) if chip else 0,
                                        command)
         return ascend.parse_info(text, command)
-    raise ParseInputError(f"vendor '{vendor}' has no parser in this version of mixops (nvidia, ascend)")
+    if vendor == "cambricon":
+        return cambricon.parse_table(text, command)
+    if vendor == "metax":
+        return metax.parse_show(text, command) if "--show" in command else metax.parse_table(text, command)
+    if vendor == "hygon":
+        return hygon.parse_json(text, command) if "json" in command else hygon.parse_table(text, command)
+    raise ParseInputError(f"vendor '{vendor}' has no parser in this version of mixops "
+                          "(nvidia, ascend, hygon, cambricon, metax)")
 
 
 def to_json(result: ParseResult) -> dict[str, Any]:

@@ -1,0 +1,109 @@
+"""Boxed status tables in the nvidia-smi style (cnmon, mx-smi, ixsmi, mthreads-gmi, nvidia-smi).
+
+Each card is a block of `|`-framed rows between `+---+` rules; the rows above the `|===|` rule name
+the fields of each cell. Values are matched to header names by position within the cell (tokens are
+separated by two or more spaces), never by fixed character columns, so widths may change freely.
+"""
+
+from __future__ import annotations
+
+import re
+
+_SPLIT = re.compile(r"\s{2,}")
+_RULE = re.compile(r"^\s*[+|][-=+|\s]*[+|]\s*$")
+
+
+def _cells(line: str) -> list[str]:
+    body = line.strip()
+    if body.startswith("|"):
+        body = body[1:]
+    if body.endswith("|"):
+        body = body[:-1]
+    return body.split("|")
+
+
+def _tokens(cell: str) -> list[tuple[int, str]]:
+    """(start column, text) of each token separated by 2+ spaces."""
+    out: list[tuple[int, str]] = []
+    pos = 0
+    for part in _SPLIT.split(cell):
+        if not part.strip():
+            pos += len(part) + 2
+            continue
+        start = cell.find(part, pos)
+        out.append((start, part.strip()))
+        pos = start + len(part)
+    return out
+
+
+def _assign(header: list[tuple[int, str]], values: list[tuple[int, str]]) -> dict[str, str]:
+    """Pair value tokens with header names: by order when counts match, else by nearest column."""
+    if not header:
+        return {}
+    if len(header) == len(values):
+        return {h.lower(): v for (_, h), (_, v) in zip(header, values, strict=True)}
+    out: dict[str, str] = {}
+    for start, text in values:
+        name = min(header, key=lambda h: abs(h[0] - start))[1].lower()
+        out[name] = f"{out[name]} {text}" if name in out else text
+    return out
+
+
+def parse_blocks(text: str) -> tuple[list[dict[str, str]], list[str]]:
+    """Rows of the first boxed table with a `|===|` rule: one dict (header name → text) per card block.
+
+    The second value holds the raw first line of every card block, for warnings.
+    """
+    lines = text.splitlines()
+    eq = next((i for i, ln in enumerate(lines) if ln.strip().startswith("|=") or ln.strip().startswith("+=")), None)
+    if eq is None:
+        return [], []
+    head_rows: list[str] = []
+    i = eq - 1
+    while i >= 0 and lines[i].strip().startswith("|") and not _RULE.match(lines[i]):
+        head_rows.insert(0, lines[i])
+        i -= 1
+    headers = [[_tokens(c) for c in _cells(row)] for row in head_rows]
+    blocks: list[dict[str, str]] = []
+    firsts: list[str] = []
+    current: list[str] = []
+
+    def flush() -> None:
+        if not current:
+            return
+        record: dict[str, str] = {}
+        for row_index, row in enumerate(current[: len(headers)]):
+            for cell_index, cell in enumerate(_cells(row)):
+                if cell_index < len(headers[row_index]):
+                    record.update(_assign(headers[row_index][cell_index], _tokens(cell)))
+        blocks.append(record)
+        firsts.append(current[0].strip())
+        current.clear()
+
+    for line in lines[eq + 1:]:
+        stripped = line.strip()
+        if not stripped:
+            flush()
+            break
+        if _RULE.match(line):
+            flush()
+            continue
+        if not stripped.startswith("|"):
+            flush()
+            break
+        if len(_cells(line)) != len(headers[0]) if headers else True:
+            flush()
+            break
+        current.append(line)
+    flush()
+    return blocks, firsts
+
+
+def used_total(text: str | None) -> tuple[str | None, str | None]:
+    """Split '826/65536 MiB', '0 MiB/ 23308 MiB' or '27 W/ 150 W' into its two sides."""
+    if text is None:
+        return None, None
+    if "/" not in text:
+        return text, None
+    left, right = text.split("/", 1)
+    return left.strip(), right.strip()

@@ -1,0 +1,111 @@
+"""MetaX (沐曦): `mx-smi` tables (2.0.x, 2.2.x, >=2.2.9 layouts) and `mx-smi --show-*` key-value output."""
+
+from __future__ import annotations
+
+import re
+
+from collectors.boxtable import parse_blocks, used_total
+from collectors.model import (
+    CardSample,
+    Command,
+    Health,
+    ParseResult,
+    first_line,
+    integer,
+    norm_bus_id,
+    number,
+    sanity,
+)
+
+VENDOR = "metax"
+TOOLS = ("mx-smi",)
+TABLE = "mx-smi"
+PLAN = (Command("table", TABLE),)
+
+_STATE = {"available": Health.OK, "normal": Health.OK}
+_GPU_LINE = re.compile(r"^GPU#(\d+)\s+(\S+)\s+(\S+)")
+_KV = re.compile(r"^\s+([^:]+?)\s*:\s*(.*?)\s*$")
+_KIB_PER_MIB = 1024.0
+
+
+def _health(state: str | None) -> Health:
+    if state is None:
+        return Health.UNKNOWN
+    return _STATE.get(state.strip().lower(), Health.WARNING)
+
+
+def parse_table(text: str, command: str = TABLE) -> ParseResult:
+    """Parse the `mx-smi` box by header names; 'Board Name' and 'NAME' columns both give the model."""
+    blocks, firsts = parse_blocks(text)
+    warnings: list[str] = []
+    cards: list[CardSample] = []
+    for record, raw in zip(blocks, firsts, strict=True):
+        index = integer(record.get("board") or record.get("gpu"))
+        if index is None:
+            warnings.append(f"{VENDOR}: {command}: card row without a GPU number: {raw[:120]}")
+            continue
+        used, total = used_total(record.get("memory-usage"))
+        power, _cap = used_total(record.get("pwr:usage/cap") or record.get("power"))
+        card = CardSample(
+            index=index, model=record.get("name"), bus_id=norm_bus_id(record.get("bus-id")),
+            health=_health(record.get("gpu-state")) if "gpu-state" in record else Health.OK,
+            temperature_c=number(record.get("temp")), utilization_pct=number(record.get("gpu-util")),
+            memory_used_mib=number(used), memory_total_mib=number(total), power_w=number(power),
+        )
+        cards.append(sanity(card, warnings, command))
+    if not cards and text.strip():
+        warnings.append(f"{VENDOR}: {command}: no card table found; first line: {first_line(text)}")
+    return ParseResult(VENDOR, command, tuple(cards), (), tuple(warnings))
+
+
+def parse_show(text: str, command: str = "mx-smi --show-temperature --show-usage --show-memory") -> ParseResult:
+    """Parse `GPU#N model bdf` blocks of indented `key : value` lines (memory in KB)."""
+    warnings: list[str] = []
+    cards: list[CardSample] = []
+    current: dict[str, str] | None = None
+    head: tuple[int, str, str] | None = None
+
+    def flush() -> None:
+        if head is None or current is None:
+            return
+        used, total = current.get("vram used"), current.get("vram total")
+        temp = current.get("hotspot") or current.get("chip") or current.get("temperature")
+        card = CardSample(
+            index=head[0], model=head[1], bus_id=norm_bus_id(head[2]), health=Health.OK,
+            temperature_c=number(temp), utilization_pct=number(current.get("gpu")),
+            memory_used_mib=_kib(used), memory_total_mib=_kib(total),
+            power_w=number(current.get("board power") or current.get("power")),
+        )
+        cards.append(sanity(card, warnings, command))
+
+    for line in text.splitlines():
+        m = _GPU_LINE.match(line)
+        if m:
+            flush()
+            head = (int(m.group(1)), m.group(2), m.group(3))
+            current = {}
+            continue
+        kv = _KV.match(line)
+        if kv and current is not None:
+            current.setdefault(kv.group(1).strip().lower(), kv.group(2))
+    flush()
+    if not cards and text.strip():
+        warnings.append(f"{VENDOR}: {command}: no 'GPU#N' block found; first line: {first_line(text)}")
+    return ParseResult(VENDOR, command, tuple(cards), (), tuple(warnings))
+
+
+def _kib(text: str | None) -> float | None:
+    value = number(text)
+    if value is None or text is None:
+        return None
+    unit = text.strip().lower()
+    if unit.endswith("mib") or unit.endswith("mb"):
+        return value
+    if unit.endswith("gib") or unit.endswith("gb"):
+        return value * 1024.0
+    return value / _KIB_PER_MIB
+
+
+def parse(sections: dict[str, str]) -> ParseResult:
+    """One sweep's sections (from PLAN) to cards."""
+    return parse_table(sections.get("table", ""))
