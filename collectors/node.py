@@ -6,6 +6,7 @@ import hashlib
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import Protocol
 
 from collectors import registry
 from collectors.model import Action, Command, Fault, NodeReport, ParseResult, Severity, first_line
@@ -14,17 +15,30 @@ from collectors.ssh import Endpoint, HostKeyChanged, NodeSession, Pending, SSHEr
 _SEEN_LIMIT = 4096
 
 
+class Session(Protocol):
+    """What a node collector needs of its transport: a real SSH session, or the demo's simulated node."""
+
+    def run(self, commands: tuple[Command, ...], since: int = 0) -> SweepOutput: ...
+
+    def start(self, commands: tuple[Command, ...], since: int = 0) -> Pending: ...
+
+    def finish(self, pending: Pending) -> SweepOutput: ...
+
+    def close(self) -> None: ...
+
+
 class NodeCollector:
     """Sweeps one node over its kept-open session and turns the answer into a NodeReport."""
 
     def __init__(self, endpoint: Endpoint, vendor: str | None = None, cursor: float | None = None,
-                 session: NodeSession | None = None) -> None:
+                 session: Session | None = None, clock: Callable[[], float] = time.time) -> None:
         self.endpoint = endpoint
         self.vendor = vendor
-        self.session = session or NodeSession(endpoint)
+        self.session: Session = session or NodeSession(endpoint)
+        self.clock = clock
         # Kernel-log cursor: events at or before it were reported already. A fresh collector looks
         # back one hour so a restart neither floods old events nor misses recent ones.
-        self.cursor = cursor if cursor is not None else time.time() - 3600
+        self.cursor = cursor if cursor is not None else clock() - 3600
         self._seen: deque[str] = deque(maxlen=_SEEN_LIMIT)
         self._previous: ParseResult | None = None
         self.tools: tuple[str, ...] = ()
@@ -46,7 +60,7 @@ class NodeCollector:
 
     def begin(self) -> None:
         """Send this sweep's commands (connecting and detecting first when needed); never raises."""
-        self._started = time.time()
+        self._started = self.clock()
         self._t0 = time.perf_counter()
         self._pending = None
         self._early = None

@@ -49,8 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("demo", help="build or run the simulated demo site")
     d.add_argument("--db", help="database file")
-    d.add_argument("--days", type=int, default=1, help="days of history to simulate")
-    d.add_argument("--headless", action="store_true", help="build the database without a window")
+    d.add_argument("--days", type=float, default=1.0, help="days of history to simulate (default 1)")
+    d.add_argument("--cards", type=int, default=1280,
+                   help="size of the simulated center in cards, 64 to 102400 (default 1280: 160 nodes)")
+    d.add_argument("--headless", action="store_true",
+                   help="build the database (history through the real parsers and store) without a window")
 
     c = sub.add_parser("collect", help="sweep the site's nodes over SSH into the database")
     c.add_argument("--site", required=True, help="site file (TOML)")
@@ -317,13 +320,34 @@ def cmd_incidents(args: argparse.Namespace) -> int:
         store.close()
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    """`demo --headless`: build the simulated site's database."""
+    from console import demo
+
+    if not args.headless:
+        raise UsageError("mixops demo: without --headless the demo opens in the window")
+    if not 64 <= args.cards <= demo.MAX_CARDS:
+        raise UsageError(f"mixops demo: --cards must be between 64 and {demo.MAX_CARDS}")
+    if not 0 <= args.days <= 30:
+        raise UsageError("mixops demo: --days must be between 0 and 30")
+    path = args.db or str(paths.data_dir() / "demo.db")
+    try:
+        demo.replace_demo_db(path)
+    except (FileExistsError, OSError) as exc:
+        raise UsageError(f"mixops demo: {exc}") from exc
+    summary = demo.build_history(path, args.days, args.cards)
+    print(f"DEMO database {summary.path}: {summary.nodes} nodes, {summary.cards} cards, "
+          f"{summary.days:g} day(s) in {summary.sweeps} sweeps, built in {summary.seconds:.1f} s")
+    return EXIT_OK
+
+
 def run(argv: list[str]) -> int:
     """Run a headless command; every expected failure becomes one line on stderr and exit 2."""
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
         handler = {"collect": cmd_collect, "check": cmd_check, "parse": cmd_parse,
-                   "incidents": cmd_incidents}.get(args.command)
+                   "incidents": cmd_incidents, "demo": cmd_demo}.get(args.command)
         if handler is None:
             raise UsageError(f"mixops {args.command}: not available in this version yet")
         return handler(args)

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import psutil
 
 from collectors.model import NodeReport
-from collectors.node import NodeCollector
+from collectors.node import NodeCollector, Session
+from collectors.ssh import Endpoint
 from console.site import Site
 from console.store import Store, SweepStats
 
@@ -36,12 +37,19 @@ class SweepSummary:
 class Collector:
     """Owns one NodeCollector per node; each sweep fans out over a bounded thread pool."""
 
-    def __init__(self, site: Site, store: Store, max_parallel: int | None = None) -> None:
+    def __init__(self, site: Site, store: Store, max_parallel: int | None = None,
+                 session_factory: Callable[[Endpoint], Session] | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
         self.site = site
         self.store = store
+        self.clock = clock
         cursors = store.cursors()
         store.sync_nodes((n.name, n.host, n.port, n.rack, n.slot, n.vendor) for n in site.nodes)
-        self.nodes = {n.name: NodeCollector(site.endpoint(n), n.vendor, cursors.get(n.name)) for n in site.nodes}
+        self.nodes: dict[str, NodeCollector] = {}
+        for n in site.nodes:
+            endpoint = site.endpoint(n)
+            session = session_factory(endpoint) if session_factory is not None else None
+            self.nodes[n.name] = NodeCollector(endpoint, n.vendor, cursors.get(n.name), session, clock)
         workers = max(1, min(max_parallel or site.ssh.max_parallel, len(self.nodes) or 1))
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mixops-node")
         self._busy: set[str] = set()
@@ -64,7 +72,7 @@ class Collector:
 
     def sweep(self, on_report: Callable[[NodeReport], None] | None = None) -> SweepSummary:
         """One pass over the site. A node still busy from an earlier sweep is reported stale."""
-        started = time.time()
+        started = self.clock()
         with self._busy_lock:
             todo = [n for n in self.nodes if n not in self._busy]
             stale = tuple(n for n in self.nodes if n in self._busy)
@@ -77,7 +85,7 @@ class Collector:
             reports.append(report)
             if on_report is not None:
                 on_report(report)
-        finished = time.time()
+        finished = max(self.clock(), started)
         mem = self._proc.memory_info().rss / 1048576
         stats = SweepStats(cpu_pct=self._proc.cpu_percent(None), rss_mib=mem)
         cursors = {name: nc.cursor for name, nc in self.nodes.items()}

@@ -1,0 +1,552 @@
+"""The demo site: a simulated computing center that plugs in at the transport boundary.
+
+Every simulated node answers the same commands a real node gets (the vendor's command plan), with
+text in that vendor's real output format, so the demo runs the real parsers, store and GUI. The
+state is a function of time and a seeded random stream per node, so a demo is reproducible.
+
+Physics, kept simple but honest: utilization follows the training jobs placed on the nodes (steady
+load, a dip while a checkpoint is saved, zero while a job is down); power follows utilization;
+temperature follows power plus the rack's inlet temperature, which rises along a hot aisle in the
+middle of each row and towards the top of each rack. Faults arrive as Poisson events at rates per
+card-hour (NVIDIA Xid 79/48/63/94, HBM ECC, Ascend health alarms), and nodes go silent or their
+vendor tool hangs for a while.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from collectors import ascend, cambricon, hygon, metax, nvidia, registry
+from collectors.model import Command
+from collectors.ssh import Endpoint, Pending, Section, SSHError, SweepOutput
+from console.site import Job, Node, Rack, Site, SSHDefaults
+
+DEMO_NAME = "DEMO — simulated computing center"
+DEFAULT_CARDS = 1280
+MAX_CARDS = 102_400
+CARDS_PER_NODE = 8
+SLOTS_PER_RACK = 8
+VENDOR_MIX = ("nvidia", "ascend", "hygon", "cambricon", "metax")
+
+
+@dataclass(frozen=True, slots=True)
+class Model:
+    """What a simulated card is: the vendor's model name, memory and power envelope."""
+
+    name: str
+    memory_mib: int
+    idle_w: float
+    max_w: float
+    cards: int = CARDS_PER_NODE
+
+
+MODELS = {
+    "nvidia": Model("NVIDIA H800", 81559, 70.0, 700.0),
+    "ascend": Model("910B2C", 65536, 90.0, 400.0),
+    "hygon": Model("K100_AI", 65520, 60.0, 300.0),
+    "cambricon": Model("MLU370-X8", 23374, 40.0, 250.0),
+    "metax": Model("MetaX C500", 65536, 55.0, 350.0),
+}
+
+# Poisson rates of card events per card-hour, and node events per node-hour. They are a few times
+# what large fleets report so that a demo shift has something to look at.
+CARD_EVENTS: dict[str, tuple[tuple[str, float], ...]] = {
+    "nvidia": (("xid79", 2e-5), ("xid48", 3e-5), ("xid63", 1.5e-4), ("xid94", 5e-5), ("hot", 5e-5)),
+    "ascend": (("hbm", 6e-5), ("alarm", 8e-5), ("hot", 5e-5)),
+    "hygon": (("hot", 8e-5),),
+    "cambricon": (("ecc", 6e-5), ("hot", 5e-5)),
+    "metax": (("unavailable", 6e-5), ("hot", 5e-5)),
+}
+NODE_SILENT_PER_HOUR = 8e-4
+TOOL_HANG_PER_HOUR = 8e-4
+
+
+def layout(cards: int = DEFAULT_CARDS) -> tuple[int, int]:
+    """(rows, racks per row) for a demo of about `cards` cards: 8 nodes of 8 cards per rack."""
+    cards = max(CARDS_PER_NODE * SLOTS_PER_RACK, min(int(cards), MAX_CARDS))
+    racks = math.ceil(cards / (CARDS_PER_NODE * SLOTS_PER_RACK))
+    rows = 2 if racks <= 40 else math.ceil(racks / 20)
+    return rows, math.ceil(racks / rows)
+
+
+def demo_site(cards: int = DEFAULT_CARDS) -> Site:
+    """The demo site: rows of racks, nodes of one vendor per rack, jobs over groups of racks."""
+    rows, per_row = layout(cards)
+    nodes_wanted = max(1, min(int(cards), MAX_CARDS) // CARDS_PER_NODE)
+    racks: list[Rack] = []
+    nodes: list[Node] = []
+    for r in range(rows):
+        row = chr(ord("A") + r)
+        for k in range(per_row):
+            if len(nodes) >= nodes_wanted:
+                break
+            rack = f"{row}{k + 1:02d}"
+            racks.append(Rack(rack, row, SLOTS_PER_RACK))
+            vendor = VENDOR_MIX[(r * per_row + k) % len(VENDOR_MIX)]
+            prefix = {"nvidia": "gpu", "ascend": "npu", "hygon": "dcu", "cambricon": "mlu", "metax": "mxc"}[vendor]
+            for slot in range(1, SLOTS_PER_RACK + 1):
+                if len(nodes) >= nodes_wanted:
+                    break
+                name = f"{prefix}-{rack.lower()}-{slot}"
+                nodes.append(Node(name, "127.0.0.1", None, rack, slot, vendor, None))
+    jobs: list[Job] = []
+    # One job per group of five racks (one of each vendor): a cross-vendor training job, as in the field.
+    group = len(VENDOR_MIX) * SLOTS_PER_RACK
+    for j in range(0, len(nodes), group):
+        members = tuple(n.name for n in nodes[j:j + group][: group - 4])  # a few nodes left idle
+        if members:
+            jobs.append(Job(f"llm-{j // group + 1:02d}", members, f"/mnt/ckpt/llm-{j // group + 1:02d}",
+                            f"/mnt/logs/llm-{j // group + 1:02d}/train.log", "megatron", None))
+    return Site("<demo>", DEMO_NAME, "Asia/Shanghai", 10.0,
+                SSHDefaults(known_hosts="/dev/null", config_file="/dev/null", max_parallel=16),
+                tuple(racks), tuple(nodes), tuple(jobs))
+
+
+@dataclass(slots=True)
+class CardState:
+    """One simulated card as its vendor tool would print it; None is a value the tool cannot give."""
+
+    index: int
+    bus_id: str
+    serial: str
+    temperature_c: float | None = 35.0
+    utilization_pct: float | None = 0.0
+    memory_used_mib: float | None = 0.0
+    power_w: float | None = 50.0
+    lost_until: float = 0.0     # fallen off the bus (Xid 79) until the node is rebooted
+    hot_until: float = 0.0      # a fan or cold-plate problem
+    alarm_until: float = 0.0    # Ascend health alarm / MetaX unavailable
+    alarm_code: str = ""
+    ecc_uncorrected: int = 0
+
+
+@dataclass(slots=True)
+class NodeState:
+    """One simulated node: its cards, its pending kernel-log lines and its misbehaviour windows."""
+
+    name: str
+    vendor: str
+    rack_pos: float              # 0..1 along the row (the hot aisle is in the middle)
+    slot_pos: float              # 0..1 bottom to top of the rack
+    job: str | None
+    rng: random.Random
+    cards: list[CardState]
+    t: float = 0.0
+    kmsg: list[tuple[float, str]] = field(default_factory=list)
+    silent_until: float = 0.0
+    hung_until: float = 0.0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def _job_load(job: str | None, t: float) -> float:
+    """Utilization fraction of a job's cards at time t: steady with checkpoint dips and rare restarts."""
+    if job is None:
+        return 0.02
+    seed = sum(map(ord, job))
+    period = 1800.0 + (seed % 7) * 300.0        # checkpoint every 30-60 min
+    phase = (t + seed * 97.0) % period
+    if phase < 90.0:                            # saving a checkpoint: the accelerators mostly wait
+        return 0.25
+    day = (t + seed * 3571.0) % 86400.0
+    if day < 900.0:                             # one restart per day, 15 min down
+        return 0.0
+    return 0.88 + 0.07 * math.sin(t / 600.0 + seed)
+
+
+class DemoCenter:
+    """All simulated nodes of a demo site; thread-safe per node, deterministic for a seed."""
+
+    def __init__(self, site: Site, seed: int = 2026, start: float | None = None,
+                 story: bool = True) -> None:
+        self.site = site
+        self.start = time.time() if start is None else start
+        per_row: dict[str | None, int] = {}
+        for r in site.racks:
+            per_row[r.row] = per_row.get(r.row, 0) + 1
+        position: dict[str, float] = {}
+        seen_in_row: dict[str | None, int] = {}
+        for r in site.racks:
+            k = seen_in_row.get(r.row, 0)
+            seen_in_row[r.row] = k + 1
+            position[r.name] = k / max(1, per_row[r.row] - 1)
+        job_of = {n: j.name for j in site.jobs for n in j.nodes}
+        self.nodes: dict[str, NodeState] = {}
+        for i, n in enumerate(site.nodes):
+            vendor = n.vendor or "nvidia"
+            model = MODELS[vendor]
+            rng = random.Random(seed * 1_000_003 + i)
+            cards = [CardState(c, f"0000:{0x18 + 0x10 * c:02x}:00.0", f"{vendor[:2].upper()}{seed % 100:02d}{i:05d}{c}")
+                     for c in range(model.cards)]
+            self.nodes[n.name] = NodeState(n.name, vendor, position.get(n.rack or "", 0.5),
+                                           ((n.slot or 1) - 1) / max(1, SLOTS_PER_RACK - 1),
+                                           job_of.get(n.name), rng, cards, t=self.start)
+        if story:
+            self.seed_story(self.start)
+
+    def seed_story(self, t: float) -> None:
+        """A few ongoing problems at time t, so the first screen of the demo shows what mixops is for."""
+        if len(self.nodes) < 8:
+            return
+        rng = random.Random(7)
+        by_vendor: dict[str, list[NodeState]] = {}
+        for ns in self.nodes.values():
+            by_vendor.setdefault(ns.vendor, []).append(ns)
+        if by_vendor.get("nvidia"):
+            ns = rng.choice(by_vendor["nvidia"])
+            self._card_event(ns, ns.cards[3], "xid79", t - 300)
+        if by_vendor.get("ascend"):
+            ns = rng.choice(by_vendor["ascend"])
+            self._card_event(ns, ns.cards[5], "alarm", t - 120)
+        if by_vendor.get("hygon"):
+            ns = rng.choice(by_vendor["hygon"])
+            ns.silent_until = t + 1800
+        if by_vendor.get("metax"):
+            ns = rng.choice(by_vendor["metax"])
+            ns.hung_until = t + 900
+        if by_vendor.get("cambricon"):
+            ns = rng.choice(by_vendor["cambricon"])
+            self._card_event(ns, ns.cards[1], "hot", t - 60)
+
+    # ---- evolution --------------------------------------------------------------------------------
+
+    def _card_event(self, ns: NodeState, card: CardState, kind: str, t: float) -> None:
+        rng = ns.rng
+        if kind.startswith("xid"):
+            code = int(kind[3:])
+            text = {79: "GPU has fallen off the bus.",
+                    48: "An uncorrectable double bit error (DBE) has been detected on GPU in the framebuffer.",
+                    63: "Row remapping event: page retirement pending.",
+                    94: "Contained ECC error."}[code]
+            stamp = datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%S,%f+00:00")
+            bus = card.bus_id[:-2]
+            ns.kmsg.append((t, f"{stamp} {ns.name} kernel: NVRM: Xid (PCI:{bus}): {code}, pid={rng.randint(900, 90000)}, "
+                               f"name=python, {text}"))
+            if code == 79:
+                card.lost_until = t + rng.uniform(1200, 3600)
+            if code == 48:
+                card.ecc_uncorrected += 1
+        elif kind == "hot":
+            card.hot_until = t + rng.uniform(600, 2400)
+        elif kind in ("alarm", "hbm"):
+            card.alarm_until = t + rng.uniform(600, 3600)
+            card.alarm_code = "80E01801" if kind == "hbm" else "8C084E00"
+        elif kind == "ecc":
+            card.ecc_uncorrected += 1
+            card.alarm_until = t + rng.uniform(1800, 7200)
+        elif kind == "unavailable":
+            card.alarm_until = t + rng.uniform(600, 1800)
+
+    def advance(self, name: str, now: float) -> NodeState:
+        """Bring one node's state forward to `now` (events drawn for the elapsed time)."""
+        ns = self.nodes[name]
+        with ns.lock:
+            dt = now - ns.t
+            if dt > 0:
+                self._events(ns, ns.t, now)
+                ns.t = now
+            self._physics(ns, now)
+            if ns.kmsg:
+                ns.kmsg = [(ts, line) for ts, line in ns.kmsg if ts > now - 86400]
+        return ns
+
+    def _events(self, ns: NodeState, t0: float, t1: float) -> None:
+        rng = ns.rng
+        hours = (t1 - t0) / 3600.0
+        for card in ns.cards:
+            for kind, rate in CARD_EVENTS.get(ns.vendor, ()):
+                if rng.random() < 1.0 - math.exp(-rate * hours):
+                    self._card_event(ns, card, kind, rng.uniform(t0, t1))
+        if rng.random() < 1.0 - math.exp(-NODE_SILENT_PER_HOUR * hours):
+            ns.silent_until = t1 + rng.uniform(300, 1800)
+        if rng.random() < 1.0 - math.exp(-TOOL_HANG_PER_HOUR * hours):
+            ns.hung_until = t1 + rng.uniform(120, 600)
+
+    def _physics(self, ns: NodeState, t: float) -> None:
+        model = MODELS[ns.vendor]
+        load = _job_load(ns.job, t)
+        inlet = 22.0 + 9.0 * math.exp(-((ns.rack_pos - 0.5) ** 2) / 0.03) + 4.0 * ns.slot_pos
+        for card in ns.cards:
+            if card.lost_until > t:
+                card.temperature_c = card.utilization_pct = card.memory_used_mib = card.power_w = None
+                continue
+            jitter = ns.rng.uniform(-0.03, 0.03)
+            util = max(0.0, min(1.0, load + jitter)) if load > 0.05 else 0.0
+            power = model.idle_w + (model.max_w - model.idle_w) * util
+            temp = inlet + 8.0 + 0.075 * power * (250.0 / model.max_w) + (22.0 if card.hot_until > t else 0.0)
+            card.utilization_pct = float(round(util * 100))
+            card.power_w = float(round(power, 1 if ns.vendor in ("nvidia", "ascend", "hygon") else None))
+            card.temperature_c = float(round(temp))
+            card.memory_used_mib = float(int(model.memory_mib * (0.86 if util > 0.1 else 0.01)))
+
+    # ---- answers in each vendor's format ------------------------------------------------------------
+
+    def answer(self, name: str, commands: tuple[Command, ...], since: float, now: float) -> SweepOutput:
+        """The framed sections a real node would return for these commands at time `now`."""
+        ns = self.advance(name, now)
+        if ns.silent_until > now:
+            raise SSHError(f"{name}: connection timed out (no answer within the connect timeout)")
+        out = SweepOutput()
+        for cmd in commands:
+            out.sections[cmd.section] = self._section(ns, cmd, since, now)
+        return out
+
+    def _section(self, ns: NodeState, cmd: Command, since: float, now: float) -> Section:
+        if cmd.section == "detect":
+            return Section("\n".join(registry.VENDORS[ns.vendor].tools) + "\n", 0)
+        if ns.hung_until > now and cmd.section in ("query", "info", "json", "table"):
+            return Section("", 124, "")
+        with ns.lock:
+            text = render(ns, cmd, since, now)
+        if text is None:
+            return Section("", 127, f"sh: 1: {cmd.shell.split()[0]}: not found")
+        return Section(text, 0)
+
+
+def render(ns: NodeState, cmd: Command, since: float, now: float) -> str | None:
+    """Text of one command in the vendor's format, or None for a command this node does not have."""
+    shell = cmd.shell
+    if ns.vendor == "nvidia" and shell == nvidia.QUERY:
+        return render_nvidia_query(ns)
+    if ns.vendor == "nvidia" and shell == nvidia.KERNEL_LOG:
+        return "".join(line + "\n" for ts, line in ns.kmsg if ts >= since)
+    if ns.vendor == "ascend" and shell == ascend.INFO:
+        return render_npu_smi(ns, now)
+    if ns.vendor == "ascend" and shell.startswith("npu-smi info -t health"):
+        idx = int(shell.split("-i")[1].split()[0])
+        card = next((c for c in ns.cards if c.index == idx), None)
+        if card is None:
+            return None
+        if card.alarm_until > now:
+            return (f"    Health Status                  : Alarm\n    Error Code                     : {card.alarm_code}\n"
+                    "    Error Information              : node type=HBM, sensor type=Memory, event state=uncorrectable "
+                    "ECC error\n" if card.alarm_code == "80E01801" else
+                    f"    Health Status                  : Alarm\n    Error Code                     : {card.alarm_code}\n"
+                    "    Error Information              : node type=HCCS, sensor type=Link, event state=link down\n")
+        return "    Health Status                  : OK\n    Error Code                     : NA\n"
+    if ns.vendor == "hygon" and shell == hygon.JSON_QUERY:
+        return render_hy_smi_json(ns)
+    if ns.vendor == "cambricon" and shell == cambricon.TABLE:
+        return render_cnmon(ns, now)
+    if ns.vendor == "metax" and shell == metax.TABLE:
+        return render_mx_smi(ns, now)
+    return None
+
+
+def _v(value: float | None, fmt: str, na: str) -> str:
+    return na if value is None else format(value, fmt)
+
+
+def render_nvidia_query(ns: NodeState) -> str:
+    model = MODELS[ns.vendor]
+    lines = []
+    for c in ns.cards:
+        if c.temperature_c is None:
+            lines.append(f"{c.index}, [GPU is lost], [GPU is lost], [GPU is lost], [GPU is lost], [GPU is lost], "
+                         "[GPU is lost], [GPU is lost], [GPU is lost], [GPU is lost], [GPU is lost]")
+            continue
+        lines.append(f"{c.index}, GPU-{c.serial.lower()}-0000-demo, {c.serial}, {model.name}, "
+                     f"0000{c.bus_id.upper()}, {_v(c.temperature_c, '.0f', '[N/A]')}, "
+                     f"{_v(c.utilization_pct, '.0f', '[N/A]')}, {_v(c.memory_used_mib, '.0f', '[N/A]')}, "
+                     f"{model.memory_mib}, {_v(c.power_w, '.2f', '[N/A]')}, {c.ecc_uncorrected}")
+    return "\n".join(lines) + "\n"
+
+
+def render_npu_smi(ns: NodeState, now: float) -> str:
+    model = MODELS[ns.vendor]
+    out = ["+------------------------------------------------------------------------------------------------+",
+           "| npu-smi 23.0.3                   Version: 23.0.3                                               |",
+           "+---------------------------+---------------+----------------------------------------------------+",
+           "| NPU   Name                | Health        | Power(W)    Temp(C)           Hugepages-Usage(page)|",
+           "| Chip                      | Bus-Id        | AICore(%)   Memory-Usage(MB)  HBM-Usage(MB)        |",
+           "+===========================+===============+====================================================+"]
+    for c in ns.cards:
+        health = "Alarm" if c.alarm_until > now else "OK"
+        power = _v(c.power_w, ".1f", "NA")
+        temp = _v(c.temperature_c, ".0f", "NA")
+        hbm = f"{_v(c.memory_used_mib, '.0f', 'NA')} / {model.memory_mib}"
+        out.append(f"| {c.index:<5} {model.name:<19} | {health:<13} | {power:<11} {temp:<17} {'0    / 0':<21}|")
+        out.append(f"| {0:<25} | {c.bus_id.upper():<13} | {_v(c.utilization_pct, '.0f', 'NA'):<11} "
+                   f"{'0    / 0':<17} {hbm:<21}|")
+        out.append("+===========================+===============+====================================================+")
+    return "\n".join(out) + "\n"
+
+
+def render_hy_smi_json(ns: NodeState) -> str:
+    import json
+    model = MODELS[ns.vendor]
+    data = {}
+    for c in ns.cards:
+        data[f"card{c.index}"] = {
+            "Device ID": "0x6210", "Card Series": model.name, "Card Vendor": "Chengdu Haiguang IC Design Co., Ltd.",
+            "Serial Number": c.serial, "Unique ID": f"{abs(hash(c.serial)) % (1 << 60):x}",
+            "Average Graphics Package Power (W)": _v(c.power_w, ".1f", "N/A"),
+            "Temperature (Sensor junction) (C)": _v(c.temperature_c, ".1f", "N/A"),
+            "DCU use (%)": _v(c.utilization_pct, ".0f", "N/A"),
+            "vram Total Memory (MiB)": str(model.memory_mib),
+            "vram Total Used Memory (MiB)": _v(c.memory_used_mib, ".0f", "N/A"),
+        }
+    return "hygon module is loaded\n" + json.dumps(data, indent=2) + "\n"
+
+
+def render_cnmon(ns: NodeState, now: float) -> str:
+    model = MODELS[ns.vendor]
+    out = [datetime.fromtimestamp(now, UTC).strftime("%a %b %d %H:%M:%S %Y"),
+           "+------------------------------------------------------------------------------+",
+           "| CNMON v5.10.13                                               Driver v5.10.13 |",
+           "+-------------------------------+----------------------+-----------------------+",
+           "| Card  VF  Name       Firmware |               Bus-Id | Util        Ecc-Error |",
+           "| Fan   Temp      Pwr:Usage/Cap |         Memory-Usage | SR-IOV   Compute-Mode |",
+           "|===============================+======================+=======================|"]
+    for c in ns.cards:
+        util = _v(c.utilization_pct, ".0f", "N/A") + ("%" if c.utilization_pct is not None else "")
+        temp = _v(c.temperature_c, ".0f", "N/A") + ("C" if c.temperature_c is not None else "")
+        pwr = f"{_v(c.power_w, '.0f', 'N/A')} W/ {model.max_w:.0f} W"
+        mem = f"{_v(c.memory_used_mib, '.0f', 'N/A')} MiB/ {model.memory_mib} MiB"
+        out.append(f"| {c.index:<5} /   {model.name:<12} v1.1.6 | {c.bus_id.upper():>20} | {util:<6}{c.ecc_uncorrected:>15} |")
+        out.append(f"|  0%   {temp:<5} {pwr:>17} | {mem:>20} | N/A           Default |")
+        out.append("+-------------------------------+----------------------+-----------------------+")
+    return "\n".join(out) + "\n"
+
+
+def render_mx_smi(ns: NodeState, now: float) -> str:
+    model = MODELS[ns.vendor]
+    stamp = datetime.fromtimestamp(now, UTC).strftime("%a %b %d %H:%M:%S %Y")
+    out = ["mx-smi  version: 2.2.9", "", "=================== MetaX System Management Interface Log ===================",
+           f"Timestamp                                         : {stamp}", "",
+           f"Attached GPUs                                     : {len(ns.cards)}",
+           "+---------------------------------------------------------------------------------+",
+           "| MX-SMI 2.2.9                       Kernel Mode Driver Version: 3.4.4            |",
+           "| MACA Version: 3.3.0.15             BIOS Version: 1.30.0.0                       |",
+           "|------------------+-----------------+---------------------+----------------------|",
+           "| Board       Name | GPU   Persist-M | Bus-id              | GPU-Util      sGPU-M |",
+           "| Pwr:Usage/Cap    | Temp       Perf | Memory-Usage        | GPU-State            |",
+           "|==================+=================+=====================+======================|"]
+    for c in ns.cards:
+        util = _v(c.utilization_pct, ".0f", "N/A") + ("%" if c.utilization_pct is not None else "")
+        temp = _v(c.temperature_c, ".0f", "N/A") + ("C" if c.temperature_c is not None else "")
+        pwr = f"{_v(c.power_w, '.0f', 'N/A')}W / {model.max_w:.0f}W"
+        mem = f"{_v(c.memory_used_mib, '.0f', 'N/A')}/{model.memory_mib} MiB"
+        state = "Unavailable" if c.alarm_until > now else "Available"
+        out.append(f"| {c.index:<5} {model.name:>10} | {c.index:<5}       Off | {c.bus_id:<19} | {util:<6}   Disabled |")
+        out.append(f"| {pwr:<16} | {temp:<5}        P0 | {mem:<19} | {state:<20} |")
+        out.append("+------------------+-----------------+---------------------+----------------------+")
+    out += ["", "End of Log"]
+    return "\n".join(out) + "\n"
+
+
+class SimSession:
+    """The transport of one simulated node: same interface as collectors.ssh.NodeSession."""
+
+    def __init__(self, center: DemoCenter, endpoint: Endpoint, clock: Callable[[], float] = time.time) -> None:
+        self.center = center
+        self.name = endpoint.name
+        self.clock = clock
+        self._since = 0
+
+    def run(self, commands: tuple[Command, ...], since: int = 0) -> SweepOutput:
+        return self.center.answer(self.name, commands, since, self.clock())
+
+    def start(self, commands: tuple[Command, ...], since: int = 0) -> Pending:
+        self._since = since
+        return Pending(commands, "demo", self.clock())
+
+    def finish(self, pending: Pending) -> SweepOutput:
+        return self.center.answer(self.name, pending.commands, self._since, self.clock())
+
+    def close(self) -> None:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class BuildSummary:
+    """What `demo --headless` built."""
+
+    path: str
+    nodes: int
+    cards: int
+    sweeps: int
+    days: float
+    seconds: float
+
+
+def build_history(db_path: str, days: float = 1.0, cards: int = DEFAULT_CARDS,
+                  progress: Callable[[float], None] | None = None, end: float | None = None,
+                  seed: int = 2026) -> BuildSummary:
+    """Write `days` of the demo site's history into db_path through the real collector, parsers and store.
+
+    Sweeps are every 10 minutes up to the last 6 hours, every 5 minutes up to the last hour and every
+    minute within it (rollups make the long ranges); the simulated clock stands in for the wall clock.
+    """
+    from console.service import Collector
+    from console.store import Store
+
+    t0 = time.perf_counter()
+    end = time.time() if end is None else end
+    start = end - max(0.0, days) * 86400.0
+    site = demo_site(cards)
+    center = DemoCenter(site, seed=seed, start=start, story=False)
+    now = [start]
+    store = Store(db_path)
+    with store.conn:
+        store.conn.execute("INSERT OR REPLACE INTO meta VALUES ('demo', ?)", (DEMO_NAME,))
+    collector = Collector(site, store, max_parallel=4,
+                          session_factory=lambda ep: SimSession(center, ep, lambda: now[0]),
+                          clock=lambda: now[0])
+    times: list[float] = []
+    t = start
+    while t <= end:
+        times.append(t)
+        t += 600.0 if end - t > 6 * 3600.0 else 300.0 if end - t > 3600.0 else 60.0
+    story_at = end - 600.0
+    told = False
+    try:
+        for i, t in enumerate(times):
+            if not told and t >= story_at:
+                center.seed_story(t)
+                told = True
+            now[0] = t
+            collector.sweep()
+            if progress is not None and i % 10 == 0:
+                progress(i / max(1, len(times)))
+        store.rollup(end)
+    finally:
+        collector.close()
+        store.close()
+    return BuildSummary(db_path, len(site.nodes), sum(len(n.cards) for n in center.nodes.values()), len(times),
+                        days, time.perf_counter() - t0)
+
+
+def is_demo_db(path: str) -> bool:
+    """True when path is a database a demo build wrote (so it may be replaced)."""
+    import sqlite3
+
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'demo'").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return False
+    return row is not None
+
+
+def replace_demo_db(path: str) -> None:
+    """Remove an earlier demo database (and its WAL) before a new build; refuse any other file."""
+    import os
+
+    if not os.path.exists(path):
+        return
+    if not is_demo_db(path):
+        raise FileExistsError(f"{path}: exists and is not a mixops demo database; refusing to overwrite it")
+    for suffix in ("", "-wal", "-shm"):
+        try:
+            os.remove(path + suffix)
+        except FileNotFoundError:
+            pass
