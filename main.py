@@ -23,12 +23,17 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(str(exc), file=sys.stderr)
         return 2
-    if ns.command == "demo":
-        print("mixops: the demo site is not in this version yet", file=sys.stderr)
+    days = getattr(ns, "days", None)
+    cards = getattr(ns, "cards", 1280)
+    if not 64 <= cards <= 102_400 or (days is not None and not 0 <= days <= 30):
+        print("mixops demo: --cards must be 64..102400 and --days 0..30", file=sys.stderr)
+        return 2
     from widgets.app import run_gui
 
     return run_gui(site=getattr(ns, "site", None), db=getattr(ns, "db", None),
-                   demo=ns.command == "demo" or bool(getattr(ns, "demo", False)))
+                   demo=ns.command == "demo" or bool(getattr(ns, "demo", False)),
+                   language=getattr(ns, "lang", None), cards=cards,
+                   history_s=7200.0 if days is None else days * 86400.0)
 
 
 if __name__ == "__main__":

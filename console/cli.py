@@ -46,10 +46,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--site", help="site file (default: $MIXOPS_SITE or ~/.config/mixops/site.toml)")
     g.add_argument("--db", help="database file (default: the site's database in ~/.local/share/mixops)")
     g.add_argument("--demo", action="store_true", help="open the simulated demo site")
+    g.add_argument("--lang", choices=("en", "zh_CN"), help="UI language (default: setting, then system locale)")
 
     d = sub.add_parser("demo", help="build or run the simulated demo site")
     d.add_argument("--db", help="database file")
-    d.add_argument("--days", type=float, default=1.0, help="days of history to simulate (default 1)")
+    d.add_argument("--days", type=float, default=None,
+                   help="days of history to simulate (default: 1 headless, 2 hours in the window)")
+    d.add_argument("--lang", choices=("en", "zh_CN"), help="UI language of the window")
     d.add_argument("--cards", type=int, default=1280,
                    help="size of the simulated center in cards, 64 to 102400 (default 1280: 160 nodes)")
     d.add_argument("--headless", action="store_true",
@@ -328,6 +331,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         raise UsageError("mixops demo: without --headless the demo opens in the window")
     if not 64 <= args.cards <= demo.MAX_CARDS:
         raise UsageError(f"mixops demo: --cards must be between 64 and {demo.MAX_CARDS}")
+    if args.days is None:
+        args.days = 1.0
     if not 0 <= args.days <= 30:
         raise UsageError("mixops demo: --days must be between 0 and 30")
     path = args.db or str(paths.data_dir() / "demo.db")

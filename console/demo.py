@@ -14,8 +14,11 @@ vendor tool hangs for a while.
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import random
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -25,7 +28,9 @@ from datetime import UTC, datetime
 from collectors import ascend, cambricon, hygon, metax, nvidia, registry
 from collectors.model import Command
 from collectors.ssh import Endpoint, Pending, Section, SSHError, SweepOutput
+from console.service import Collector
 from console.site import Job, Node, Rack, Site, SSHDefaults
+from console.store import Store
 
 DEMO_NAME = "DEMO — simulated computing center"
 DEFAULT_CARDS = 1280
@@ -378,7 +383,6 @@ def render_npu_smi(ns: NodeState, now: float) -> str:
 
 
 def render_hy_smi_json(ns: NodeState) -> str:
-    import json
     model = MODELS[ns.vendor]
     data = {}
     for c in ns.cards:
@@ -477,20 +481,19 @@ class BuildSummary:
 
 def build_history(db_path: str, days: float = 1.0, cards: int = DEFAULT_CARDS,
                   progress: Callable[[float], None] | None = None, end: float | None = None,
-                  seed: int = 2026) -> BuildSummary:
+                  seed: int = 2026, stop: threading.Event | None = None,
+                  center: DemoCenter | None = None) -> BuildSummary:
     """Write `days` of the demo site's history into db_path through the real collector, parsers and store.
 
     Sweeps are every 10 minutes up to the last 6 hours, every 5 minutes up to the last hour and every
     minute within it (rollups make the long ranges); the simulated clock stands in for the wall clock.
     """
-    from console.service import Collector
-    from console.store import Store
-
     t0 = time.perf_counter()
     end = time.time() if end is None else end
     start = end - max(0.0, days) * 86400.0
-    site = demo_site(cards)
-    center = DemoCenter(site, seed=seed, start=start, story=False)
+    if center is None:
+        center = DemoCenter(demo_site(cards), seed=seed, start=start, story=False)
+    site = center.site
     now = [start]
     store = Store(db_path)
     with store.conn:
@@ -507,6 +510,8 @@ def build_history(db_path: str, days: float = 1.0, cards: int = DEFAULT_CARDS,
     told = False
     try:
         for i, t in enumerate(times):
+            if stop is not None and stop.is_set():
+                break
             if not told and t >= story_at:
                 center.seed_story(t)
                 told = True
@@ -524,23 +529,22 @@ def build_history(db_path: str, days: float = 1.0, cards: int = DEFAULT_CARDS,
 
 def is_demo_db(path: str) -> bool:
     """True when path is a database a demo build wrote (so it may be replaced)."""
-    import sqlite3
-
     try:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         try:
-            row = conn.execute("SELECT value FROM meta WHERE key = 'demo'").fetchone()
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if not tables or ("nodes" in tables and conn.execute("SELECT count(*) FROM nodes").fetchone()[0] == 0):
+                return True  # an empty file: a demo build that stopped before writing anything
+            row = conn.execute("SELECT value FROM meta WHERE key = 'demo'").fetchone() if "meta" in tables else None
         finally:
             conn.close()
     except sqlite3.Error:
-        return False
+        return os.path.getsize(path) == 0
     return row is not None
 
 
 def replace_demo_db(path: str) -> None:
     """Remove an earlier demo database (and its WAL) before a new build; refuse any other file."""
-    import os
-
     if not os.path.exists(path):
         return
     if not is_demo_db(path):
@@ -550,3 +554,32 @@ def replace_demo_db(path: str) -> None:
             os.remove(path + suffix)
         except FileNotFoundError:
             pass
+
+
+class DemoRun:
+    """The demo inside the window: a short history first, then live sweeps on the wall clock."""
+
+    def __init__(self, db_path: str, cards: int = DEFAULT_CARDS, history_s: float = 7200.0, seed: int = 2026) -> None:
+        self.db_path = db_path
+        self.site = demo_site(cards)
+        self.history_s = history_s
+        self.stop = threading.Event()
+        self.center = DemoCenter(self.site, seed=seed, start=time.time() - history_s, story=False)
+
+    def prepare(self, progress: Callable[[float], None]) -> None:
+        """Replace an earlier demo database and write the history (stops early when asked)."""
+        replace_demo_db(self.db_path)
+        build_history(self.db_path, self.history_s / 86400.0, progress=progress, stop=self.stop,
+                      center=self.center)
+
+    def make(self) -> tuple[Site, Callable[[], object], Callable[[], None]]:
+        """The live collector over the same simulated nodes (call in the thread that will sweep)."""
+        store = Store(self.db_path)
+        collector = Collector(self.site, store, max_parallel=4,
+                              session_factory=lambda ep: SimSession(self.center, ep))
+
+        def close() -> None:
+            collector.close()
+            store.close()
+
+        return self.site, collector.sweep, close

@@ -1,47 +1,319 @@
-"""The application window (a placeholder until the operator's window lands)."""
+"""The operator's window: room heatmap, fleet table, card detail, status bar.
+
+Sweeps run in one worker thread (the in-app collector, or the demo), database reads in another;
+the GUI thread only receives snapshots through queued signals and paints.
+"""
 
 from __future__ import annotations
 
 import sys
+import time
 
-from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QApplication, QLabel, QMainWindow
+from PySide6.QtCore import QCoreApplication, QMetaObject, Qt, QThread, QThreadPool, QTimer, Slot
+from PySide6.QtGui import QAction, QActionGroup, QKeySequence
+from PySide6.QtWidgets import (
+    QApplication,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QProgressBar,
+    QTabWidget,
+    QWidget,
+)
 
+# Everything the worker threads use is imported here, in the GUI thread: PySide6's import hook is
+# not safe against imports running in a worker thread while the GUI thread paints.
+from console import demo as _demo  # noqa: F401
 from console import paths
-from console.site import SiteError, load_site
+from console import service as _service  # noqa: F401
+from console import store as _store  # noqa: F401
+from console.live import Snapshot, SnapshotReader, SweepRunner
+from console.site import Site, SiteError, load_site
+from widgets import i18n
+from widgets.detail import CardDetail
+from widgets.fleet import FleetView
+from widgets.heatmap import HeatmapView
 
 
-def build_window(site: str | None, db: str | None, demo: bool) -> QMainWindow:
-    """The main window: for now a page that says what is configured and how to collect."""
-    window = QMainWindow()
+def tr(text: str) -> str:
+    """Translate a UI string (context 'mixops')."""
+    return QCoreApplication.translate("mixops", text)
+
+
+class MainWindow(QMainWindow):
+    """One window for the shift: the room, the fleet, and what the collector is doing."""
+
+    def __init__(self, db_path: str | None, site_name: str, demo: bool, interval_s: float = 10.0,
+                 runner: SweepRunner | None = None, problem: str | None = None) -> None:
+        super().__init__()
+        self.db_path = db_path
+        self.demo = demo
+        self.interval_s = interval_s
+        self.snapshot: Snapshot | None = None
+        self.details: list[CardDetail] = []
+        prefix = tr("DEMO") + " — " if demo else ""
+        self.setWindowTitle(f"mixops — {prefix}{site_name}")
+        self.heatmap = HeatmapView()
+        self.fleet = FleetView()
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self.heatmap, tr("Room"))
+        self.tabs.addTab(self.fleet, tr("Fleet"))
+        self.setCentralWidget(self.tabs)
+        self.heatmap.card_clicked.connect(self.open_card)
+        self.fleet.node_activated.connect(self.show_node)
+        self._build_menus()
+        self._build_status(site_name, problem)
+        self.resize(1280, 800)
+
+        self._threads: list[QThread] = []
+        self.pool = QThreadPool(self)          # history reads of the card detail
+        self.pool.setMaxThreadCount(2)
+        self.reader: SnapshotReader | None = None
+        if db_path is None:
+            # Nothing to show but the problem (e.g. a broken site file): say it in the middle.
+            text = QLabel(problem or "")
+            text.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            text.setWordWrap(True)
+            self.setCentralWidget(text)
+            self.problem_label = text
+        else:
+            self.reader = SnapshotReader(db_path, interval_s, period_s=min(2.0, max(0.5, interval_s / 5)))
+            self._start_worker(self.reader)
+            self.reader.snapshot.connect(self.set_snapshot, Qt.ConnectionType.QueuedConnection)
+            self.reader.failed.connect(self._reader_failed, Qt.ConnectionType.QueuedConnection)
+        self.runner = runner
+        if runner is not None:
+            runner.progress.connect(self._progress, Qt.ConnectionType.QueuedConnection)
+            runner.failed.connect(self._runner_failed, Qt.ConnectionType.QueuedConnection)
+            runner.swept.connect(self._swept, Qt.ConnectionType.QueuedConnection)
+            self._start_worker(runner)
+        self._clock = QTimer(self)
+        self._clock.timeout.connect(self._update_age)
+        self._clock.start(1000)
+
+    # ---- construction ----------------------------------------------------------------------------
+
+    def _start_worker(self, worker: SnapshotReader | SweepRunner) -> None:
+        thread = QThread(self)
+        thread.setObjectName(f"mixops-{type(worker).__name__}")
+        worker.moveToThread(thread)
+        thread.started.connect(worker.start)
+        thread.start()
+        self._threads.append(thread)
+
+    def _build_menus(self) -> None:
+        file_menu = self.menuBar().addMenu(tr("&File"))
+        quit_action = QAction(tr("&Quit"), self)
+        quit_action.setShortcut(QKeySequence.StandardKey.Quit)
+        quit_action.triggered.connect(self.close)
+        file_menu.addAction(quit_action)
+        view = self.menuBar().addMenu(tr("&View"))
+        for i, label in enumerate((tr("Room"), tr("Fleet"))):
+            action = QAction(label, self)
+            action.setShortcut(QKeySequence(f"Ctrl+{i + 1}"))
+            action.triggered.connect(lambda _=False, i=i: self.tabs.setCurrentIndex(i))
+            view.addAction(action)
+        find = QAction(tr("Find node or card…"), self)
+        find.setShortcut(QKeySequence.StandardKey.Find)
+        find.triggered.connect(self._focus_search)
+        view.addAction(find)
+        lang = view.addMenu(tr("Language"))
+        group = QActionGroup(self)
+        current = i18n.chosen_language()
+        for code, name in i18n.LANGUAGES.items():
+            action = QAction(name, self, checkable=True)
+            action.setChecked(code == current)
+            action.triggered.connect(lambda _=False, code=code: self._set_language(code))
+            group.addAction(action)
+            lang.addAction(action)
+
+    def _build_status(self, site_name: str, problem: str | None) -> None:
+        bar = self.statusBar()
+        self.mode_label = QLabel(tr("DEMO — simulated data") if self.demo else site_name)
+        if self.demo:
+            self.mode_label.setStyleSheet("QLabel { background: #b8860b; color: black; padding: 1px 6px; "
+                                          "font-weight: bold; }")
+        self.sweep_label = QLabel(tr("no sweep yet"))
+        self.nodes_label = QLabel("")
+        self.collector_label = QLabel("")
+        self.progress = QProgressBar()
+        self.progress.setMaximumWidth(180)
+        self.progress.setFormat(tr("history %p%"))
+        self.progress.hide()
+        self.message = QLabel(problem or "")
+        bar.addWidget(self.mode_label)
+        bar.addWidget(self.message, 1)
+        bar.addPermanentWidget(self.progress)
+        bar.addPermanentWidget(self.nodes_label)
+        bar.addPermanentWidget(self.sweep_label)
+        bar.addPermanentWidget(self.collector_label)
+
+    # ---- data ------------------------------------------------------------------------------------
+
+    @Slot(object)
+    def set_snapshot(self, snapshot: Snapshot) -> None:
+        """A new view of the database arrived from the reader thread."""
+        self.snapshot = snapshot
+        self.heatmap.set_snapshot(snapshot)
+        self.fleet.set_rows(snapshot.nodes, snapshot.taken_at)
+        self.nodes_label.setText(
+            f"{tr('nodes')}: <span style='color:#1a9850'>{snapshot.nodes_ok} {tr('ok')}</span> · "
+            f"<span style='color:#d73027'>{snapshot.nodes_failed} {tr('failed')}</span> · "
+            f"{snapshot.nodes_stale} {tr('stale')}")
+        cpu = "N/A" if snapshot.collector_cpu_pct is None else f"{snapshot.collector_cpu_pct:.0f}%"
+        rss = "N/A" if snapshot.collector_rss_mib is None else f"{snapshot.collector_rss_mib:.0f} MiB"
+        self.collector_label.setText(f"{tr('collector')}: CPU {cpu}, {tr('memory')} {rss}")
+        self._update_age()
+
+    def _update_age(self) -> None:
+        s = self.snapshot
+        if s is None or s.last_sweep_at is None:
+            return
+        age = time.time() - s.last_sweep_at
+        text = f"{tr('last sweep')}: {age:.0f} s {tr('ago')}"
+        late = age > 3 * self.interval_s
+        self.sweep_label.setText(text)
+        self.sweep_label.setStyleSheet("QLabel { color: #d73027; font-weight: bold; }" if late else "")
+
+    @Slot(str, float)
+    def _progress(self, phase: str, fraction: float) -> None:
+        if fraction >= 1.0:
+            self.progress.hide()
+            self.message.setText("")
+            return
+        self.progress.show()
+        self.progress.setValue(int(fraction * 100))
+        self.message.setText(tr("Building simulated history…"))
+
+    @Slot(object)
+    def _swept(self, summary: object) -> None:
+        if self.reader is not None:
+            QMetaObject.invokeMethod(self.reader, "poll", Qt.ConnectionType.QueuedConnection)
+
+    @Slot(str)
+    def _runner_failed(self, text: str) -> None:
+        self.message.setText(f"{tr('collector')}: {text}")
+
+    @Slot(str)
+    def _reader_failed(self, text: str) -> None:
+        self.message.setText(f"{tr('database')}: {text}")
+
+    # ---- navigation ------------------------------------------------------------------------------
+
+    @Slot(str, int)
+    def open_card(self, node: str, idx: int) -> CardDetail | None:
+        """Open the detail of one card (history plots) next to the room."""
+        s = self.snapshot
+        if s is None:
+            return None
+        pos = s.index_of(node, idx)
+        if pos is None:
+            return None
+        title = (f"{node} · {tr('card')} {idx} · {s.vendor[pos] or 'N/A'} {s.model[pos] or ''} · "
+                 f"{tr('serial')} {s.serial[pos] or 'N/A'}")
+        assert self.db_path is not None
+        detail = CardDetail(self.db_path, int(s.card_id[pos]), title, self, self.pool)
+        detail.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        detail.destroyed.connect(lambda *_: self.details.remove(detail) if detail in self.details else None)
+        self.details.append(detail)
+        detail.show()
+        return detail
+
+    @Slot(str)
+    def show_node(self, name: str) -> None:
+        """Jump from the fleet table to the node in the room."""
+        self.tabs.setCurrentWidget(self.heatmap)
+        self.heatmap.focus_node(name)
+
+    def _focus_search(self) -> None:
+        self.tabs.setCurrentWidget(self.heatmap)
+        self.heatmap.search.setFocus()
+        self.heatmap.search.selectAll()
+
+    def _set_language(self, code: str) -> None:
+        i18n.settings().setValue("language", code)
+        QMessageBox.information(self, "mixops", tr("The language changes at the next start."))
+
+    # ---- shutdown --------------------------------------------------------------------------------
+
+    def shutdown(self) -> None:
+        """Stop the workers and wait for their threads (no thread outlives the window)."""
+        if not self._threads:
+            return
+        self._clock.stop()
+        if self.runner is not None:
+            self.runner.request_stop()
+            QMetaObject.invokeMethod(self.runner, "stop", Qt.ConnectionType.BlockingQueuedConnection)
+        if self.reader is not None:
+            QMetaObject.invokeMethod(self.reader, "stop", Qt.ConnectionType.BlockingQueuedConnection)
+        for thread in self._threads:
+            thread.quit()
+            thread.wait(30_000)
+        self._threads.clear()
+        self.pool.waitForDone(10_000)
+
+    def closeEvent(self, event: object) -> None:  # noqa: N802 - Qt API
+        for d in list(self.details):
+            d.close()
+        self.shutdown()
+        super().closeEvent(event)  # type: ignore[arg-type]
+
+
+def build_window(site: str | None, db: str | None, demo: bool, cards: int = 1280,
+                 history_s: float = 7200.0) -> MainWindow:
+    """The window for a site file, a database to watch, or the demo."""
     site_path = site or (str(paths.configured_site()) if paths.configured_site() else None)
-    if demo or site_path is None:
-        title = "mixops — DEMO"
-        text = ("DEMO\n\nNo site is configured. The simulated demo site arrives with the operator's window.\n\n"
-                "To monitor real nodes: write a site file, then run\n"
-                "  mixops check --site site.toml\n  mixops collect --site site.toml --interval 10")
-    else:
+    if site_path is not None and not demo:
         try:
-            loaded = load_site(site_path)
-            title = f"mixops — {loaded.name}"
-            text = (f"Site: {loaded.name}\n{len(loaded.nodes)} nodes, {len(loaded.racks)} racks\n"
-                    f"Database: {db or paths.default_db(loaded.name)}")
+            load_site(site_path)
         except SiteError as exc:
-            title = "mixops — site file error"
-            text = "\n".join(exc.problems)
-    window.setWindowTitle(title)
-    label = QLabel(text)
-    label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-    window.setCentralWidget(label)
-    window.resize(900, 600)
-    return window
+            return MainWindow(None, tr("site file error"), False, 10.0, None, "\n".join(exc.problems))
+    if demo or (site_path is None and db is None):
+        from console.demo import DEMO_NAME, DemoRun
+        path = db or str(paths.data_dir() / "demo.db")
+        paths.data_dir().mkdir(parents=True, exist_ok=True)
+        run = DemoRun(path, cards, history_s)
+        runner = SweepRunner(run.make, run.site.interval_s, run.prepare, run.stop)
+        return MainWindow(path, DEMO_NAME, True, run.site.interval_s, runner)
+    if site_path is None:
+        assert db is not None
+        return MainWindow(db, db, False, 10.0, None, tr("watching a database written by `mixops collect`"))
+    loaded = load_site(site_path)
+    path = db or str(paths.default_db(loaded.name))
+    paths.data_dir().mkdir(parents=True, exist_ok=True)
+    runner = SweepRunner(_site_maker(loaded, path), loaded.interval_s)
+    return MainWindow(path, loaded.name, False, loaded.interval_s, runner)
 
 
-def run_gui(site: str | None, db: str | None, demo: bool) -> int:
-    """Start Qt and show the window."""
+def _site_maker(site: Site, db_path: str):  # type: ignore[no-untyped-def]
+    def make():  # type: ignore[no-untyped-def]
+        from console.service import Collector
+        from console.store import Store
+        store = Store(db_path)
+        collector = Collector(site, store)
+
+        def close() -> None:
+            collector.close()
+            store.close()
+
+        return site, collector.sweep, close
+
+    return make
+
+
+def run_gui(site: str | None, db: str | None, demo: bool, language: str | None = None,
+            cards: int = 1280, history_s: float = 7200.0) -> int:
+    """Start Qt, install the language, show the window."""
     app = QApplication.instance() or QApplication(sys.argv)
+    assert isinstance(app, QApplication)
     app.setApplicationName("mixops")
-    window = build_window(site, db, demo)
+    translator = i18n.install(app, i18n.chosen_language(language))
+    window = build_window(site, db, demo, cards, history_s)
     window.show()
-    return int(app.exec())
+    code = int(app.exec())
+    del translator
+    return code
+
+
+__all__ = ["MainWindow", "QWidget", "build_window", "run_gui"]

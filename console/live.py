@@ -1,0 +1,296 @@
+"""What the window shows, read from the database off the GUI thread, plus the in-app collector.
+
+`read_snapshot` turns the database into arrays aligned with the room layout (one slot per card),
+so a view can colour 100,000 cards with a few numpy operations. `SnapshotReader` and `SweepRunner`
+are QObjects meant to live in worker threads: the GUI thread never waits on SSH or SQL.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from PySide6.QtCore import QObject, QTimer, Signal, Slot
+
+from console.site import Site
+
+HEALTH_CODES = {"ok": 0, "warning": 1, "critical": 2, "unknown": 3}
+NODE_STATUS_CODES = {"ok": 0, "failed": 1, "stale": 2, "unknown": 3}
+# A node whose last good answer is older than this many sweep intervals is stale in the view even
+# when its status row still says ok (e.g. the collector itself stopped).
+STALE_AFTER_INTERVALS = 3.0
+
+
+@dataclass(frozen=True, slots=True)
+class NodeRow:
+    """One line of the fleet table."""
+
+    name: str
+    status: str
+    vendor: str | None
+    rack: str | None
+    slot: int | None
+    cards: int
+    last_seen: float | None
+    last_error: str | None
+    duration_s: float | None
+
+
+@dataclass(slots=True)
+class Snapshot:
+    """The latest state of every card, as arrays in card order, plus the fleet and collector figures."""
+
+    taken_at: float
+    card_node: list[str]
+    card_idx: np.ndarray
+    card_id: np.ndarray
+    vendor: list[str | None]
+    model: list[str | None]
+    serial: list[str | None]
+    ts: np.ndarray                      # unix s of the latest sample, NaN when none
+    metrics: dict[str, np.ndarray]      # temperature_c, utilization_pct, memory_used_mib, memory_total_mib, power_w
+    health: np.ndarray                  # HEALTH_CODES
+    stale: np.ndarray                   # bool: the card's node is failed/stale/not answering
+    nodes: list[NodeRow] = field(default_factory=list)
+    last_sweep_at: float | None = None
+    nodes_ok: int = 0
+    nodes_failed: int = 0
+    nodes_stale: int = 0
+    collector_cpu_pct: float | None = None
+    collector_rss_mib: float | None = None
+    demo: bool = False
+    layout_key: int = 0                 # changes when racks, nodes or cards change (views re-layout then)
+
+    def index_of(self, node: str, idx: int) -> int | None:
+        """Position of a card in the arrays."""
+        for i, (n, k) in enumerate(zip(self.card_node, self.card_idx.tolist(), strict=True)):
+            if n == node and k == idx:
+                return i
+        return None
+
+
+METRICS = ("temperature_c", "utilization_pct", "memory_used_mib", "memory_total_mib", "power_w")
+
+
+def open_readonly(path: str) -> sqlite3.Connection:
+    """A read-only connection that waits briefly for the writer instead of failing."""
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5.0, check_same_thread=False)
+    conn.execute("PRAGMA query_only = 1")
+    return conn
+
+
+def read_snapshot(conn: sqlite3.Connection, interval_s: float = 10.0, now: float | None = None) -> Snapshot:
+    """Everything the room view and the fleet table need, in three queries."""
+    now = time.time() if now is None else now
+    node_rows = conn.execute(
+        """SELECT n.name, n.status, n.vendor, n.rack, n.slot, n.last_seen, n.last_error, n.last_duration_s,
+                  (SELECT count(*) FROM cards c WHERE c.node = n.name)
+           FROM nodes n ORDER BY n.rack, n.slot, n.name""").fetchall()
+    stale_after = max(30.0, STALE_AFTER_INTERVALS * interval_s)
+    nodes: list[NodeRow] = []
+    bad_nodes: set[str] = set()
+    for name, status, vendor, rack, slot, last_seen, last_error, duration, ncards in node_rows:
+        shown = status
+        if status == "ok" and (last_seen is None or now - last_seen > stale_after):
+            shown = "stale"
+        if shown != "ok":
+            bad_nodes.add(name)
+        nodes.append(NodeRow(name, shown, vendor, rack, slot, int(ncards), last_seen, last_error, duration))
+    rows = conn.execute(
+        """SELECT c.id, c.node, c.idx, c.vendor, c.model, c.serial, s.ts, s.temperature_c, s.utilization_pct,
+                  s.memory_used_mib, s.memory_total_mib, s.power_w, s.health
+           FROM cards c LEFT JOIN samples s ON s.card_id = c.id
+                AND s.ts = (SELECT max(ts) FROM samples WHERE card_id = c.id)
+           ORDER BY c.node, c.idx, c.chip""").fetchall()
+    n = len(rows)
+    card_id = np.fromiter((r[0] for r in rows), dtype=np.int64, count=n)
+    card_idx = np.fromiter((r[2] for r in rows), dtype=np.int32, count=n)
+    ts = np.array([np.nan if r[6] is None else r[6] for r in rows], dtype=np.float64)
+    metrics = {m: np.array([np.nan if r[7 + k] is None else r[7 + k] for r in rows], dtype=np.float32)
+               for k, m in enumerate(METRICS)}
+    health = np.fromiter((HEALTH_CODES.get(r[12] or "unknown", 3) for r in rows), dtype=np.int8, count=n)
+    stale = np.fromiter((r[1] in bad_nodes for r in rows), dtype=bool, count=n)
+    snap = Snapshot(now, [r[1] for r in rows], card_idx, card_id, [r[3] for r in rows], [r[4] for r in rows],
+                    [r[5] for r in rows], ts, metrics, health, stale, nodes)
+    snap.layout_key = hash((card_id.tobytes(), card_idx.tobytes(), tuple(snap.card_node),
+                            tuple((r.name, r.rack, r.slot) for r in nodes)))
+    sweep = conn.execute(
+        "SELECT finished, collector_cpu_pct, collector_rss_mib FROM sweeps ORDER BY id DESC LIMIT 1").fetchone()
+    if sweep is not None:
+        snap.last_sweep_at, snap.collector_cpu_pct, snap.collector_rss_mib = sweep
+    snap.nodes_ok = sum(1 for r in nodes if r.status == "ok")
+    snap.nodes_failed = sum(1 for r in nodes if r.status == "failed")
+    snap.nodes_stale = sum(1 for r in nodes if r.status in ("stale", "unknown"))
+    try:
+        snap.demo = conn.execute("SELECT 1 FROM meta WHERE key = 'demo'").fetchone() is not None
+    except sqlite3.Error:
+        snap.demo = False
+    return snap
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    """One card's history over a range: arrays of time and metrics, plus its faults."""
+
+    card_id: int
+    start: float
+    end: float
+    t: np.ndarray
+    metrics: dict[str, np.ndarray]
+    faults: list[tuple[float, str, str]]    # (ts, code, message)
+    rolled_up: bool
+
+
+def read_history(conn: sqlite3.Connection, card_id: int, seconds: float, now: float | None = None) -> History:
+    """Raw samples up to 24 h; hourly rollups (averages) beyond, so 7 days stay light."""
+    now = time.time() if now is None else now
+    start = now - seconds
+    rolled = seconds > 86400
+    if rolled:
+        rows = conn.execute(
+            """SELECT hour + 1800, temperature_c_avg, utilization_pct_avg, memory_used_mib_avg, NULL, power_w_avg
+               FROM rollups_hourly
+               WHERE card_id = ? AND hour >= ? ORDER BY hour""", (card_id, start)).fetchall()
+        last = rows[-1][0] if rows else start
+        rows += conn.execute(
+            """SELECT ts, temperature_c, utilization_pct, memory_used_mib, memory_total_mib, power_w FROM samples
+               WHERE card_id = ? AND ts > ? ORDER BY ts""", (card_id, last + 1800)).fetchall()
+    else:
+        rows = conn.execute(
+            """SELECT ts, temperature_c, utilization_pct, memory_used_mib, memory_total_mib, power_w FROM samples
+               WHERE card_id = ? AND ts >= ? ORDER BY ts""", (card_id, start)).fetchall()
+    t = np.array([r[0] for r in rows], dtype=np.float64)
+    metrics = {m: np.array([np.nan if r[1 + k] is None else r[1 + k] for r in rows], dtype=np.float64)
+               for k, m in enumerate(METRICS)}
+    node_idx = conn.execute("SELECT node, idx FROM cards WHERE id = ?", (card_id,)).fetchone()
+    faults: list[tuple[float, str, str]] = []
+    if node_idx is not None:
+        faults = [(float(a), str(b), str(c)) for a, b, c in conn.execute(
+            """SELECT ts, code, message FROM faults WHERE node = ? AND (card_idx = ? OR card_idx IS NULL)
+               AND ts >= ? ORDER BY ts""", (node_idx[0], node_idx[1], start))]
+    return History(card_id, start, now, t, metrics, faults, rolled)
+
+
+class SnapshotReader(QObject):
+    """Reads a snapshot every `period_s` in its own thread and emits it; the GUI only receives."""
+
+    snapshot = Signal(object)
+    failed = Signal(str)
+
+    def __init__(self, db_path: str, interval_s: float = 10.0, period_s: float = 2.0) -> None:
+        super().__init__()
+        self.db_path = db_path
+        self.interval_s = interval_s
+        self.period_ms = int(period_s * 1000)
+        self._conn: sqlite3.Connection | None = None
+        self._inode: int | None = None
+        self._timer: QTimer | None = None
+
+    @Slot()
+    def start(self) -> None:
+        """Begin polling (call in the worker thread)."""
+        self._timer = QTimer(self)
+        self._timer.timeout.connect(self.poll)
+        self._timer.start(self.period_ms)
+        self.poll()
+
+    @Slot()
+    def stop(self) -> None:
+        """Stop polling and close the connection (call in the worker thread)."""
+        if self._timer is not None:
+            self._timer.stop()
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    @Slot()
+    def poll(self) -> None:
+        """One read; errors become one line on the `failed` signal."""
+        try:
+            inode = _inode(self.db_path)
+            if self._conn is not None and inode != self._inode:
+                self._conn.close()          # the file was replaced (a new demo build): read the new one
+                self._conn = None
+            if self._conn is None:
+                self._conn = open_readonly(self.db_path)
+                self._inode = inode
+            self.snapshot.emit(read_snapshot(self._conn, self.interval_s))
+        except sqlite3.Error as exc:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+            self.failed.emit(f"{self.db_path}: {exc}")
+
+
+def _inode(path: str) -> int | None:
+    try:
+        return os.stat(path).st_ino
+    except OSError:
+        return None
+
+
+class SweepRunner(QObject):
+    """Runs sweeps in its own thread: the demo's history build first when asked, then every interval."""
+
+    progress = Signal(str, float)     # phase, fraction
+    swept = Signal(object)            # console.service.SweepSummary
+    failed = Signal(str)
+
+    def __init__(self, make: Callable[[], tuple[Site, Callable[[], object], Callable[[], None]]],
+                 interval_s: float, prepare: Callable[[Callable[[float], None]], None] | None = None,
+                 stop: threading.Event | None = None) -> None:
+        super().__init__()
+        self._make = make
+        self._prepare = prepare
+        self.interval_s = interval_s
+        self._stop = stop or threading.Event()     # shared with `prepare` so a build stops early
+        self._timer: QTimer | None = None
+        self._sweep: Callable[[], object] | None = None
+        self._close: Callable[[], None] | None = None
+
+    @Slot()
+    def start(self) -> None:
+        """Prepare (demo history), then sweep at once and every interval (call in the worker thread)."""
+        try:
+            if self._prepare is not None:
+                self._prepare(lambda f: self.progress.emit("history", f))
+                self.progress.emit("history", 1.0)
+            if self._stop.is_set():
+                return
+            _site, self._sweep, self._close = self._make()
+        except Exception as exc:  # noqa: BLE001 - one line for the operator, never a traceback
+            self.failed.emit(str(exc))
+            return
+        self._timer = QTimer(self)
+        self._timer.timeout.connect(self.tick)
+        self._timer.start(int(self.interval_s * 1000))
+        self.tick()
+
+    def request_stop(self) -> None:
+        """Ask a running history build to stop early (thread-safe)."""
+        self._stop.set()
+
+    @Slot()
+    def tick(self) -> None:
+        """One sweep."""
+        if self._sweep is None or self._stop.is_set():
+            return
+        try:
+            self.swept.emit(self._sweep())
+        except Exception as exc:  # noqa: BLE001 - e.g. the store's disk is full: say so, keep running
+            self.failed.emit(str(exc))
+
+    @Slot()
+    def stop(self) -> None:
+        """Stop sweeping and close the sessions (call in the worker thread)."""
+        self._stop.set()
+        if self._timer is not None:
+            self._timer.stop()
+        if self._close is not None:
+            self._close()
+            self._close = None

@@ -1,0 +1,63 @@
+"""English and Simplified Chinese: a QTranslator fed from resources/i18n/<lang>.json.
+
+The UI's strings are English in the code (QCoreApplication.translate, context "mixops"); the JSON
+catalogue maps each to its Chinese. The language comes from the setting, else the system locale.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from PySide6.QtCore import QCoreApplication, QLocale, QSettings, QTranslator
+
+RESOURCES = Path(__file__).resolve().parents[1] / "resources" / "i18n"
+LANGUAGES = {"en": "English", "zh_CN": "简体中文"}
+
+
+class CatalogTranslator(QTranslator):
+    """Looks strings up in a dict; unknown strings fall back to English."""
+
+    def __init__(self, catalog: dict[str, str]) -> None:
+        super().__init__()
+        self.catalog = catalog
+
+    def translate(self, context: str, source: str, disambiguation: str | None = None,  # noqa: D102
+                  n: int = -1) -> str:
+        return self.catalog.get(source, "")
+
+    def isEmpty(self) -> bool:  # noqa: N802 - Qt API
+        return not self.catalog
+
+
+def settings() -> QSettings:
+    """The user's settings (language, operator name)."""
+    return QSettings("mixops", "mixops")
+
+
+def chosen_language(explicit: str | None = None) -> str:
+    """--lang, then $MIXOPS_LANG, then the setting, then the system locale."""
+    for value in (explicit, os.environ.get("MIXOPS_LANG"), settings().value("language", "", str)):
+        if value in LANGUAGES:
+            return str(value)
+    return "zh_CN" if QLocale.system().name().startswith("zh") else "en"
+
+
+def catalog(language: str) -> dict[str, str]:
+    """The string catalogue of a language ({} for English)."""
+    path = RESOURCES / f"{language}.json"
+    if language == "en" or not path.is_file():
+        return {}
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return {str(k): str(v) for k, v in data.items()}
+
+
+def install(app: QCoreApplication, language: str) -> CatalogTranslator | None:
+    """Install the translator for a language; keep the returned object alive."""
+    table = catalog(language)
+    if not table:
+        return None
+    translator = CatalogTranslator(table)
+    app.installTranslator(translator)
+    return translator
