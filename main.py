@@ -15,7 +15,7 @@ def main(argv: list[str] | None = None) -> int:
         from console.cli import run
 
         return run(args)
-    from console.cli import UsageError, build_parser
+    from console.argv import UsageError, build_parser
 
     parser = build_parser()
     try:

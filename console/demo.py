@@ -559,11 +559,12 @@ def replace_demo_db(path: str) -> None:
 class DemoRun:
     """The demo inside the window: a short history first, then live sweeps on the wall clock."""
 
-    def __init__(self, db_path: str, cards: int = DEFAULT_CARDS, history_s: float = 7200.0, seed: int = 2026) -> None:
+    def __init__(self, db_path: str, cards: int = DEFAULT_CARDS, history_s: float = 7200.0, seed: int = 2026,
+                 stop: threading.Event | None = None) -> None:
         self.db_path = db_path
         self.site = demo_site(cards)
         self.history_s = history_s
-        self.stop = threading.Event()
+        self.stop = stop or threading.Event()
         self.center = DemoCenter(self.site, seed=seed, start=time.time() - history_s, story=False)
 
     def prepare(self, progress: Callable[[float], None]) -> None:

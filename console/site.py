@@ -8,13 +8,15 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import paramiko
-
 from collectors.registry import KNOWN_VENDORS
-from collectors.ssh import Endpoint
+
+if TYPE_CHECKING:  # paramiko is imported only when a site's SSH endpoints are built (fast GUI start)
+    import paramiko
+
+    from collectors.ssh import Endpoint
 
 
 class SiteError(Exception):
@@ -99,6 +101,8 @@ class Site:
 
     def endpoint(self, node: Node) -> Endpoint:
         """How to reach a node: site node fields, then ~/.ssh/config, then [ssh] defaults."""
+        from collectors.ssh import Endpoint
+
         ep = _endpoint(self, node.host, node.port, node.jump, depth=0)
         return Endpoint(**{**_fields(ep), "name": node.name})
 
@@ -303,6 +307,8 @@ def parse_site(data: dict[str, Any], path: str = "<site>", text: str = "") -> Si
     config: paramiko.SSHConfig | None = None
     cfg_path = os.path.expanduser(ssh.config_file)
     if os.path.exists(cfg_path):
+        import paramiko
+
         try:
             config = paramiko.SSHConfig.from_path(cfg_path)
         except (OSError, paramiko.ConfigParseError) as exc:
@@ -336,6 +342,8 @@ def _glob_problem(pattern: Any, names: set[str]) -> str | None:
 
 
 def _endpoint(site: Site, host_alias: str, port: int | None, jump: str | None, depth: int) -> Endpoint:
+    from collectors.ssh import Endpoint
+
     cfg: dict[str, Any] = dict(site._ssh_config.lookup(host_alias)) if site._ssh_config else {}
     hostname = str(cfg.get("hostname", host_alias))
     final_port = port or (int(cfg["port"]) if "port" in cfg else site.ssh.port)
@@ -361,6 +369,8 @@ def _endpoint(site: Site, host_alias: str, port: int | None, jump: str | None, d
 
 
 def _fields(ep: Endpoint) -> dict[str, Any]:
+    from collectors.ssh import Endpoint
+
     return {f: getattr(ep, f) for f in Endpoint.__dataclass_fields__}
 
 

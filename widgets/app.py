@@ -6,13 +6,27 @@ the GUI thread only receives snapshots through queued signals and paints.
 
 from __future__ import annotations
 
+import os
 import sys
+import threading
 import time
+from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QCoreApplication, QMetaObject, Qt, QThread, QThreadPool, QTimer, Slot
-from PySide6.QtGui import QAction, QActionGroup, QKeySequence
+from PySide6.QtCore import (
+    QCoreApplication,
+    QEvent,
+    QMetaObject,
+    QObject,
+    Qt,
+    QThread,
+    QThreadPool,
+    QTimer,
+    Slot,
+)
+from PySide6.QtGui import QAction, QActionGroup, QKeySequence, QPaintEvent
 from PySide6.QtWidgets import (
     QApplication,
+    QDialog,
     QLabel,
     QMainWindow,
     QMessageBox,
@@ -21,18 +35,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-# Everything the worker threads use is imported here, in the GUI thread: PySide6's import hook is
-# not safe against imports running in a worker thread while the GUI thread paints.
-from console import demo as _demo  # noqa: F401
 from console import paths
-from console import service as _service  # noqa: F401
-from console import store as _store  # noqa: F401
 from console.live import Snapshot, SnapshotReader, SweepRunner
 from console.site import Site, SiteError, load_site
 from widgets import i18n
-from widgets.detail import CardDetail
 from widgets.fleet import FleetView
-from widgets.heatmap import HeatmapView
+
+if TYPE_CHECKING:
+    from widgets.heatmap import HeatmapView
 
 
 def tr(text: str) -> str:
@@ -50,16 +60,18 @@ class MainWindow(QMainWindow):
         self.demo = demo
         self.interval_s = interval_s
         self.snapshot: Snapshot | None = None
-        self.details: list[CardDetail] = []
+        self.details: list[QDialog] = []
         prefix = tr("DEMO") + " — " if demo else ""
         self.setWindowTitle(f"mixops — {prefix}{site_name}")
-        self.heatmap = HeatmapView()
+        # The room view (pyqtgraph) is built right after the first paint: a placeholder until then.
+        self.heatmap: HeatmapView | None = None
+        self._room_placeholder = QLabel(tr("Loading the room view…"))
+        self._room_placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.fleet = FleetView()
         self.tabs = QTabWidget()
-        self.tabs.addTab(self.heatmap, tr("Room"))
+        self.tabs.addTab(self._room_placeholder, tr("Room"))
         self.tabs.addTab(self.fleet, tr("Fleet"))
         self.setCentralWidget(self.tabs)
-        self.heatmap.card_clicked.connect(self.open_card)
         self.fleet.node_activated.connect(self.show_node)
         self._build_menus()
         self._build_status(site_name, problem)
@@ -69,6 +81,7 @@ class MainWindow(QMainWindow):
         self.pool = QThreadPool(self)          # history reads of the card detail
         self.pool.setMaxThreadCount(2)
         self.reader: SnapshotReader | None = None
+        self.runner = runner
         if db_path is None:
             # Nothing to show but the problem (e.g. a broken site file): say it in the middle.
             text = QLabel(problem or "")
@@ -79,20 +92,49 @@ class MainWindow(QMainWindow):
             self.problem_label = text
         else:
             self.reader = SnapshotReader(db_path, interval_s, period_s=min(2.0, max(0.5, interval_s / 5)))
-            self._start_worker(self.reader)
             self.reader.snapshot.connect(self.set_snapshot, Qt.ConnectionType.QueuedConnection)
             self.reader.failed.connect(self._reader_failed, Qt.ConnectionType.QueuedConnection)
-        self.runner = runner
         if runner is not None:
             runner.progress.connect(self._progress, Qt.ConnectionType.QueuedConnection)
             runner.failed.connect(self._runner_failed, Qt.ConnectionType.QueuedConnection)
             runner.swept.connect(self._swept, Qt.ConnectionType.QueuedConnection)
-            self._start_worker(runner)
+        # The window paints first; the collector stack (paramiko, SQLite, the demo) is imported and
+        # the workers start on the next turn of the event loop.
+        self._started = False
+        QTimer.singleShot(1000, self.start_workers)      # in case the window is never painted
         self._clock = QTimer(self)
         self._clock.timeout.connect(self._update_age)
         self._clock.start(1000)
 
     # ---- construction ----------------------------------------------------------------------------
+
+    def start_workers(self) -> None:
+        """Import what the worker threads use, here in the GUI thread (PySide6's import hook is not
+        safe against imports in a worker while the GUI thread paints), then start them."""
+        if self._started:
+            return
+        self._started = True
+        from console import demo, service, store  # noqa: F401
+        from widgets import detail  # noqa: F401
+        from widgets.heatmap import HeatmapView
+
+        self.heatmap = HeatmapView()
+        self.heatmap.card_clicked.connect(self.open_card)
+        current = self.tabs.currentIndex()
+        self.tabs.removeTab(0)
+        self.tabs.insertTab(0, self.heatmap, tr("Room"))
+        self.tabs.setCurrentIndex(current)
+        self._room_placeholder.deleteLater()
+
+        if self.reader is not None:
+            self._start_worker(self.reader)
+        if self.runner is not None:
+            self._start_worker(self.runner)
+
+    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 - Qt API
+        super().paintEvent(event)
+        if not self._started:
+            QTimer.singleShot(0, self.start_workers)
 
     def _start_worker(self, worker: SnapshotReader | SweepRunner) -> None:
         thread = QThread(self)
@@ -155,7 +197,8 @@ class MainWindow(QMainWindow):
     def set_snapshot(self, snapshot: Snapshot) -> None:
         """A new view of the database arrived from the reader thread."""
         self.snapshot = snapshot
-        self.heatmap.set_snapshot(snapshot)
+        if self.heatmap is not None:
+            self.heatmap.set_snapshot(snapshot)
         self.fleet.set_rows(snapshot.nodes, snapshot.taken_at)
         self.nodes_label.setText(
             f"{tr('nodes')}: <span style='color:#1a9850'>{snapshot.nodes_ok} {tr('ok')}</span> · "
@@ -202,7 +245,7 @@ class MainWindow(QMainWindow):
     # ---- navigation ------------------------------------------------------------------------------
 
     @Slot(str, int)
-    def open_card(self, node: str, idx: int) -> CardDetail | None:
+    def open_card(self, node: str, idx: int) -> QDialog | None:
         """Open the detail of one card (history plots) next to the room."""
         s = self.snapshot
         if s is None:
@@ -212,6 +255,8 @@ class MainWindow(QMainWindow):
             return None
         title = (f"{node} · {tr('card')} {idx} · {s.vendor[pos] or 'N/A'} {s.model[pos] or ''} · "
                  f"{tr('serial')} {s.serial[pos] or 'N/A'}")
+        from widgets.detail import CardDetail
+
         assert self.db_path is not None
         detail = CardDetail(self.db_path, int(s.card_id[pos]), title, self, self.pool)
         detail.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
@@ -223,10 +268,13 @@ class MainWindow(QMainWindow):
     @Slot(str)
     def show_node(self, name: str) -> None:
         """Jump from the fleet table to the node in the room."""
-        self.tabs.setCurrentWidget(self.heatmap)
-        self.heatmap.focus_node(name)
+        if self.heatmap is not None:
+            self.tabs.setCurrentWidget(self.heatmap)
+            self.heatmap.focus_node(name)
 
     def _focus_search(self) -> None:
+        if self.heatmap is None:
+            return
         self.tabs.setCurrentWidget(self.heatmap)
         self.heatmap.search.setFocus()
         self.heatmap.search.selectAll()
@@ -239,6 +287,7 @@ class MainWindow(QMainWindow):
 
     def shutdown(self) -> None:
         """Stop the workers and wait for their threads (no thread outlives the window)."""
+        self._started = True         # a window closed before its workers started never starts them
         if not self._threads:
             return
         self._clock.stop()
@@ -260,6 +309,33 @@ class MainWindow(QMainWindow):
         super().closeEvent(event)  # type: ignore[arg-type]
 
 
+DEMO_INTERVAL_S = 10.0   # the demo site's sweep period (console.demo.demo_site)
+
+
+class _LazyDemo:
+    """The demo's sweeps, built in the runner thread so the window paints before the collector stack
+    (paramiko, SQLite, the simulator) is even imported."""
+
+    def __init__(self, path: str, cards: int, history_s: float) -> None:
+        self.args = (path, cards, history_s)
+        self.stop = threading.Event()
+        self._run: object | None = None
+
+    def _get(self):  # type: ignore[no-untyped-def]
+        from console.demo import DemoRun
+
+        if self._run is None:
+            path, cards, history_s = self.args
+            self._run = DemoRun(path, cards, history_s, stop=self.stop)
+        return self._run
+
+    def prepare(self, progress):  # type: ignore[no-untyped-def]
+        self._get().prepare(progress)
+
+    def make(self):  # type: ignore[no-untyped-def]
+        return self._get().make()
+
+
 def build_window(site: str | None, db: str | None, demo: bool, cards: int = 1280,
                  history_s: float = 7200.0) -> MainWindow:
     """The window for a site file, a database to watch, or the demo."""
@@ -270,12 +346,11 @@ def build_window(site: str | None, db: str | None, demo: bool, cards: int = 1280
         except SiteError as exc:
             return MainWindow(None, tr("site file error"), False, 10.0, None, "\n".join(exc.problems))
     if demo or (site_path is None and db is None):
-        from console.demo import DEMO_NAME, DemoRun
         path = db or str(paths.data_dir() / "demo.db")
         paths.data_dir().mkdir(parents=True, exist_ok=True)
-        run = DemoRun(path, cards, history_s)
-        runner = SweepRunner(run.make, run.site.interval_s, run.prepare, run.stop)
-        return MainWindow(path, DEMO_NAME, True, run.site.interval_s, runner)
+        lazy = _LazyDemo(path, cards, history_s)
+        runner = SweepRunner(lazy.make, DEMO_INTERVAL_S, lazy.prepare, lazy.stop)
+        return MainWindow(path, tr("simulated computing center"), True, DEMO_INTERVAL_S, runner)
     if site_path is None:
         assert db is not None
         return MainWindow(db, db, False, 10.0, None, tr("watching a database written by `mixops collect`"))
@@ -302,6 +377,15 @@ def _site_maker(site: Site, db_path: str):  # type: ignore[no-untyped-def]
     return make
 
 
+class _QuitAfterFirstPaint(QObject):
+    """For bench/startup.py: quit as soon as the window has painted once (MIXOPS_EXIT_AFTER_PAINT=1)."""
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt API
+        if event.type() == QEvent.Type.Paint:
+            QTimer.singleShot(0, QCoreApplication.quit)
+        return False
+
+
 def run_gui(site: str | None, db: str | None, demo: bool, language: str | None = None,
             cards: int = 1280, history_s: float = 7200.0) -> int:
     """Start Qt, install the language, show the window."""
@@ -310,9 +394,14 @@ def run_gui(site: str | None, db: str | None, demo: bool, language: str | None =
     app.setApplicationName("mixops")
     translator = i18n.install(app, i18n.chosen_language(language))
     window = build_window(site, db, demo, cards, history_s)
+    quitter = None
+    if os.environ.get("MIXOPS_EXIT_AFTER_PAINT") == "1":
+        quitter = _QuitAfterFirstPaint()
+        window.installEventFilter(quitter)
     window.show()
     code = int(app.exec())
-    del translator
+    window.close()
+    del translator, quitter
     return code
 
 

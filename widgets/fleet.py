@@ -40,13 +40,42 @@ class FleetModel(QAbstractTableModel):
         super().__init__()
         self._rows: list[NodeRow] = []
         self._now = time.time()
+        self._sort_column = 1
+        self._sort_order = Qt.SortOrder.AscendingOrder
+
+    def _key(self, column: int) -> Any:
+        def key(r: NodeRow) -> Any:
+            value = self._raw(r, column, Qt.ItemDataRole.UserRole)
+            return (0, value, r.name) if isinstance(value, (int, float)) else (1, str(value), r.name)
+        return key
+
+    def _sorted(self, rows: list[NodeRow]) -> list[NodeRow]:
+        return sorted(rows, key=self._key(self._sort_column),
+                      reverse=self._sort_order == Qt.SortOrder.DescendingOrder)
 
     def set_rows(self, rows: list[NodeRow], now: float | None = None) -> None:
-        """Replace the rows (one model reset per snapshot; the proxy keeps sort and filter)."""
-        self.beginResetModel()
-        self._rows = list(rows)
+        """New rows: nothing when unchanged, dataChanged when the same nodes stay in the same order,
+        a reset otherwise. Sorting happens here in Python (one key per row), not in a proxy."""
         self._now = time.time() if now is None else now
+        new = self._sorted(list(rows))
+        if new == self._rows:
+            return
+        if [r.name for r in new] == [r.name for r in self._rows]:
+            self._rows = new
+            self.dataChanged.emit(self.index(0, 0), self.index(len(new) - 1, len(COLUMNS) - 1))
+            return
+        self.beginResetModel()
+        self._rows = new
         self.endResetModel()
+
+    def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
+        """Sort by a column (raw values; status by severity, failed first)."""
+        if not 0 <= column < len(COLUMNS):
+            return
+        self._sort_column, self._sort_order = column, order
+        self.layoutAboutToBeChanged.emit()
+        self._rows = self._sorted(self._rows)
+        self.layoutChanged.emit()
 
     def row_name(self, row: int) -> str:
         """The node name of a source row."""
@@ -69,15 +98,11 @@ class FleetModel(QAbstractTableModel):
             return None
         r = self._rows[index.row()]
         col = index.column()
-        raw: tuple[Any, ...] = (r.name, r.status, r.vendor, r.rack, r.slot, r.cards, r.last_seen, r.last_error,
-                                r.duration_s)
-        if not 0 <= col < len(raw):
+        if not 0 <= col < len(COLUMNS):
             return None
-        value = raw[col]
         if role == Qt.ItemDataRole.UserRole:
-            if col == 1:
-                return _STATUS_RANK.get(r.status, 2)
-            return "" if value is None and col in (0, 1, 2, 3, 7) else (-1 if value is None else value)
+            return self._raw(r, col, role)
+        value = (r.name, r.status, r.vendor, r.rack, r.slot, r.cards, r.last_seen, r.last_error, r.duration_s)[col]
         if role == Qt.ItemDataRole.DisplayRole:
             if col == 1:
                 return tr(r.status)
@@ -91,6 +116,14 @@ class FleetModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.ToolTipRole and col == 7 and value:
             return str(value)
         return None
+
+
+    @staticmethod
+    def _raw(r: NodeRow, col: int, _role: Qt.ItemDataRole) -> Any:
+        if col == 1:
+            return _STATUS_RANK.get(r.status, 2)
+        value = (r.name, r.status, r.vendor, r.rack, r.slot, r.cards, r.last_seen, r.last_error, r.duration_s)[col]
+        return "" if value is None and col in (0, 2, 3, 7) else (-1 if value is None else value)
 
 
 def _ago(seconds: float) -> str:
@@ -111,13 +144,13 @@ class FleetView(QWidget):
         self.model = FleetModel()
         self.proxy = QSortFilterProxyModel(self)
         self.proxy.setSourceModel(self.model)
-        self.proxy.setSortRole(Qt.ItemDataRole.UserRole)
+        self.proxy.setDynamicSortFilter(False)   # re-filter only while a filter is typed (see below)
         self.proxy.setFilterKeyColumn(-1)
         self.proxy.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
         self.filter = QLineEdit()
         self.filter.setPlaceholderText(tr("Filter nodes (name, status, vendor, rack, error)…"))
         self.filter.setClearButtonEnabled(True)
-        self.filter.textChanged.connect(self.proxy.setFilterFixedString)
+        self.filter.textChanged.connect(self._filter)
         self.table = QTableView()
         self.table.setModel(self.proxy)
         self.table.setSortingEnabled(True)
@@ -128,16 +161,33 @@ class FleetView(QWidget):
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.doubleClicked.connect(self._activated)
+        em = self.table.fontMetrics().horizontalAdvance("M")
+        for col, chars in enumerate((16, 8, 10, 7, 5, 6, 11, 40, 10)):
+            self.table.setColumnWidth(col, chars * em)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.filter)
         layout.addWidget(self.table, 1)
 
+        self._pending: tuple[list[NodeRow], float | None] | None = None
+
     def set_rows(self, rows: list[NodeRow], now: float | None = None) -> None:
-        """Show a new set of nodes."""
+        """Show a new set of nodes (deferred while the table is hidden: the room tab costs nothing)."""
+        if not self.isVisible():
+            self._pending = (rows, now)
+            return
+        self._pending = None
         self.model.set_rows(rows, now)
-        if self.table.columnWidth(0) < 60:
-            self.table.resizeColumnsToContents()
+
+    def showEvent(self, event: Any) -> None:  # noqa: N802 - Qt API
+        super().showEvent(event)
+        if self._pending is not None:
+            rows, now = self._pending
+            self.set_rows(rows, now)
+
+    def _filter(self, text: str) -> None:
+        self.proxy.setDynamicSortFilter(bool(text))
+        self.proxy.setFilterFixedString(text)
 
     def _activated(self, index: QModelIndex) -> None:
         source = self.proxy.mapToSource(index)

@@ -89,8 +89,11 @@ def test_fleet_model_passes_the_model_tester(qtmodeltester):
     model.set_rows([NodeRow("a", "ok", "nvidia", "A01", 1, 8, now, None, 0.2),
                     NodeRow("b", "failed", None, None, None, 0, None, "refused", None)], now)
     qtmodeltester.check(model, force_py=True)
-    assert model.data(model.index(1, 6)) == "N/A"
-    assert model.data(model.index(0, 1), Qt.ItemDataRole.UserRole) == 3
+    # failed first; last seen N/A for a node never seen
+    assert model.data(model.index(0, 0)) == "b" and model.data(model.index(0, 6)) == "N/A"
+    assert model.data(model.index(1, 1), Qt.ItemDataRole.UserRole) == 3
+    model.sort(0, Qt.SortOrder.AscendingOrder)
+    assert model.data(model.index(0, 0)) == "a"
 
 
 @pytest.fixture
@@ -112,7 +115,8 @@ def test_demo_window_end_to_end_and_clean_shutdown(qtbot, data_home):
                     and not window.progress.isVisible(), timeout=60_000)
     snap = window.snapshot
     assert snap.demo and {v for v in snap.vendor} >= {"nvidia", "ascend", "hygon", "cambricon", "metax"}
-    assert window.fleet.model.rowCount() == 40
+    window.tabs.setCurrentWidget(window.fleet)      # the table fills when shown
+    qtbot.waitUntil(lambda: window.fleet.model.rowCount() == 40, timeout=10_000)
     # double-click in the fleet jumps to the node in the room
     window.show_node(snap.card_node[0])
     assert window.tabs.currentWidget() is window.heatmap and window.heatmap.highlight.isVisible()
