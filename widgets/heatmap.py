@@ -145,6 +145,7 @@ def compute_geometry(snapshot: Snapshot) -> Geometry:
     node_rect: dict[str, QRectF] = {}
     rack_labels: list[tuple[str, float, float]] = []
     row_labels: list[tuple[str, float, float]] = []
+    placed: list[int] = []
     y0 = ROW_GAP
     # A checker/hatch selector per pixel inside a cell: (x - y) % 4 == 0 for stale stripes is
     # handled by the palette offset below.
@@ -166,14 +167,21 @@ def compute_geometry(snapshot: Snapshot) -> Geometry:
                     # a node whose cards were never seen: stale if it is not answering, else empty
                     status = status_of.get(name, "unknown")
                     pix[ny:ny + CELL, x0:x0 + rack_w - 1] = n + 1 if status == "ok" else n + 2
-                for j, pos in enumerate(positions):
-                    cx = x0 + (j % CARDS_PER_ROW) * PITCH
-                    cy = ny + (j // CARDS_PER_ROW) * PITCH
-                    pix[cy:cy + CELL, cx:cx + CELL] = pos
-                    card_at[cy:cy + CELL, cx:cx + CELL] = pos
-                    origin[pos] = (cx, cy)
+                if positions:
+                    j = np.arange(len(positions))
+                    origin[positions, 0] = x0 + (j % CARDS_PER_ROW) * PITCH
+                    origin[positions, 1] = ny + (j // CARDS_PER_ROW) * PITCH
+                    placed.extend(positions)
                 y = ny + lines * PITCH
         y0 += row_h
+    # Every card's CELL x CELL block in one vectorised assignment.
+    if placed:
+        pos = np.asarray(placed, dtype=np.int32)
+        cell = np.arange(CELL)
+        ys = origin[pos, 1][:, None, None] + cell[None, :, None]
+        xs = origin[pos, 0][:, None, None] + cell[None, None, :]
+        pix[ys, xs] = pos[:, None, None]
+        card_at[ys, xs] = pos[:, None, None]
     # Pattern pixels use the second half of the palette: stripes for stale, checks for N/A are
     # chosen per card by which colour pair it gets; the pixel only says "pattern or not".
     yy, xx = np.indices((height, width))
@@ -352,6 +360,7 @@ class HeatmapView(QWidget):
         self.highlight.hide()
         self.view.addItem(self.highlight)
         self._labels: list[pg.TextItem] = []
+        self._label_spec: object = None
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addLayout(top)
@@ -381,6 +390,11 @@ class HeatmapView(QWidget):
         self.image.setImage(img, autoLevels=False, levels=None)
 
     def _place_labels(self) -> None:
+        assert self.geometry_ is not None
+        wanted = (self.geometry_.rack_labels, self.geometry_.row_labels)
+        if wanted == self._label_spec:
+            return                      # same racks and rows: keep the label items (they are slow to make)
+        self._label_spec = wanted
         for item in self._labels:
             self.view.removeItem(item)
         self._labels = []
