@@ -36,7 +36,7 @@ def main() -> int:
     window = build_window(None, None, True, cards=args.cards, history_s=60.0)
     window.resize(1280, 800)
     window.show()
-    gaps: list[float] = []
+    gaps: list[tuple[float, float]] = []
     sweeps: list[float] = []
     state = {"last": 0.0, "start": 0.0}
     window.runner.swept.connect(lambda s: sweeps.append(s.duration_s))
@@ -44,7 +44,7 @@ def main() -> int:
     def tick() -> None:
         now = time.perf_counter()
         if state["start"]:
-            gaps.append(now - state["last"])
+            gaps.append((now - state["last"], now - state["start"]))
         state["last"] = now
 
     def begin() -> None:
@@ -68,12 +68,17 @@ def main() -> int:
     if not gaps:
         print("no measurement (the demo did not start)")
         return 1
-    worst = max(gaps) * 1000
-    p99 = sorted(gaps)[int(len(gaps) * 0.99)] * 1000
+    worst_gap, worst_at = max(gaps)
+    worst = worst_gap * 1000
+    ordered = sorted(g for g, _ in gaps)
+    p99 = ordered[int(len(ordered) * 0.99)] * 1000
+    costs = window.update_costs_s
     cards = len(window.snapshot.card_node) if window.snapshot else 0
     print(f"{cards} cards, {len(sweeps)} live sweeps (median {statistics.median(sweeps) if sweeps else 0:.2f} s) "
           f"in {args.seconds:g} s: 10 ms timer longest gap {worst:.1f} ms, p99 {p99:.1f} ms, "
-          f"median {statistics.median(gaps) * 1000:.1f} ms (goal <= 100 ms: {'met' if worst <= 100 else 'NOT met'})")
+          f"median {statistics.median(ordered) * 1000:.1f} ms (goal <= 100 ms: {'met' if worst <= 100 else 'NOT met'})")
+    print(f"  worst gap at t={worst_at:.1f} s; gaps > 50 ms: {sum(1 for g in ordered if g > 0.05)}; GUI-thread "
+          f"snapshot handling max {max(costs, default=0) * 1000:.1f} ms over {len(costs)} snapshots")
     return 0 if worst <= 100 else 1
 
 

@@ -576,7 +576,7 @@ class DemoRun:
     def make(self) -> tuple[Site, Callable[[], object], Callable[[], None]]:
         """The live collector over the same simulated nodes (call in the thread that will sweep)."""
         store = Store(self.db_path)
-        collector = Collector(self.site, store, max_parallel=4,
+        collector = Collector(self.site, store, max_parallel=1,
                               session_factory=lambda ep: SimSession(self.center, ep))
 
         def close() -> None:

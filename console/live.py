@@ -65,6 +65,7 @@ class Snapshot:
     collector_rss_mib: float | None = None
     demo: bool = False
     layout_key: int = 0                 # changes when racks, nodes or cards change (views re-layout then)
+    derived: dict[str, object] = field(default_factory=dict)   # what views precomputed off the GUI thread
 
     def index_of(self, node: str, idx: int) -> int | None:
         """Position of a card in the arrays."""
@@ -182,9 +183,11 @@ class SnapshotReader(QObject):
     snapshot = Signal(object)
     failed = Signal(str)
 
-    def __init__(self, db_path: str, interval_s: float = 10.0, period_s: float = 2.0) -> None:
+    def __init__(self, db_path: str, interval_s: float = 10.0, period_s: float = 2.0,
+                 prepare: Callable[[Snapshot], None] | None = None) -> None:
         super().__init__()
         self.db_path = db_path
+        self.prepare = prepare          # runs in this worker thread: views precompute layouts here
         self.interval_s = interval_s
         self.period_ms = int(period_s * 1000)
         self._conn: sqlite3.Connection | None = None
@@ -219,7 +222,10 @@ class SnapshotReader(QObject):
             if self._conn is None:
                 self._conn = open_readonly(self.db_path)
                 self._inode = inode
-            self.snapshot.emit(read_snapshot(self._conn, self.interval_s))
+            snap = read_snapshot(self._conn, self.interval_s)
+            if self.prepare is not None:
+                self.prepare(snap)
+            self.snapshot.emit(snap)
         except sqlite3.Error as exc:
             if self._conn is not None:
                 self._conn.close()

@@ -61,6 +61,7 @@ class MainWindow(QMainWindow):
         self.interval_s = interval_s
         self.snapshot: Snapshot | None = None
         self.details: list[QDialog] = []
+        self.update_costs_s: list[float] = []   # GUI-thread time per snapshot (bench/gui_latency.py)
         prefix = tr("DEMO") + " — " if demo else ""
         self.setWindowTitle(f"mixops — {prefix}{site_name}")
         # The room view (pyqtgraph) is built right after the first paint: a placeholder until then.
@@ -91,7 +92,8 @@ class MainWindow(QMainWindow):
             self.setCentralWidget(text)
             self.problem_label = text
         else:
-            self.reader = SnapshotReader(db_path, interval_s, period_s=min(2.0, max(0.5, interval_s / 5)))
+            self.reader = SnapshotReader(db_path, interval_s, period_s=min(2.0, max(0.5, interval_s / 5)),
+                                         prepare=_prepare_snapshot)
             self.reader.snapshot.connect(self.set_snapshot, Qt.ConnectionType.QueuedConnection)
             self.reader.failed.connect(self._reader_failed, Qt.ConnectionType.QueuedConnection)
         if runner is not None:
@@ -126,6 +128,9 @@ class MainWindow(QMainWindow):
         self.tabs.setCurrentIndex(current)
         self._room_placeholder.deleteLater()
 
+        # Worker threads parse and write in Python: hand the GIL back to the GUI thread sooner than
+        # the default 5 ms so painting and input never queue behind a sweep.
+        sys.setswitchinterval(0.002)
         if self.reader is not None:
             self._start_worker(self.reader)
         if self.runner is not None:
@@ -196,6 +201,7 @@ class MainWindow(QMainWindow):
     @Slot(object)
     def set_snapshot(self, snapshot: Snapshot) -> None:
         """A new view of the database arrived from the reader thread."""
+        t0 = time.perf_counter()
         self.snapshot = snapshot
         if self.heatmap is not None:
             self.heatmap.set_snapshot(snapshot)
@@ -208,6 +214,11 @@ class MainWindow(QMainWindow):
         rss = "N/A" if snapshot.collector_rss_mib is None else f"{snapshot.collector_rss_mib:.0f} MiB"
         self.collector_label.setText(f"{tr('collector')}: CPU {cpu}, {tr('memory')} {rss}")
         self._update_age()
+        self.update_costs_s.append(time.perf_counter() - t0)
+        if os.environ.get("MIXOPS_DEBUG_COSTS"):
+            print(f"snapshot {self.update_costs_s[-1] * 1000:.1f} ms heatmap "
+                  f"{(self.heatmap.last_refresh_s if self.heatmap else 0) * 1000:.1f} ms", file=sys.stderr)
+        del self.update_costs_s[:-100]
 
     def _update_age(self) -> None:
         s = self.snapshot
@@ -307,6 +318,13 @@ class MainWindow(QMainWindow):
             d.close()
         self.shutdown()
         super().closeEvent(event)  # type: ignore[arg-type]
+
+
+def _prepare_snapshot(snapshot: Snapshot) -> None:
+    """In the reader thread: the room layout, so a layout change costs the GUI thread nothing."""
+    from widgets.heatmap import attach_geometry
+
+    attach_geometry(snapshot)
 
 
 DEMO_INTERVAL_S = 10.0   # the demo site's sweep period (console.demo.demo_site)

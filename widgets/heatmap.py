@@ -191,6 +191,19 @@ def compute_geometry(snapshot: Snapshot) -> Geometry:
                     snapshot.layout_key)
 
 
+_last_geometry: Geometry | None = None
+
+
+def attach_geometry(snapshot: Snapshot) -> None:
+    """Precompute the room layout in the reader thread (only when racks, nodes or cards changed)."""
+    global _last_geometry
+    geometry = _last_geometry
+    if geometry is None or geometry.key != snapshot.layout_key:
+        geometry = compute_geometry(snapshot)
+        _last_geometry = geometry
+    snapshot.derived["geometry"] = geometry
+
+
 def card_values(snapshot: Snapshot, metric: str) -> np.ndarray:
     """The metric of every card as float (NaN = not reported)."""
     m = snapshot.metrics
@@ -376,7 +389,9 @@ class HeatmapView(QWidget):
         t0 = time.perf_counter()
         self.snapshot = snapshot
         if self.geometry_ is None or self.geometry_.key != snapshot.layout_key:
-            self.geometry_ = compute_geometry(snapshot)
+            ready = snapshot.derived.get("geometry")
+            self.geometry_ = ready if isinstance(ready, Geometry) and ready.key == snapshot.layout_key \
+                else compute_geometry(snapshot)
             self._place_labels()
             self.view.setRange(QRectF(-30, 0, self.geometry_.width + 30, self.geometry_.height), padding=0.02)
         self._recolour()
