@@ -13,6 +13,7 @@ from collectors.model import (
     ParseResult,
     Severity,
     first_line,
+    integer,
     is_na,
     norm_bus_id,
     number,
@@ -203,3 +204,82 @@ def parse(sections: dict[str, str]) -> ParseResult:
 def unhealthy_chips(result: ParseResult) -> tuple[tuple[int, int], ...]:
     """The (npu, chip) pairs whose table health is not OK: they get a health query next sweep."""
     return tuple((c.index, c.chip or 0) for c in result.cards if c.health not in (Health.OK,))
+
+
+_KV_LINE = re.compile(r"^\s*([^:]+?)\s*:\s*(.*?)\s*$")
+
+
+def parse_kv(text: str, command: str = "npu-smi info -t common") -> ParseResult:
+    """`npu-smi info -t usages|common|board|power|ecc|product`: `key : value` paragraphs, one per chip.
+
+    Memory comes as a capacity and a usage rate (HBM preferred over DDR); uncorrectable ECC is the sum
+    of the HBM and DDR double-bit counts. MCU paragraphs are not cards.
+    """
+    warnings: list[str] = []
+    cards: list[CardSample] = []
+    npu: int | None = None
+    paragraphs: list[dict[str, str]] = []
+    current: dict[str, str] = {}
+    for line in text.splitlines():
+        m = _KV_LINE.match(line)
+        if m is None:
+            if current:
+                paragraphs.append(current)
+                current = {}
+            continue
+        current.setdefault(m.group(1).strip().lower(), m.group(2))
+    if current:
+        paragraphs.append(current)
+    for para in paragraphs:
+        if "npu id" in para:
+            npu = integer(para["npu id"])
+        name = para.get("chip name", "")
+        if name.lower() == "mcu":
+            continue
+        metric_keys = {k for k in para if k not in ("npu id", "chip count", "chip id")}
+        if not metric_keys or npu is None:
+            continue
+        chip = integer(para.get("chip id")) or 0
+        cap = number(para.get("hbm capacity(mb)"))
+        rate = number(para.get("hbm usage rate(%)"))
+        if cap is None:
+            cap, rate = number(para.get("ddr capacity(mb)")), number(para.get("ddr usage rate(%)"))
+        used = None if cap is None or rate is None else round(cap * rate / 100.0, 1)
+        ecc_parts = [integer(para.get(k)) for k in ("hbm double bit error count", "ddr double bit error count")]
+        known = [e for e in ecc_parts if e is not None]
+        ecc = sum(known) if known else None
+        power = para.get("npu real-time power(w)") or para.get("power dissipation(w)")
+        card = CardSample(index=npu, chip=chip, model=para.get("product name") or (name or None),
+                          serial=para.get("serial number") or None, bus_id=norm_bus_id(para.get("pcie bus info")),
+                          health=Health.CRITICAL if ecc else Health.OK,
+                          temperature_c=number(para.get("temperature(c)")),
+                          utilization_pct=number(para.get("aicore usage rate(%)")),
+                          memory_used_mib=used, memory_total_mib=cap, power_w=number(power), ecc_uncorrected=ecc)
+        cards.append(sanity(card, warnings, command))
+    if not cards and text.strip():
+        warnings.append(f"{VENDOR}: {command}: no chip paragraph found; first line: {first_line(text)}")
+    return ParseResult(VENDOR, command, tuple(cards), (), tuple(warnings))
+
+
+def parse_map(text: str, command: str = "npu-smi info -m") -> ParseResult:
+    """`npu-smi info -m`: NPU ID, Chip ID, Chip Logic ID, Chip Name per chip (MCU rows are not cards)."""
+    warnings: list[str] = []
+    cards: list[CardSample] = []
+    header: list[str] | None = None
+    for line in text.splitlines():
+        cells = [c.strip() for c in re.split(r"\s{2,}", line.strip()) if c.strip()]
+        if not cells:
+            continue
+        if header is None:
+            if cells[0].lower() == "npu id":
+                header = [c.lower() for c in cells]
+            continue
+        row = dict(zip(header, cells, strict=False))
+        npu, chip = integer(row.get("npu id")), integer(row.get("chip id"))
+        name = row.get("chip name", "")
+        if npu is None or chip is None or name.lower() == "mcu":
+            continue
+        cards.append(CardSample(index=npu, chip=chip, model=name or None, health=Health.UNKNOWN))
+    if not cards and text.strip():
+        warnings.append(f"{VENDOR}: {command}: no 'NPU ID' table; first line: {first_line(text)}")
+    return ParseResult(VENDOR, command, tuple(cards), (), tuple(warnings))

@@ -11,6 +11,7 @@ import re
 
 _SPLIT = re.compile(r"\s{2,}")
 _RULE = re.compile(r"^\s*[+|][-=+|\s]*[+|]\s*$")
+_PREFIX = re.compile(r"^#\s*\[\w+\]\s*>>\s?")   # `# [tag] >> ` of captures pasted from scripts
 
 
 def _cells(line: str) -> list[str]:
@@ -54,15 +55,26 @@ def parse_blocks(text: str) -> tuple[list[dict[str, str]], list[str]]:
 
     The second value holds the raw first line of every card block, for warnings.
     """
-    lines = text.splitlines()
-    eq = next((i for i, ln in enumerate(lines) if ln.strip().startswith("|=") or ln.strip().startswith("+=")), None)
+    lines = [_PREFIX.sub("", ln) for ln in text.splitlines()]
+    # The header: the first run of multi-cell `|` rows that ends on a rule (`|===|`, `|---|`, `+---+`).
+    head_rows: list[str] = []
+    eq = None
+    for i, line in enumerate(lines):
+        stripped = line.strip()
+        if _RULE.match(line):
+            if head_rows:
+                eq = i
+                break
+            continue
+        if stripped.startswith("|") and len(_cells(line)) >= 2:
+            first = _cells(line)[0].strip()
+            if not head_rows and first[:1].isdigit():
+                continue            # a card row with no header above it (a table pasted in pieces)
+            head_rows.append(line)
+        else:
+            head_rows = []
     if eq is None:
         return [], []
-    head_rows: list[str] = []
-    i = eq - 1
-    while i >= 0 and lines[i].strip().startswith("|") and not _RULE.match(lines[i]):
-        head_rows.insert(0, lines[i])
-        i -= 1
     headers = [[_tokens(c) for c in _cells(row)] for row in head_rows]
     blocks: list[dict[str, str]] = []
     firsts: list[str] = []
@@ -107,3 +119,23 @@ def used_total(text: str | None) -> tuple[str | None, str | None]:
         return text, None
     left, right = text.split("/", 1)
     return left.strip(), right.strip()
+
+
+def pipe_grid(text: str, first_header: str) -> list[dict[str, str]]:
+    """A plain `| a | b |` grid whose header row starts with `first_header` (e.g. xpu_smi 4.x DEVICES)."""
+    rows: list[dict[str, str]] = []
+    header: list[str] | None = None
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped.startswith("|"):
+            if header is not None and rows and not stripped.startswith("-"):
+                break
+            continue
+        cells = [c.strip() for c in _cells(line)]
+        if header is None:
+            if cells and cells[0].lower() == first_header.lower():
+                header = [c.lower() for c in cells]
+            continue
+        if len(cells) == len(header):
+            rows.append(dict(zip(header, cells, strict=True)))
+    return rows

@@ -100,7 +100,7 @@ class NodeCollector:
             self.tools = tuple(line.strip() for line in text.splitlines() if line.strip())
             self.vendor = registry.detect(text)
             if self.vendor is None:
-                looked = ", ".join(t for v in registry.DETECT_ORDER for t in registry.VENDORS[v].tools)
+                looked = ", ".join(dict.fromkeys(t for v in registry.DETECT_ORDER for t in registry.VENDORS[v].tools))
                 return self._fail(started, t0, f"no known vendor tool found on PATH (looked for {looked})")
         vendor = registry.get(self.vendor)
         if vendor is None:

@@ -1,12 +1,31 @@
-"""Vendor registry: one module per vendor, found by name; detection order for tools over SSH."""
+"""Vendor registry: one module per vendor, found by name; detection order for tools over SSH.
+
+Site-defined adapters (collectors.adapter) register here too and take precedence, so a site can
+teach mixops a new chip, or override a built-in reader, without a code change.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import shlex
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from types import ModuleType
 
-from collectors import ascend, cambricon, hygon, metax, nvidia
+from collectors import (
+    amd,
+    ascend,
+    biren,
+    cambricon,
+    denglin,
+    enflame,
+    hygon,
+    iluvatar,
+    kunlunxin,
+    metax,
+    mthreads,
+    nvidia,
+)
+from collectors.adapter import Adapter
 from collectors.model import Command, ParseResult
 
 
@@ -33,38 +52,78 @@ def _ascend_plan(previous: ParseResult | None) -> tuple[Command, ...]:
     return ascend.plan(ascend.unhealthy_chips(previous) if previous else ())
 
 
+def _static(module: ModuleType) -> Vendor:
+    return Vendor(module.VENDOR, module.TOOLS, _static_plan(module), module.parse)
+
+
 VENDORS: dict[str, Vendor] = {
-    "nvidia": Vendor("nvidia", nvidia.TOOLS, _static_plan(nvidia), nvidia.parse),
+    "nvidia": _static(nvidia),
     "ascend": Vendor("ascend", ascend.TOOLS, _ascend_plan, ascend.parse),
-    "hygon": Vendor("hygon", hygon.TOOLS, _static_plan(hygon), hygon.parse),
-    "cambricon": Vendor("cambricon", cambricon.TOOLS, _static_plan(cambricon), cambricon.parse),
-    "metax": Vendor("metax", metax.TOOLS, _static_plan(metax), metax.parse),
+    "hygon": _static(hygon),
+    "amd": _static(amd),
+    "cambricon": _static(cambricon),
+    "metax": _static(metax),
+    "mthreads": _static(mthreads),
+    "iluvatar": _static(iluvatar),
+    "enflame": _static(enflame),
+    "kunlunxin": _static(kunlunxin),
+    "denglin": _static(denglin),
+    "biren": _static(biren),
 }
 
-# Every vendor name the site file may use (DESIGN §5); those without a module yet are refused by
-# the collector with a clear message rather than by the site loader.
+# Every vendor name the site file may use (DESIGN §5).
 KNOWN_VENDORS = ("nvidia", "ascend", "cambricon", "hygon", "amd", "metax", "mthreads", "iluvatar",
                  "enflame", "biren", "kunlunxin", "denglin")
 
-# Detection order matters where tools overlap: Hygon's hy-smi is looked for before any rocm-smi.
-DETECT_ORDER = tuple(VENDORS)
+# Detection order matters where tools overlap: Hygon's hy-smi before any rocm-smi (DTK ships one too).
+DETECT_ORDER = ("nvidia", "ascend", "hygon", "amd", "cambricon", "metax", "mthreads", "iluvatar", "enflame",
+                "kunlunxin", "denglin", "biren")
+# Tools outside the login PATH, looked for at these absolute paths as well.
+EXTRA_PATHS = {"ixsmi": "/usr/local/corex/bin/ixsmi", "hy-smi": "/opt/hyhal/bin/hy-smi"}
+PCI_MARK = "pci-vendor-1d22"
+
+ADAPTERS: dict[str, Vendor] = {}
+
+
+def register_adapters(adapters: Iterable[Adapter]) -> None:
+    """Make a site's adapters known (they win over a built-in of the same name)."""
+    ADAPTERS.clear()
+    for a in adapters:
+        ADAPTERS[a.name] = Vendor(a.name, a.tools, a.plan, a.parse)
 
 
 def get(name: str) -> Vendor | None:
-    """The vendor module for a name, or None when mixops has no collector for it yet."""
-    return VENDORS.get(name)
+    """The vendor reader for a name: a site adapter first, then the built-in module."""
+    return ADAPTERS.get(name) or VENDORS.get(name)
+
+
+def _order() -> list[Vendor]:
+    return list(ADAPTERS.values()) + [VENDORS[v] for v in DETECT_ORDER if v not in ADAPTERS]
 
 
 def detect_command() -> Command:
-    """One command that prints which known vendor tools exist on the node's PATH."""
-    tools = " ".join(t for v in DETECT_ORDER for t in VENDORS[v].tools)
-    return Command("detect", f"for t in {tools}; do command -v \"$t\" >/dev/null 2>&1 && echo \"$t\"; done; true")
+    """One command that prints which known vendor tools exist (PATH or their usual places) and
+    whether a Kunlunxin PCI device (vendor 0x1d22) is present."""
+    tools: list[str] = []
+    for vendor in _order():
+        tools.extend(t for t in vendor.tools if t not in tools)
+    parts = []
+    for tool in tools:
+        q = shlex.quote(tool)
+        extra = EXTRA_PATHS.get(tool)
+        test = f"command -v {q} >/dev/null 2>&1" + (f" || test -x {shlex.quote(extra)}" if extra else "")
+        parts.append(f"{{ {test}; }} && echo {q}")
+    parts.append(f"grep -qs 0x1d22 /sys/bus/pci/devices/*/vendor && echo {PCI_MARK}")
+    return Command("detect", "; ".join(parts) + "; true")
 
 
 def detect(text: str) -> str | None:
-    """The vendor whose tool was found first in detection order."""
+    """The vendor whose tool was found first in detection order; Kunlunxin's xpu_smi/xpu-smi only counts
+    with a 0x1d22 PCI device present (Intel ships an unrelated xpu-smi)."""
     found = {line.strip() for line in text.splitlines()}
-    for name in DETECT_ORDER:
-        if any(t in found for t in VENDORS[name].tools):
-            return name
+    for vendor in _order():
+        if vendor.name == "kunlunxin" and "kunlunxin" not in ADAPTERS and PCI_MARK not in found:
+            continue
+        if any(t in found for t in vendor.tools):
+            return vendor.name
     return None

@@ -138,8 +138,9 @@ def _check_node(ep: Endpoint, vendor: str | None, trust_new: bool) -> CheckResul
     problems = []
     if "NO-TIMEOUT" in text:
         problems.append("coreutils `timeout` missing on the node")
-    if vendor is not None and registry.get(vendor) is not None:
-        wanted = registry.VENDORS[vendor].tools
+    reader = registry.get(vendor) if vendor is not None else None
+    if vendor is not None and reader is not None:
+        wanted = reader.tools
         if not any(t in tools for t in wanted):
             problems.append(f"site says vendor {vendor} but {'/'.join(wanted)} is not on PATH")
     elif vendor is not None:
@@ -155,6 +156,7 @@ def _check_node(ep: Endpoint, vendor: str | None, trust_new: bool) -> CheckResul
 def cmd_check(args: argparse.Namespace) -> int:
     """`mixops check`: one line per node; exit 1 if any node is not ready."""
     site = load_site(args.site)
+    registry.register_adapters(site.adapters)
     print(f"site file {args.site}: ok ({len(site.nodes)} nodes, {len(site.racks)} racks, {len(site.jobs)} jobs)")
     eps = [(site.endpoint(n), n.vendor) for n in site.nodes]
     with ThreadPoolExecutor(max_workers=max(1, min(site.ssh.max_parallel, len(eps) or 1))) as pool:

@@ -3,9 +3,26 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
-from collectors import ascend, cambricon, hygon, metax, nvidia
+from collectors import (
+    amd,
+    ascend,
+    biren,
+    cambricon,
+    denglin,
+    enflame,
+    hygon,
+    iluvatar,
+    kunlunxin,
+    metax,
+    mthreads,
+    nvidia,
+    registry,
+    smitable,
+    smixml,
+)
 from collectors.model import ParseResult, strip_ansi
 
 
@@ -13,28 +30,54 @@ class ParseInputError(Exception):
     """The capture cannot be attributed to a vendor/command mixops reads."""
 
 
+# (vendor, command, test on the text) in order: the most specific markers first.
+_SNIFF: tuple[tuple[str, str, Callable[[str], bool]], ...] = (
+    ("nvidia", "kernel log", lambda t: "NVRM: " in t and "Xid" in t),
+    ("nvidia", "nvidia-smi -q -x", lambda t: "<nvidia_smi_log" in t),
+    ("iluvatar", "ixsmi -q -x", lambda t: "<ixsmi_log" in t),
+    ("denglin", denglin.QUERY, lambda t: "<dlsmi_log" in t),
+    ("nvidia", "nvidia-smi", lambda t: "NVIDIA-SMI" in t),
+    ("iluvatar", "ixsmi", lambda t: "IX-ML" in t),
+    ("kunlunxin", "xpu_smi", lambda t: "XPU-SMI" in t or ("DEVICES" in t and "DevID" in t)),
+    ("kunlunxin", "xpu_smi -m", lambda t: re.search(r'^[0-9a-fA-F]{4,8}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.\d \d+ .*"', t,
+                                                    re.M) is not None),
+    ("cambricon", cambricon.TABLE, lambda t: re.search(r"\|\s*CNMON\s+v", t) is not None),
+    ("metax", "mx-smi --show-temperature --show-usage --show-memory",
+     lambda t: ("MetaX System Management" in t or "mx-smi" in t) and re.search(r"^GPU#\d+", t, re.M) is not None),
+    ("metax", metax.TABLE, lambda t: re.search(r"MX-SMI\s+\d|MetaX System Management", t) is not None),
+    ("mthreads", mthreads.TABLE, lambda t: "mthreads-gmi" in t),
+    ("enflame", enflame.QUERY, lambda t: "Enflame" in t and re.search(r"^DEV ID\s+\d", t, re.M) is not None),
+    ("enflame", enflame.TABLE, lambda t: "EFSMI" in t or "Enflame System Management" in t),
+    ("amd", "amd-smi", lambda t: "AMD-SMI" in t),
+    ("amd", "amd-smi metric --json", lambda t: '"gpu_data"' in t),
+    ("hygon", hygon.JSON_QUERY, lambda t: re.search(r'"card\d+"\s*:', t) is not None
+     and any(k in t for k in ("DCU", "HCU", "Haiguang"))),
+    ("amd", amd.JSON_QUERY, lambda t: re.search(r'"card\d+"\s*:', t) is not None),
+    ("hygon", hygon.TABLE, lambda t: re.search(r"^\s*(DCU|HCU)\s+Temp\b", t, re.M) is not None),
+    ("amd", "rocm-smi", lambda t: re.search(r"^\s*(GPU|Device)\s+.*\bTemp\b", t, re.M) is not None
+     and "ROCm" in t),
+    ("ascend", ascend.INFO, lambda t: re.search(r"npu-smi\s+\d", t) is not None
+     or re.search(r"^\|\s*NPU\s+.*Name", t, re.M) is not None),
+    ("ascend", "npu-smi info -t health", lambda t: re.search(r"^\s*Health Status\s*:", t, re.M) is not None),
+    ("ascend", "npu-smi info -m", lambda t: re.search(r"^NPU ID\s{2,}Chip ID\s{2,}", t, re.M) is not None),
+    ("ascend", "npu-smi info -t common", lambda t: re.search(r"^\s*NPU ID\s*:", t, re.M) is not None),
+)
+
+
 def detect(text: str) -> tuple[str, str]:
     """Guess (vendor, command) from the text of a capture."""
-    if "NVRM: " in text and "Xid" in text:
-        return "nvidia", "kernel log"
-    if re.search(r"npu-smi\s+\d", text) or re.search(r"^\|\s*NPU\s+.*Name", text, re.M):
-        return "ascend", ascend.INFO
-    if re.search(r"^\s*Health Status\s*:", text, re.M):
-        return "ascend", "npu-smi info -t health"
-    if re.search(r"\|\s*CNMON\s+v", text):
-        return "cambricon", cambricon.TABLE
-    if re.search(r"MX-SMI\s+\d|MetaX System Management", text):
-        if re.search(r"^GPU#\d+", text, re.M):
-            return "metax", "mx-smi --show-temperature --show-usage --show-memory"
-        return "metax", metax.TABLE
-    if re.search(r'"card\d+"\s*:', text) and ("DCU" in text or "HCU" in text or "Haiguang" in text):
-        return "hygon", hygon.JSON_QUERY
-    if re.search(r"^\s*(DCU|HCU)\s+Temp\b", text, re.M):
-        return "hygon", hygon.TABLE
+    for vendor, command, test in _SNIFF:
+        if test(text):
+            return vendor, command
     first = next((ln for ln in text.splitlines() if ln.strip()), "")
     if first.count(",") >= 2 and ("MiB" in text or first.lower().startswith("index") or re.match(r"\s*\d+,", first)):
-        return "nvidia", "nvidia-smi --query-gpu"
+        return ("iluvatar" if "Iluvatar" in text else "nvidia"), "nvidia-smi --query-gpu"
     raise ParseInputError("cannot tell which vendor tool printed this; give --vendor and --command")
+
+
+def _fields(command: str, default: tuple[str, ...]) -> tuple[str, ...] | None:
+    m = re.search(r"--query-gpu[= ](\S+)", command)
+    return tuple(f.strip() for f in m.group(1).split(",") if f.strip()) if m else default
 
 
 def parse_capture(text: str, vendor: str | None, command: str | None) -> ParseResult:
@@ -43,29 +86,54 @@ def parse_capture(text: str, vendor: str | None, command: str | None) -> ParseRe
     if vendor is None or command is None:
         v, c = detect(text)
         vendor, command = vendor or v, command or c
+    cmd = command
     if vendor == "nvidia":
-        if "kernel" in command or "dmesg" in command or "journalctl" in command:
+        if "kernel" in cmd or "dmesg" in cmd or "journalctl" in cmd:
             return nvidia.parse_kernel_log(text)
-        fields: tuple[str, ...] | None = nvidia.QUERY_FIELDS
-        m = re.search(r"--query-gpu[= ](\S+)", command)
-        if m:
-            fields = tuple(f.strip() for f in m.group(1).split(",") if f.strip())
-        return nvidia.parse_query_csv(text, fields, command)
+        if "-x" in cmd.split() or text.lstrip().startswith("<?xml"):
+            return smixml.parse_xml(text, "nvidia", cmd)
+        if "--query-gpu" in cmd:
+            return nvidia.parse_query_csv(text, _fields(cmd, nvidia.QUERY_FIELDS), cmd)
+        return smitable.parse_smi_table(text, "nvidia", cmd)
     if vendor == "ascend":
-        if "health" in command:
-            npu = re.search(r"-i\s+(\d+)", command)
-            chip = re.search(r"-c\s+(\d+)", command)
-            return ascend.parse_health(text, int(npu.group(1)) if npu else 0, int(chip.group(1)) if chip else 0,
-                                       command)
-        return ascend.parse_info(text, command)
+        if "health" in cmd:
+            npu = re.search(r"-i\s+(\d+)", cmd)
+            chip = re.search(r"-c\s+(\d+)", cmd)
+            return ascend.parse_health(text, int(npu.group(1)) if npu else 0, int(chip.group(1)) if chip else 0, cmd)
+        if "-m" in cmd.split():
+            return ascend.parse_map(text, cmd)
+        if "-t" in cmd.split():
+            return ascend.parse_kv(text, cmd)
+        return ascend.parse_info(text, cmd)
     if vendor == "cambricon":
-        return cambricon.parse_table(text, command)
+        return cambricon.parse_table(text, cmd)
     if vendor == "metax":
-        return metax.parse_show(text, command) if "--show" in command else metax.parse_table(text, command)
+        return metax.parse_show(text, cmd) if "--show" in cmd else metax.parse_table(text, cmd)
     if vendor == "hygon":
-        return hygon.parse_json(text, command) if "json" in command else hygon.parse_table(text, command)
-    raise ParseInputError(f"vendor '{vendor}' has no parser in this version of mixops "
-                          "(nvidia, ascend, hygon, cambricon, metax)")
+        return hygon.parse_json(text, cmd) if "json" in cmd else hygon.parse_table(text, cmd)
+    if vendor == "amd":
+        if "metric" in cmd:
+            return amd.parse_metric_json(text, cmd)
+        if "json" in cmd:
+            return amd.parse_json(text, cmd)
+        return amd.parse_amd_smi_table(text, cmd) if cmd.startswith("amd-smi") else amd.parse_concise(text, cmd)
+    if vendor == "mthreads":
+        return mthreads.parse_table(text, cmd)
+    if vendor == "iluvatar":
+        if "-x" in cmd.split() or "<ixsmi_log" in text:
+            return iluvatar.parse_xml(text, cmd)
+        if "--query-gpu" in cmd or "," in text.splitlines()[0] if text.strip() else False:
+            return iluvatar.parse_query_csv(text, _fields(cmd, iluvatar.QUERY_FIELDS), cmd)
+        return iluvatar.parse_table(text, cmd)
+    if vendor == "enflame":
+        return enflame.parse_query(text, cmd) if "-q" in cmd.split() else enflame.parse_table(text, cmd)
+    if vendor == "kunlunxin":
+        return kunlunxin.parse_rows(text, cmd) if "-m" in cmd.split() else kunlunxin.parse_table(text, cmd)
+    if vendor == "denglin":
+        return denglin.parse_xml(text, cmd)
+    if vendor == "biren":
+        return biren.parse_list(text, cmd)
+    raise ParseInputError(f"vendor '{vendor}' has no parser (known: {', '.join(registry.KNOWN_VENDORS)})")
 
 
 def to_json(result: ParseResult) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import psutil
 
+from collectors import registry
 from collectors.model import NodeReport
 from collectors.node import NodeCollector, Session
 from collectors.ssh import Endpoint
@@ -43,6 +44,7 @@ class Collector:
         self.site = site
         self.store = store
         self.clock = clock
+        registry.register_adapters(site.adapters)
         cursors = store.cursors()
         store.sync_nodes((n.name, n.host, n.port, n.rack, n.slot, n.vendor) for n in site.nodes)
         self.nodes: dict[str, NodeCollector] = {}

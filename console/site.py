@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from collectors.adapter import KINDS, TARGETS, UNITS, Adapter, FieldMap
 from collectors.registry import KNOWN_VENDORS
 
 if TYPE_CHECKING:  # paramiko is imported only when a site's SSH endpoints are built (fast GUI start)
@@ -97,6 +98,7 @@ class Site:
     nodes: tuple[Node, ...] = ()
     jobs: tuple[Job, ...] = ()
     shifts: tuple[Shift, ...] = ()
+    adapters: tuple[Adapter, ...] = ()
     _ssh_config: paramiko.SSHConfig | None = field(default=None, compare=False, repr=False)
 
     def endpoint(self, node: Node) -> Endpoint:
@@ -123,7 +125,9 @@ JOB_KEYS: _Spec = {"name": ((str,), True), "nodes": ((list,), True), "checkpoint
                    "log": ((str,), False), "framework": ((str,), False), "progress_regex": ((str,), False),
                    "slurm_job": ((str, int), False)}
 SHIFT_KEYS: _Spec = {"name": ((str,), True), "start": ((str,), True), "hours": (_NUM, True)}
-TOP_KEYS = {"site", "ssh", "racks", "nodes", "jobs", "shifts"}
+ADAPTER_KEYS: _Spec = {"name": ((str,), True), "tool": ((str,), True), "command": ((str,), True),
+                       "kind": ((str,), True), "block_start": ((str,), False), "fields": ((dict,), True)}
+TOP_KEYS = {"site", "ssh", "racks", "nodes", "jobs", "shifts", "adapters"}
 _TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", list: "a list", bool: "true/false"}
 
 
@@ -232,6 +236,9 @@ def parse_site(data: dict[str, Any], path: str = "<site>", text: str = "") -> Si
     if ssh.max_parallel < 1:
         c.add("ssh", None, "max_parallel", "must be >= 1")
 
+    adapters = _adapters(c, data)
+    vendor_names = set(KNOWN_VENDORS) | {a.name for a in adapters}
+
     racks: list[Rack] = []
     for i, raw in enumerate(_array(c, data, "racks")):
         r = c.table(raw, "racks", i, RACK_KEYS)
@@ -265,8 +272,9 @@ def parse_site(data: dict[str, Any], path: str = "<site>", text: str = "") -> Si
             else:
                 used_slots[(rack, slot)] = name
         vendor = n.get("vendor")
-        if vendor is not None and vendor not in KNOWN_VENDORS:
-            c.add("nodes", i, "vendor", f"unknown vendor '{vendor}' (known: {', '.join(KNOWN_VENDORS)})")
+        if vendor is not None and vendor not in vendor_names:
+            c.add("nodes", i, "vendor", f"unknown vendor '{vendor}' (known: {', '.join(sorted(vendor_names))}; "
+                  "or define an [[adapters]] entry)")
         port = n.get("port")
         if port is not None and not 1 <= port <= 65535:
             c.add("nodes", i, "port", f"port {port} out of range")
@@ -314,7 +322,49 @@ def parse_site(data: dict[str, Any], path: str = "<site>", text: str = "") -> Si
         except (OSError, paramiko.ConfigParseError) as exc:
             raise SiteError([f"{cfg_path}: cannot read SSH config: {exc}"]) from None
     return Site(path, s.get("name", ""), tz, interval, ssh, tuple(racks), tuple(nodes), tuple(jobs),
-                tuple(shifts), config)
+                tuple(shifts), tuple(adapters), config)
+
+
+def _adapters(c: _Checker, data: dict[str, Any]) -> list[Adapter]:
+    """[[adapters]]: name, tool, command, kind (csv|jsonl|kv), optional block_start, [adapters.fields]."""
+    out: list[Adapter] = []
+    for i, raw in enumerate(_array(c, data, "adapters")):
+        a = c.table(raw, "adapters", i, ADAPTER_KEYS)
+        if not {"name", "tool", "command", "kind", "fields"} <= a.keys():
+            continue
+        if not re.fullmatch(r"[a-z][a-z0-9_-]*", a["name"]):
+            c.add("adapters", i, "name", "must be a lower-case word (letters, digits, _ or -)")
+        if a["kind"] not in KINDS:
+            c.add("adapters", i, "kind", f"must be one of {', '.join(KINDS)}, got '{a['kind']}'")
+        if a.get("block_start") is not None:
+            try:
+                re.compile(a["block_start"])
+            except re.error as exc:
+                c.add("adapters", i, "block_start", f"invalid regular expression: {exc}")
+        fields: dict[str, FieldMap] = {}
+        for target, spec in a["fields"].items():
+            if target not in TARGETS:
+                c.add("adapters", i, "fields", f"unknown sample field '{target}' (known: {', '.join(TARGETS)})")
+                continue
+            if isinstance(spec, str):
+                fields[target] = FieldMap(spec)
+                continue
+            if not isinstance(spec, dict) or not isinstance(spec.get("field"), str):
+                c.add("adapters", i, "fields", f"{target}: must be a field name or {{ field = \"…\", unit = \"…\" }}")
+                continue
+            unit = spec.get("unit")
+            family = {"memory_used_mib": "memory", "memory_total_mib": "memory", "power_w": "power",
+                      "temperature_c": "temperature", "utilization_pct": "utilization"}.get(target)
+            if unit is not None and (family is None or unit not in UNITS[family]):
+                allowed = ", ".join(UNITS[family]) if family else "none"
+                c.add("adapters", i, "fields", f"{target}: unknown unit '{unit}' (allowed: {allowed})")
+                continue
+            extra = {k: tuple(str(x) for x in spec[k]) for k in ("ok", "critical") if isinstance(spec.get(k), list)}
+            fields[target] = FieldMap(spec["field"], unit, **extra)
+        if any(x.name == a["name"] for x in out):
+            c.add("adapters", i, "name", f"duplicate adapter '{a['name']}'")
+        out.append(Adapter(a["name"], a["tool"], a["command"], a["kind"], fields, a.get("block_start")))
+    return out
 
 
 def _array(c: _Checker, data: dict[str, Any], key: str) -> list[Any]:

@@ -1,0 +1,90 @@
+"""Kunlunxin (昆仑芯): `xpu_smi -m` rows, the P800 table (driver 5.x) and the R-series table (driver 4.x).
+
+`xpu_smi -m` prints one space-separated line per device with the model quoted. Fields by position
+(siltide's collector and Kunlunxin's docs): 0 BDF, 1 device id, 3 SN, 4 temperature °C, 8 power W,
+15/16 L3 used/total MiB, 17/18 HBM used/total MiB, 19 utilization %, then firmware and "model".
+"""
+
+from __future__ import annotations
+
+import shlex
+
+from collectors.boxtable import pipe_grid, used_total
+from collectors.model import (
+    CardSample,
+    Command,
+    Health,
+    ParseResult,
+    first_line,
+    integer,
+    is_na,
+    norm_bus_id,
+    number,
+    sanity,
+)
+from collectors.smitable import parse_smi_table
+
+VENDOR = "kunlunxin"
+# Intel ships a different `xpu-smi`: the tool is trusted only when a PCI device of vendor 0x1d22 exists.
+TOOLS = ("xpu_smi", "xpu-smi")
+PCI_VENDOR = "0x1d22"
+QUERY = "$(command -v xpu_smi || command -v xpu-smi) -m"
+PLAN = (Command("rows", QUERY),)
+
+
+def parse_rows(text: str, command: str = "xpu_smi -m") -> ParseResult:
+    """One card per `-m` line."""
+    warnings: list[str] = []
+    cards: list[CardSample] = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        try:
+            f = shlex.split(line)
+        except ValueError:
+            warnings.append(f"{VENDOR}: {command}: unbalanced quotes: {line.strip()[:120]}")
+            continue
+        if len(f) < 20 or norm_bus_id(f[0]) is None:
+            warnings.append(f"{VENDOR}: {command}: expected >= 20 fields starting with a PCI address: "
+                            f"{line.strip()[:120]}")
+            continue
+        model = next((x for x in f[20:] if not x.replace(".", "").replace(":", "").isdigit()), None)
+        serial = None if is_na(f[3]) else f[3]
+        card = CardSample(index=integer(f[1]) or 0, model=model, serial=serial, bus_id=norm_bus_id(f[0]),
+                          health=Health.OK, temperature_c=number(f[4]), power_w=number(f[8]),
+                          memory_used_mib=number(f[17]), memory_total_mib=number(f[18]),
+                          utilization_pct=number(f[19]))
+        cards.append(sanity(card, warnings, command))
+    if not cards and text.strip() and not warnings:
+        warnings.append(f"{VENDOR}: {command}: no device lines; first line: {first_line(text)}")
+    return ParseResult(VENDOR, command, tuple(cards), (), tuple(warnings))
+
+
+def parse_table(text: str, command: str = "xpu_smi") -> ParseResult:
+    """The default table: nvidia-style on P800 (driver 5.x), a DEVICES grid on R200/R300 (driver 4.x)."""
+    if "DEVICES" in text and "DevID" in text:
+        warnings: list[str] = []
+        cards: list[CardSample] = []
+        for row in pipe_grid(text, "DevID"):
+            index = integer(row.get("devid"))
+            if index is None:
+                continue
+            used, total = used_total(row.get("memory"))
+            unit = (row.get("memory") or "").strip().split()[-1:] or [""]
+            scale = 1024.0 if unit[0].upper().startswith("G") else 1.0
+            u, t = number(used), number(total)
+            card = CardSample(index=index, model=row.get("model"), serial=row.get("sn") or None,
+                              bus_id=norm_bus_id(row.get("pci addr")), health=Health.OK,
+                              utilization_pct=number(row.get("userate")),
+                              memory_used_mib=None if u is None else u * scale,
+                              memory_total_mib=None if t is None else t * scale)
+            cards.append(sanity(card, warnings, command))
+        if not cards:
+            warnings.append(f"{VENDOR}: {command}: DEVICES table has no rows; first line: {first_line(text)}")
+        return ParseResult(VENDOR, command, tuple(cards), (), tuple(warnings))
+    return parse_smi_table(text, VENDOR, command)
+
+
+def parse(sections: dict[str, str]) -> ParseResult:
+    """One sweep's sections (from PLAN) to cards."""
+    return parse_rows(sections.get("rows", ""))

@@ -1,0 +1,40 @@
+"""The fault ladder for vendors without an event catalog: ECC, health fields, thermal and power limits.
+
+NVIDIA Xids and Ascend codes have their own tables (collectors.nvidia, collectors.ascend); every other
+vendor's faults come from the values its tool prints, mapped here to one severity and one action.
+"""
+
+from __future__ import annotations
+
+from collectors.model import Action, Fault, Severity
+
+# Default thermal limits (°C): above WARN the card is watched, above CRIT the job should be restarted
+# elsewhere and the card reset once cool. Vendors publish slowdown points around 95-105 °C.
+THERMAL_WARN_C = 85.0
+THERMAL_CRIT_C = 95.0
+
+
+def ecc_fault(vendor: str, index: int, count: int, command: str) -> Fault:
+    """Uncorrectable ECC errors on a card: reset the card (retire/remap the page); repeated → RMA."""
+    return Fault("ECC-UE", Severity.CRITICAL, Action.RESET_CARD,
+                 f"{vendor} card {index}: {count} uncorrectable ECC error(s) reported by {command.split()[0]}", index)
+
+
+def health_fault(vendor: str, index: int, state: str, command: str, critical: bool) -> Fault:
+    """A vendor health/state field that is not OK."""
+    if critical:
+        return Fault("HEALTH", Severity.CRITICAL, Action.ISOLATE,
+                     f"{vendor} card {index}: state '{state}' reported by {command.split()[0]}", index)
+    return Fault("HEALTH", Severity.WARNING, Action.WATCH,
+                 f"{vendor} card {index}: state '{state}' reported by {command.split()[0]}", index)
+
+
+def thermal_fault(vendor: str, index: int, temperature_c: float) -> Fault | None:
+    """A card running hot; None below the warning limit."""
+    if temperature_c >= THERMAL_CRIT_C:
+        return Fault("THERMAL", Severity.CRITICAL, Action.RESTART_JOB,
+                     f"{vendor} card {index}: {temperature_c:g} °C >= {THERMAL_CRIT_C:g} °C", index)
+    if temperature_c >= THERMAL_WARN_C:
+        return Fault("THERMAL", Severity.WARNING, Action.WATCH,
+                     f"{vendor} card {index}: {temperature_c:g} °C >= {THERMAL_WARN_C:g} °C", index)
+    return None
