@@ -95,7 +95,7 @@ def parse_table(text: str, command: str = TABLE) -> ParseResult:
         card = CardSample(index=index, model=record.get("name"), serial=serial or None,
                           bus_id=norm_bus_id(record.get("bus-id")), health=Health.OK,
                           temperature_c=number(record.get("temp")), memory_used_mib=used, memory_total_mib=total,
-                          power_w=number(record.get("pwr(usage/cap)")))
+                          power_w=number((record.get("pwr(usage/cap)") or "N/A").split()[0]))
         cards.append(sanity(card, warnings, command))
     if not cards and text.strip():
         warnings.append(f"{VENDOR}: {command}: no card table found; first line: {first_line(text)}")

@@ -175,7 +175,7 @@ def sanity(card: CardSample, warnings: list[str], command: str) -> CardSample:
         util = None
     if card.temperature_c == 0 and util is not None and util >= 100:
         bad.append("0 C at 100 % utilization")
-        temp = None
+        temp = util = None          # the hung-card signature: neither reading is real
     health = card.health
     if card.ecc_uncorrected:
         health = Health.CRITICAL

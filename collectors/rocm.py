@@ -7,6 +7,7 @@ in bytes `VRAM Total Memory (B)` on AMD, in MiB `vram Total Memory (MiB)` on Hyg
 
 from __future__ import annotations
 
+import bisect
 import json
 import re
 from dataclasses import replace
@@ -125,9 +126,10 @@ def parse_concise(text: str, vendor: str, command: str) -> ParseResult:
                 row = {name: v for (_, name), (_, v) in zip(header, values, strict=True)}
             else:
                 row = {}
+                starts = [h[0] for h in header]
                 for at, v in values:
                     # left-aligned columns: the last header starting at or before the value
-                    name = max((h for h in header if h[0] <= at + 1), key=lambda h: h[0], default=header[0])[1]
+                    name = header[max(0, bisect.bisect_right(starts, at + 1) - 1)][1]
                     row[name] = f"{row[name]} {v}" if name in row else v
             util = next((v for k, v in row.items() if k in ("dcu%", "gpu%", "hcu%")), None)
             power = next((v for k, v in row.items() if k in ("avgpwr", "power")), None)

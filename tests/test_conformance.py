@@ -85,3 +85,56 @@ def test_hygon(path):
         assert result.warnings == ()
     assert len(result.cards) == expected
     _no_zero_for_na(result)
+
+
+# ---- every capture of every vendor through `mixops parse` ------------------------------------------
+
+# Captures that show cards, with the number of cards they show (counted by eye in the files).
+SHOWN = {
+    "amd-smi__RadeonAI-PRO-R9700_x2_amd-smi26.2.1_rocm7.2.0.txt": 2, "rocm-smi__MI300X_x4.txt": 4,
+    "rocm-smi__and__rocm-smi_-u_--showmeminfo_vram__MI308X-class_x8.txt": 8,
+    "rocm-smi_telegraf-args_--json__mi100_rocm571.json": 6,
+    "npu-smi_info_-m__910B.txt": 8, "npu-smi_info_-t_usages_-i_1__310P.txt": 2,
+    "cnmon__MLU370-X4_v4.20.11.txt": 3, "cnmon__MLU370-X4_v5.10.10.txt": 2,
+    "dlsmi_query_--xml-format__Denglin_KS38-QUAD-3_8gpu.xml": 8,
+    "efsmi__S60_efsmi1.2.0.301.txt": 2, "efsmi__S60G_x2_SRIOV_efsmi1.6.3.12.txt": 2,
+    "efsmi_-q_-d_TEMP,MEMORY,USAGE,PCIE__efsmi-1.5.txt": 2,
+    "rocm-smi__DCU_8card_dtk.txt": 8, "rocm-smi__DCU_dtk23.10.1.txt": 4,
+    "ixsmi_-q_-x__MR-V100_x2_driver4.2.0.xml": 2,
+    "ixsmi_--format=csv,noheader_--query-gpu=index,name,memory.total,memory.used,utilization.gpu,"
+    "temperature.gpu__MR-V50_MR-V100.csv": 2,
+    "xpu_smi_-m__P800-OAM_2rows.txt": 2, "xpu_smi__P800-OAM_x8_driver5.0.21.26.txt": 8,
+    "xpu_smi__R300_driver4.0.txt": 2,
+    "mx-smi__MetaX-C500_x8_mx-smi2.2.9_newlayout.txt": 8,
+    "mthreads-gmi__MTT-S5000_x8_gmi2.4.1_driver5.1.0.txt": 8, "mthreads-gmi__MTT-S80_gmi1.14.0_driver2.7.0.txt": 1,
+    "nvidia-smi__H100-SXM_x8.txt": 8, "nvidia-smi__RTX-A6000_x9_550.127.05.txt": 9,
+    "nvidia-smi_-q_-x__tesla-t4.xml": 1, "nvidia-smi_-q_-x__rtx-3080-v13.xml": 1,
+}
+VENDOR_DIRS = ("amd", "ascend", "cambricon", "denglin", "enflame", "hygon", "iluvatar", "kunlunxin", "metax",
+               "mthreads", "nvidia")
+
+
+def _command(path: Path) -> str:
+    """The command a capture's file name records: `xpu_smi_-m__P800…` → `xpu_smi -m`."""
+    stem = path.name.split("__")[0]
+    for tool in ("xpu_smi",):
+        stem = stem.replace(tool, tool.replace("_", "\0"))
+    return stem.replace("_", " ").replace("\0", "_")
+
+
+@pytest.mark.parametrize("path", [p for d in VENDOR_DIRS for p in _files(f"{d}/*")], ids=lambda p: p.name)
+def test_every_capture_parses(path):
+    from console.parse_cmd import parse_capture
+
+    text = path.read_text(encoding="utf-8", errors="replace")
+    result = parse_capture(text, path.parent.name, _command(path))
+    for w in result.warnings:
+        assert w.split(":", 1)[0] in (path.parent.name, "card 0", "card 1") or w.startswith("card ")
+    if path.name in SHOWN:
+        assert len(result.cards) == SHOWN[path.name], result.warnings
+    for card in result.cards:
+        # never a 0 where the capture shows no value: 0 W or 0 °C only when the text has them
+        if card.power_w == 0:
+            assert re.search(r"\b0(\.0+)?\s*W\b|Power[^\n]*:\s*0\b", text)
+        if card.temperature_c == 0:
+            assert re.search(r"\b0(\.0+)?\s*(C|°C|℃)\b", text)
