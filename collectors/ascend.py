@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from collectors.fault_catalogs import ASCEND_LEVEL
 from collectors.model import (
     Action,
     CardSample,
@@ -177,11 +178,31 @@ _CODE_ACTIONS: dict[str, Action] = {
 }
 
 
+# The device plugin's handling levels (fault_catalogs.ASCEND_LEVEL) on mixops's ladder.
+LEVEL_ACTIONS: dict[str, tuple[Severity, Action]] = {
+    "NotHandleFault": (Severity.INFO, Action.IGNORE),
+    "SubHealthFault": (Severity.WARNING, Action.WATCH),
+    "RestartRequest": (Severity.WARNING, Action.RESTART_JOB),
+    "RestartBusiness": (Severity.WARNING, Action.RESTART_JOB),
+    "FreeRestartNPU": (Severity.CRITICAL, Action.RESET_CARD),
+    "RestartNPU": (Severity.CRITICAL, Action.RESET_CARD),
+    "PreSeparateNPU": (Severity.CRITICAL, Action.ISOLATE),
+    "SeparateNPU": (Severity.CRITICAL, Action.ISOLATE),
+}
+
+
 def fault_ladder(code: str, health: Health) -> tuple[Severity, Action]:
-    """Severity and ladder action of an Ascend error code under the chip's health status."""
-    action = _CODE_ACTIONS.get(code.upper())
-    if action is None:
-        action = {Health.CRITICAL: Action.RESET_CARD, Health.WARNING: Action.WATCH}.get(health, Action.WATCH)
+    """Severity and ladder action of an Ascend error code: the device plugin's handling level when the
+    code is in its catalog, else mixops's own table, else the chip's health status."""
+    by_health = {Health.CRITICAL: Severity.CRITICAL, Health.WARNING: Severity.WARNING}.get(health, Severity.INFO)
+    level = ASCEND_LEVEL.get(code.upper())
+    if level in LEVEL_ACTIONS:
+        severity, action = LEVEL_ACTIONS[level]
+        rank = [Severity.INFO, Severity.WARNING, Severity.CRITICAL]
+        return max(severity, by_health, key=rank.index), action
+    known = _CODE_ACTIONS.get(code.upper())
+    action = known if known is not None else {Health.CRITICAL: Action.RESET_CARD, Health.WARNING: Action.WATCH}.get(
+        health, Action.WATCH)
     severity = {Health.CRITICAL: Severity.CRITICAL, Health.WARNING: Severity.WARNING}.get(health, Severity.INFO)
     return severity, action
 

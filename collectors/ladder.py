@@ -6,7 +6,9 @@ vendor's faults come from the values its tool prints, mapped here to one severit
 
 from __future__ import annotations
 
-from collectors.model import Action, Fault, Severity
+from dataclasses import replace
+
+from collectors.model import Action, Fault, Health, ParseResult, Severity
 
 # Default thermal limits (°C): above WARN the card is watched, above CRIT the job should be restarted
 # elsewhere and the card reset once cool. Vendors publish slowdown points around 95-105 °C.
@@ -30,11 +32,33 @@ def health_fault(vendor: str, index: int, state: str, command: str, critical: bo
 
 
 def thermal_fault(vendor: str, index: int, temperature_c: float) -> Fault | None:
-    """A card running hot; None below the warning limit."""
+    """A card running hot; None below the warning limit. The message names the limit, not the reading,
+    so a card that stays hot is one fault, not one per sweep."""
     if temperature_c >= THERMAL_CRIT_C:
         return Fault("THERMAL", Severity.CRITICAL, Action.RESTART_JOB,
-                     f"{vendor} card {index}: {temperature_c:g} °C >= {THERMAL_CRIT_C:g} °C", index)
+                     f"{vendor} card {index}: temperature at or above {THERMAL_CRIT_C:g} °C", index)
     if temperature_c >= THERMAL_WARN_C:
         return Fault("THERMAL", Severity.WARNING, Action.WATCH,
-                     f"{vendor} card {index}: {temperature_c:g} °C >= {THERMAL_WARN_C:g} °C", index)
+                     f"{vendor} card {index}: temperature at or above {THERMAL_WARN_C:g} °C", index)
     return None
+
+
+def apply(result: ParseResult) -> ParseResult:
+    """Add the ladder's faults a vendor's values imply and its own parser did not raise: uncorrectable
+    ECC, a critical vendor health/state field, temperatures over the thermal limits."""
+    have = {(f.card_index, f.code) for f in result.faults}
+    carded = {f.card_index for f in result.faults}
+    extra: list[Fault] = []
+    command = result.command or result.vendor
+    for card in result.cards:
+        if card.ecc_uncorrected and card.index not in carded:
+            extra.append(ecc_fault(result.vendor, card.index, card.ecc_uncorrected, command))
+        elif card.health is Health.CRITICAL and card.index not in carded:
+            extra.append(health_fault(result.vendor, card.index, "critical", command, critical=True))
+        if card.temperature_c is not None and (card.index, "THERMAL") not in have:
+            hot = thermal_fault(result.vendor, card.index, card.temperature_c)
+            if hot is not None:
+                extra.append(hot)
+    if not extra:
+        return result
+    return replace(result, faults=result.faults + tuple(extra))

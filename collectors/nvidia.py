@@ -7,6 +7,7 @@ import re
 from dataclasses import replace
 from datetime import datetime
 
+from collectors.fault_catalogs import XID
 from collectors.model import (
     Action,
     CardSample,
@@ -66,7 +67,32 @@ XID_LADDER: dict[int, tuple[Severity, Action, str]] = {
     143: (Severity.CRITICAL, Action.RESET_CARD, "GPU initialisation error"),
     154: (Severity.INFO, Action.WATCH, "GPU recovery action changed"),
 }
-_UNKNOWN_XID = (Severity.WARNING, Action.WATCH, "Xid not in mixops's table; see NVIDIA's Xid catalog")
+_UNKNOWN_XID = (Severity.WARNING, Action.WATCH, "Xid not in NVIDIA's catalog")
+# NVIDIA's immediate resolution (fault_catalogs.XID) on mixops's ladder, for codes not in XID_LADDER.
+RESOLUTION_ACTIONS: dict[str, tuple[Severity, Action]] = {
+    "IGNORE": (Severity.INFO, Action.IGNORE),
+    "RESTART_APP": (Severity.WARNING, Action.RESTART_JOB),
+    "CHECK_UVM": (Severity.WARNING, Action.WATCH),
+    "UPDATE_SWFW": (Severity.WARNING, Action.WATCH),
+    "RESET_GPU": (Severity.CRITICAL, Action.RESET_CARD),
+    "RESTART_VM": (Severity.CRITICAL, Action.REBOOT_NODE),
+    "RESTART_BM": (Severity.CRITICAL, Action.REBOOT_NODE),
+    "CHECK_MECHANICALS": (Severity.CRITICAL, Action.ISOLATE),
+    "CONTACT_SUPPORT": (Severity.CRITICAL, Action.ISOLATE),
+}
+
+
+def xid_ladder(code: int) -> tuple[Severity, Action, str]:
+    """Severity, action and meaning of an Xid: mixops's table for the codes operators meet on training
+    clusters, else NVIDIA's catalog resolution (workflow codes watch), else unknown → watch."""
+    if code in XID_LADDER:
+        return XID_LADDER[code]
+    entry = XID.get(code)
+    if entry is None:
+        return _UNKNOWN_XID
+    resolution, description = entry
+    severity, action = RESOLUTION_ACTIONS.get(resolution, (Severity.WARNING, Action.WATCH))
+    return severity, action, description or f"Xid {code}"
 
 _XID = re.compile(r"NVRM: (?P<kind>S?Xid) \(PCI:(?P<bus>[0-9a-fA-F:.]+)\): (?P<code>\d+),?\s*(?P<text>.*)")
 _ISO = re.compile(
@@ -166,7 +192,7 @@ def parse_kernel_log(text: str, bus_to_index: dict[str, int] | None = None) -> P
             severity, action, meaning = Severity.WARNING, Action.WATCH, "NVSwitch SXid"
             label = f"SXid {code}"
         else:
-            severity, action, meaning = XID_LADDER.get(code, _UNKNOWN_XID)
+            severity, action, meaning = xid_ladder(code)
             label = f"Xid {code}"
         faults.append(Fault(label, severity, action, f"{meaning}: {line.strip()}", card, parse_timestamp(line)))
     return ParseResult(VENDOR, "kernel log", (), tuple(faults), ())

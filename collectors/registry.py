@@ -21,6 +21,7 @@ from collectors import (
     hygon,
     iluvatar,
     kunlunxin,
+    ladder,
     metax,
     mthreads,
     nvidia,
@@ -52,13 +53,21 @@ def _ascend_plan(previous: ParseResult | None) -> tuple[Command, ...]:
     return ascend.plan(ascend.unhealthy_chips(previous) if previous else ())
 
 
+def _laddered(parse: Callable[[dict[str, str]], ParseResult]) -> Callable[[dict[str, str]], ParseResult]:
+    """A vendor's parse plus the faults its values imply (collectors.ladder.apply)."""
+    def run(sections: dict[str, str]) -> ParseResult:
+        return ladder.apply(parse(sections))
+
+    return run
+
+
 def _static(module: ModuleType) -> Vendor:
-    return Vendor(module.VENDOR, module.TOOLS, _static_plan(module), module.parse)
+    return Vendor(module.VENDOR, module.TOOLS, _static_plan(module), _laddered(module.parse))
 
 
 VENDORS: dict[str, Vendor] = {
     "nvidia": _static(nvidia),
-    "ascend": Vendor("ascend", ascend.TOOLS, _ascend_plan, ascend.parse),
+    "ascend": Vendor("ascend", ascend.TOOLS, _ascend_plan, _laddered(ascend.parse)),
     "hygon": _static(hygon),
     "amd": _static(amd),
     "cambricon": _static(cambricon),
@@ -89,7 +98,7 @@ def register_adapters(adapters: Iterable[Adapter]) -> None:
     """Make a site's adapters known (they win over a built-in of the same name)."""
     ADAPTERS.clear()
     for a in adapters:
-        ADAPTERS[a.name] = Vendor(a.name, a.tools, a.plan, a.parse)
+        ADAPTERS[a.name] = Vendor(a.name, a.tools, a.plan, _laddered(a.parse))
 
 
 def get(name: str) -> Vendor | None:

@@ -35,7 +35,8 @@ def test_health_alarm_gives_a_fault_with_its_code():
     result = ascend.parse_health(fixture_text("ascend/health-alarm.txt"), 1, 0)
     (fault,) = result.faults
     assert fault.code == "80E01801"
-    assert fault.action is Action.RESET_CARD and fault.severity is Severity.CRITICAL
+    # action from the device plugin's catalog (RestartBusiness), severity from the chip's Alarm health
+    assert fault.action is Action.RESTART_JOB and fault.severity is Severity.CRITICAL
     assert fault.card_index == 1 and "uncorrectable ECC" in fault.message
 
 
@@ -52,3 +53,9 @@ def test_unhealthy_chips_get_a_health_query_next_sweep():
 def test_not_a_table_warns():
     result = ascend.parse_info("npu-smi: command failed\n")
     assert result.cards == () and "no npu-smi table header" in result.warnings[0]
+
+
+def test_catalog_levels_map_to_the_ladder():
+    assert ascend.fault_ladder("80E21007", Health.OK) == (Severity.INFO, Action.IGNORE)          # NotHandle
+    assert ascend.fault_ladder("80E18000", Health.WARNING)[1] is Action.RESET_CARD               # RestartNPU
+    assert ascend.fault_ladder("FFFFFFFF", Health.CRITICAL) == (Severity.CRITICAL, Action.RESET_CARD)

@@ -67,3 +67,12 @@ def test_sweep_sections_mark_xid_card_critical():
     assert result.cards[0].health is Health.CRITICAL
     assert result.cards[1].health is Health.OK  # Xid 13 is application-side: watch only
     assert len(result.faults) == 3
+
+
+def test_xids_outside_our_table_take_nvidia_catalog_resolution():
+    from collectors.nvidia import xid_ladder
+
+    assert xid_ladder(79)[1].value == "reboot_node"
+    severity, action, meaning = xid_ladder(8)          # not in mixops's table, in NVIDIA's catalog
+    assert action.value in {"ignore", "watch", "restart_job", "reset_card", "reboot_node", "isolate"} and meaning
+    assert xid_ladder(99999)[1].value == "watch"
