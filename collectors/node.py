@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from collectors import registry
-from collectors.model import Action, Command, Fault, NodeReport, ParseResult, Severity, first_line
+from collectors.model import Action, Command, Fault, NodeReport, ParseResult, Severity, first_line, strip_ansi
 from collectors.ssh import Endpoint, HostKeyChanged, NodeSession, Pending, SSHError, SweepOutput
 
 _SEEN_LIMIT = 4096
@@ -123,7 +123,7 @@ class NodeCollector:
             tail = first_line(main.stderr_tail, 200) if main.stderr_tail.strip() else "no stderr"
             return self._fail(started, t0, f"{tool} {reason}: {tail}",
                               {primary.section: main.stdout + main.stderr_tail})
-        sections = {name: sec.stdout for name, sec in out.sections.items()}
+        sections = {name: strip_ansi(sec.stdout) for name, sec in out.sections.items()}
         assert self._vendor_parse is not None
         result = self._vendor_parse(sections)
         self._previous = result

@@ -16,10 +16,19 @@ import psutil
 FAKE_TOOL = Path(__file__).parent / "fakes" / "fake-tool"
 FIXTURES = Path(__file__).parent / "fixtures"
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
-TOOLS = {"nvidia": ("nvidia-smi",), "ascend": ("npu-smi",)}
+TOOLS = {"nvidia": ("nvidia-smi",), "ascend": ("npu-smi",), "hygon": ("hy-smi",), "amd": ("rocm-smi",),
+         "cambricon": ("cnmon",), "metax": ("mx-smi",), "mthreads": ("mthreads-gmi",), "iluvatar": ("ixsmi",),
+         "denglin": ("dlsmi",)}
 DEFAULT_OUTPUT = {
     "nvidia-smi": FIXTURES / "nvidia" / "h100-565-query-noheader-nounits.csv",
     "npu-smi": FIXTURES / "ascend" / "910b2c-23.0.3-info.txt",
+    "hy-smi": FIXTURES / "hygon" / "k100-dtk24-show.json",
+    "rocm-smi": FIXTURES / "amd" / "mi300x-rocm6.2-show.json",
+    "cnmon": FIXTURES / "cambricon" / "mlu370-x8-v5.txt",
+    "mx-smi": FIXTURES / "metax" / "c500-2.2.9-table.txt",
+    "mthreads-gmi": FIXTURES / "mthreads" / "s4000-gmi2.2.txt",
+    "ixsmi": FIXTURES / "iluvatar" / "query.csv",
+    "dlsmi": FIXTURES / "denglin" / "ks38-2gpu.xml",
 }
 
 

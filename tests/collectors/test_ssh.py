@@ -41,6 +41,17 @@ def test_vendor_detected_when_site_omits_it(fleet):
     nc.close()
 
 
+@pytest.mark.parametrize(("vendor", "cards"), [("hygon", 2), ("amd", 2), ("cambricon", 3), ("metax", 2),
+                                               ("mthreads", 2), ("iluvatar", 2), ("denglin", 2)])
+def test_every_vendor_over_real_ssh_with_detection(fleet, vendor, cards):
+    (node,) = fleet.start(1, vendor)
+    nc = NodeCollector(_endpoint(fleet, node, vendor_in_site=False), None)
+    report = nc.sweep()
+    assert report.ok, report.error
+    assert report.vendor == vendor and len(report.cards) == cards and report.warnings == ()
+    nc.close()
+
+
 def test_connection_refused_fails_only_that_node(fleet):
     a, b = fleet.start(2, "nvidia")
     fleet.stop_node(b)
