@@ -18,7 +18,7 @@ import paramiko
 
 from collectors import registry
 from collectors.ssh import Endpoint, HostKeyChanged, HostKeyUnknown, SSHError, connect_client, trust_host_key
-from console import paths
+from console import incidents, paths
 from console.argv import UsageError, build_parser
 from console.parse_cmd import ParseInputError, parse_capture, to_json
 from console.site import Site, SiteError, load_site
@@ -203,8 +203,9 @@ def cmd_incidents(args: argparse.Namespace) -> int:
     conn = store.conn
     try:
         if args.action == "list":
-            sql = "SELECT * FROM incidents" + (" WHERE state = ?" if args.state else "") + \
-                  " ORDER BY severity, opened_at"
+            sql = ("SELECT id, opened_at, severity, state, title, node, card_idx, job, acknowledged_at, "
+                   "acknowledged_by, resolved_at, resolved_by, code, action, count, suppressed_by FROM incidents"
+                   + (" WHERE state = ?" if args.state else "") + " ORDER BY severity, opened_at")
             cur = conn.execute(sql, (args.state,) if args.state else ())
             cols = [d[0] for d in cur.description]
             rows = [dict(zip(cols, row, strict=True)) for row in cur]
@@ -215,27 +216,20 @@ def cmd_incidents(args: argparse.Namespace) -> int:
                 print("no incidents" + (f" in state {args.state}" if args.state else ""))
             else:
                 for row in rows:
-                    print(f"#{row['id']:<5} {row['severity']}  {row['state']:<12} {row['node'] or '-':<16} {row['title']}")
+                    hidden = f"  (suppressed by #{row['suppressed_by']})" if row["suppressed_by"] else ""
+                    repeats = f" ×{row['count']}" if row["count"] and row["count"] > 1 else ""
+                    print(f"#{row['id']:<5} {row['severity']}  {row['state']:<12} {row['node'] or '-':<16} "
+                          f"{row['title']}{repeats}  → {row['action'] or '-'}{hidden}")
             return EXIT_OK
-        row = conn.execute("SELECT state FROM incidents WHERE id = ?", (args.id,)).fetchone()
-        if row is None:
-            raise UsageError(f"incident {args.id}: no such incident in {store.path}")
-        state = row[0]
-        now = time.time()
-        if args.action == "ack":
-            if state != "open":
-                raise UsageError(f"incident {args.id}: cannot acknowledge, it is {state}")
-            conn.execute("UPDATE incidents SET state='acknowledged', acknowledged_at=?, acknowledged_by=? "
-                         "WHERE id=?", (now, args.by, args.id))
-        elif args.action == "resolve":
-            if state == "resolved":
-                raise UsageError(f"incident {args.id}: already resolved")
-            conn.execute("UPDATE incidents SET state='resolved', resolved_at=? WHERE id=?", (now, args.id))
-            if args.note:
-                conn.execute("INSERT INTO incident_notes VALUES (?,?,?,?)", (args.id, now, args.by, args.note))
-        elif args.action == "note":
-            conn.execute("INSERT INTO incident_notes VALUES (?,?,?,?)",
-                         (args.id, now, os.environ.get("USER") or "unknown", args.text))
+        try:
+            if args.action == "ack":
+                incidents.acknowledge(conn, args.id, args.by)
+            elif args.action == "resolve":
+                incidents.resolve(conn, args.id, args.by, args.note)
+            elif args.action == "note":
+                incidents.add_note(conn, args.id, os.environ.get("USER") or "unknown", args.text)
+        except incidents.IncidentError as exc:
+            raise UsageError(f"{exc} ({store.path})") from None
         print(f"incident {args.id}: {args.action} done")
         return EXIT_OK
     finally:

@@ -15,7 +15,8 @@ from collectors import registry
 from collectors.model import NodeReport
 from collectors.node import NodeCollector, Session
 from collectors.ssh import Endpoint
-from console.site import Site
+from console.incidents import IncidentEngine
+from console.site import Site, job_nodes
 from console.store import Store, SweepStats
 
 
@@ -28,6 +29,7 @@ class SweepSummary:
     duration_s: float
     reports: tuple[NodeReport, ...]
     stale: tuple[str, ...]
+    new_incidents: tuple[int, ...] = ()
 
     @property
     def failed(self) -> tuple[NodeReport, ...]:
@@ -40,7 +42,7 @@ class Collector:
 
     def __init__(self, site: Site, store: Store, max_parallel: int | None = None,
                  session_factory: Callable[[Endpoint], Session] | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, incidents: bool = True) -> None:
         self.site = site
         self.store = store
         self.clock = clock
@@ -56,6 +58,13 @@ class Collector:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mixops-node")
         self._busy: set[str] = set()
         self._busy_lock = threading.Lock()
+        jobs_of: dict[str, list[str]] = {}
+        for job in site.jobs:
+            for node in job_nodes(site, job):
+                jobs_of.setdefault(node.name, []).append(job.name)
+        store.sync_jobs(jobs_of)
+        self.engine: IncidentEngine | None = IncidentEngine(
+            store.conn, rack_of={n.name: n.rack for n in site.nodes}, jobs_of=jobs_of) if incidents else None
         self._proc = psutil.Process(os.getpid())
         self._proc.cpu_percent(None)
 
@@ -92,4 +101,5 @@ class Collector:
         stats = SweepStats(cpu_pct=self._proc.cpu_percent(None), rss_mib=mem)
         cursors = {name: nc.cursor for name, nc in self.nodes.items()}
         sweep_id = self.store.write_sweep(started, finished, reports, stale, stats, cursors)
-        return SweepSummary(sweep_id, started, finished - started, tuple(reports), stale)
+        new = self.engine.process(finished, reports, stale, self.store.card_ids) if self.engine else []
+        return SweepSummary(sweep_id, started, finished - started, tuple(reports), stale, tuple(new))

@@ -81,6 +81,32 @@ MIGRATIONS: tuple[str, ...] = (
         FROM cards c JOIN samples s ON s.card_id = c.id
         WHERE s.ts = (SELECT max(ts) FROM samples WHERE card_id = c.id);
     """,
+    # v2: the incident engine (console.incidents)
+    """
+    ALTER TABLE incidents ADD COLUMN key TEXT;
+    ALTER TABLE incidents ADD COLUMN source TEXT;
+    ALTER TABLE incidents ADD COLUMN code TEXT;
+    ALTER TABLE incidents ADD COLUMN vendor TEXT;
+    ALTER TABLE incidents ADD COLUMN rack TEXT;
+    ALTER TABLE incidents ADD COLUMN cards TEXT;
+    ALTER TABLE incidents ADD COLUMN serial TEXT;
+    ALTER TABLE incidents ADD COLUMN action TEXT;
+    ALTER TABLE incidents ADD COLUMN evidence TEXT;
+    ALTER TABLE incidents ADD COLUMN count INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE incidents ADD COLUMN last_seen REAL;
+    ALTER TABLE incidents ADD COLUMN clear_sweeps INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE incidents ADD COLUMN silenced_until REAL;
+    ALTER TABLE incidents ADD COLUMN resolved_by TEXT;
+    ALTER TABLE incidents ADD COLUMN suppressed_by INTEGER;
+    CREATE INDEX incidents_open ON incidents(state, key);
+    CREATE INDEX incidents_serial ON incidents(serial, opened_at);
+    CREATE TABLE incident_samples (
+        incident_id INTEGER NOT NULL, card_id INTEGER NOT NULL, ts REAL NOT NULL, temperature_c REAL,
+        utilization_pct REAL, memory_used_mib REAL, power_w REAL, health TEXT,
+        PRIMARY KEY (incident_id, card_id, ts)
+    ) WITHOUT ROWID;
+    CREATE TABLE job_nodes (job TEXT NOT NULL, node TEXT NOT NULL, PRIMARY KEY (job, node)) WITHOUT ROWID;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -176,6 +202,18 @@ class Store:
                    rack=excluded.rack, slot=excluded.slot,
                    vendor=coalesce(excluded.vendor, nodes.vendor)""",
                 list(nodes))
+
+    @property
+    def card_ids(self) -> dict[tuple[str, int, int], int]:
+        """(node, idx, chip or -1) → cards.id of every card written so far."""
+        return self._card_ids
+
+    def sync_jobs(self, jobs_of: dict[str, list[str]]) -> None:
+        """Record which nodes each site job runs on (for incidents and reports)."""
+        with self._tx():
+            self.conn.execute("DELETE FROM job_nodes")
+            self.conn.executemany("INSERT OR IGNORE INTO job_nodes VALUES (?, ?)",
+                                  [(job, node) for node, jobs in jobs_of.items() for job in jobs])
 
     def cursors(self) -> dict[str, float]:
         """Kernel-log cursors per node, so a restarted collector does not report events twice."""

@@ -99,7 +99,7 @@ def test_parse_unknown_text_exits_2(tmp_path):
 
 def test_incidents_unknown_id_exits_2(tmp_path):
     out = mixops("incidents", "ack", "42", "--by", "li", "--db", tmp_path / "ops.db", check=2)
-    assert out.stderr.strip() == f"mixops: incident 42: no such incident in {tmp_path / 'ops.db'}"
+    assert out.stderr.strip() == f"mixops: incident 42: no such incident ({tmp_path / 'ops.db'})"
 
 
 def test_help_lists_commands():

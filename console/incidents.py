@@ -1,0 +1,425 @@
+"""The incident engine: from a sweep's faults, thresholds and node outcomes to incidents a human takes.
+
+One open incident per condition key (node/card/code); repeats count up. Many cards of one node with
+the same new fault become one node incident; several nodes of one rack lost in the same sweep become
+one rack incident; a node that is down suppresses its cards' incidents. Severity: P1 a running job
+interrupted or a node lost under a running job, P2 a card fault needing action, P3 degraded, P4
+information. Incidents resolve themselves after their condition has been clear for `clear_after`
+sweeps (noted as resolved by "auto"); operators acknowledge, resolve, silence and annotate them.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from collectors import registry
+from collectors.model import Action, NodeReport, Severity
+
+LADDER = [a.value for a in Action]
+SNAPSHOT_S = 900.0          # samples kept with an incident: 15 min before it opened and 15 min after
+GROUP_CARDS = 3             # this many cards of one node with the same new fault → one node incident
+GROUP_NODES = 3             # this many nodes of one rack lost in one sweep → one rack incident
+_CONNECT_WORDS = ("timed out", "refused", "unreachable", "no route", "connection", "host key", "authentication",
+                  "reset by peer", "eof", "closed")
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    """Threshold breaches with hysteresis; per-vendor overrides of the temperature limits."""
+
+    temp_warn_c: float = 85.0
+    temp_crit_c: float = 95.0
+    temp_clear_margin_c: float = 5.0
+    memory_full_pct: float = 99.0
+    per_vendor: dict[str, tuple[float, float]] = field(default_factory=dict)   # vendor → (warn, crit)
+
+    def temp_limits(self, vendor: str | None) -> tuple[float, float]:
+        """(warn, crit) for a vendor."""
+        return self.per_vendor.get(vendor or "", (self.temp_warn_c, self.temp_crit_c))
+
+
+@dataclass(slots=True)
+class _Cond:
+    """A condition seen in this sweep."""
+
+    key: str
+    source: str
+    code: str
+    severity: str
+    title: str
+    node: str | None
+    card_idx: int | None = None
+    rack: str | None = None
+    vendor: str | None = None
+    action: str | None = None
+    evidence: str = ""
+    cards: list[int] = field(default_factory=list)
+    event: bool = False         # a one-shot vendor event: stays open until its card is healthy again
+
+
+@contextmanager
+def _tx(conn: sqlite3.Connection) -> Iterator[None]:
+    """BEGIN IMMEDIATE … COMMIT (the store's connection is in autocommit mode); rollback on error."""
+    if conn.in_transaction:
+        yield
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def _tool_error(error: str) -> bool:
+    """The node answered but its vendor tool failed (`nvidia-smi timed out after 8 s: …`, `… listed no cards`)."""
+    first = error.split(" ", 1)[0]
+    tools = {t for v in registry.VENDORS.values() for t in v.tools} | {t for v in registry.ADAPTERS.values()
+                                                                         for t in v.tools}
+    return first in tools or first.startswith("$(") or "listed no cards" in error or "no output section" in error \
+        or "has no collector" in error or "no known vendor tool" in error
+
+
+def _p(action: str | None, severity: str, in_job: bool) -> str:
+    """P1–P4 from the ladder action, the fault severity and whether a running job is on the node."""
+    rank = LADDER.index(action) if action in LADDER else 1
+    if rank >= LADDER.index("restart_job"):
+        return "P1" if in_job else "P2"
+    if severity == Severity.CRITICAL.value:
+        return "P2"
+    if rank == LADDER.index("watch") or severity == Severity.WARNING.value:
+        return "P3"
+    return "P4"
+
+
+class IncidentEngine:
+    """Runs after every sweep in the writer's thread, on the writer's connection."""
+
+    def __init__(self, conn: sqlite3.Connection, clear_after: int = 3, thresholds: Thresholds | None = None,
+                 rack_of: dict[str, str | None] | None = None, jobs_of: dict[str, list[str]] | None = None) -> None:
+        self.conn = conn
+        self.clear_after = clear_after
+        self.thresholds = thresholds or Thresholds()
+        self.rack_of = rack_of or {}
+        self.jobs_of = jobs_of or {}
+        self._hot: set[str] = set()      # temperature keys currently breached (hysteresis state)
+        self._open_fault_cards: set[tuple[object, object]] = set()
+        self._critical_cards: set[tuple[str, int]] = set()
+
+    # ---- one sweep -------------------------------------------------------------------------------
+
+    def process(self, now: float, reports: Sequence[NodeReport], stale: Sequence[str] = (),
+                card_ids: dict[tuple[str, int, int], int] | None = None) -> list[int]:
+        """Update incidents from one sweep; returns the ids of incidents opened by it."""
+        open_rows = {row[1]: row for row in self.conn.execute(
+            "SELECT id, key, state, count, clear_sweeps, silenced_until, acknowledged_at, node, card_idx, source "
+            "FROM incidents WHERE state != 'resolved'")}
+        self._open_fault_cards = {(row[7], row[8]) for row in open_rows.values() if row[9] == "fault"}
+        conds = self._conditions(reports, stale)
+        down_nodes = {c.node for c in conds.values() if c.source in ("node", "rack") and c.node}
+        down_racks = {c.rack for c in conds.values() if c.source == "rack" and c.rack}
+        new_ids: list[int] = []
+        updates: list[tuple[object, ...]] = []
+        with _tx(self.conn):
+            for key, c in conds.items():
+                row = open_rows.get(key)
+                if row is not None:
+                    updates.append((now, c.evidence[:2000], row[0]))
+                    continue
+                if c.source == "node" and c.rack in down_racks:
+                    continue                # inhibited by its rack incident
+                if c.node in down_nodes and c.source not in ("node", "rack", "hostkey"):
+                    continue                # inhibited: the node is down, its cards' symptoms are noise
+                new_ids.append(self._open(now, c, card_ids or {}))
+            self.conn.executemany(
+                "UPDATE incidents SET count = count + 1, last_seen = ?, evidence = ?, clear_sweeps = 0 WHERE id = ?",
+                updates)
+            self._clear_and_expire(now, conds, open_rows)
+            self._snapshot_after(now)
+        return new_ids
+
+    def _conditions(self, reports: Sequence[NodeReport], stale: Sequence[str]) -> dict[str, _Cond]:
+        conds: dict[str, _Cond] = {}
+        self._critical_cards = set()
+        lost: dict[str | None, list[NodeReport]] = defaultdict(list)
+        for r in reports:
+            rack = self.rack_of.get(r.node)
+            if not r.ok:
+                error = r.error or "no answer"
+                if any(f.code == "ssh-hostkey-changed" for f in r.faults):
+                    conds[f"hostkey:{r.node}"] = _Cond(
+                        f"hostkey:{r.node}", "hostkey", "ssh-hostkey-changed", "P2",
+                        f"{r.node}: SSH host key CHANGED", r.node, rack=rack, action=Action.ISOLATE.value,
+                        evidence=error)
+                elif not _tool_error(error) and any(w in error.lower() for w in _CONNECT_WORDS):
+                    lost[rack].append(r)
+                else:
+                    conds[f"collector:{r.node}"] = _Cond(
+                        f"collector:{r.node}", "collector", "COLLECTOR", "P3", f"{r.node}: vendor tool failed",
+                        r.node, rack=rack, vendor=r.vendor, action=Action.WATCH.value, evidence=error)
+                continue
+            if r.warnings:
+                conds[f"collector:{r.node}"] = _Cond(
+                    f"collector:{r.node}", "collector", "COLLECTOR", "P4", f"{r.node}: output mixops cannot fully read",
+                    r.node, rack=rack, vendor=r.vendor, action=Action.WATCH.value, evidence="; ".join(r.warnings))
+            self._card_conditions(r, rack, conds)
+        for node in stale:
+            lost[self.rack_of.get(node)].append(NodeReport(node, False, 0.0, 0.0, None,
+                                                           error="still busy from the last sweep (stale)"))
+        for rack, nodes in lost.items():
+            if rack is not None and len(nodes) >= GROUP_NODES:
+                in_job = any(self.jobs_of.get(n.node) for n in nodes)
+                key = f"rack:{rack}"
+                conds[key] = _Cond(key, "rack", "RACK-UNREACHABLE", "P1" if in_job else "P2",
+                                   f"rack {rack}: {len(nodes)} nodes not answering", None, rack=rack,
+                                   action=Action.REBOOT_NODE.value,
+                                   evidence="; ".join(f"{n.node}: {n.error}" for n in nodes)[:2000])
+            for n in nodes:
+                in_job = bool(self.jobs_of.get(n.node))
+                key = f"node:{n.node}"
+                conds[key] = _Cond(key, "node", "NODE-UNREACHABLE", "P1" if in_job else "P2",
+                                   f"{n.node}: not answering" + (" (jobs: " + ", ".join(self.jobs_of[n.node]) + ")"
+                                                                 if in_job else ""),
+                                   n.node, rack=rack, action=Action.REBOOT_NODE.value, evidence=n.error or "")
+        return conds
+
+    def _card_conditions(self, r: NodeReport, rack: str | None, conds: dict[str, _Cond]) -> None:
+        in_job = bool(self.jobs_of.get(r.node))
+        by_code: dict[str, list[_Cond]] = defaultdict(list)
+        for f in r.faults:
+            key = f"fault:{r.node}:{'-' if f.card_index is None else f.card_index}:{f.code}"
+            where = f"{r.node}" + (f" card {f.card_index}" if f.card_index is not None else "")
+            c = _Cond(key, "fault", f.code, _p(f.action.value, f.severity.value, in_job), f"{where}: {f.code}",
+                      r.node, f.card_index, rack, r.vendor, f.action.value, f.message, event=True)
+            by_code[f.code].append(c)
+        for code, items in by_code.items():
+            cards = sorted({c.card_idx for c in items if c.card_idx is not None})
+            if len(cards) >= GROUP_CARDS:
+                top = max(items, key=lambda c: LADDER.index(c.action) if c.action in LADDER else 0)
+                key = f"fault:{r.node}:*:{code}"
+                conds[key] = _Cond(key, "fault", code, top.severity, f"{r.node}: {code} on {len(cards)} cards",
+                                   r.node, None, rack, r.vendor, top.action,
+                                   "; ".join(c.evidence for c in items)[:2000], cards, event=True)
+            else:
+                for c in items:
+                    conds[c.key] = c
+        t = self.thresholds
+        warn, crit = t.temp_limits(r.vendor)
+        for card in r.cards:
+            temp = card.temperature_c
+            key = f"temp:{r.node}:{card.index}"
+            if temp is not None:
+                breached = temp >= warn or (key in self._hot and temp >= warn - t.temp_clear_margin_c)
+                if breached:
+                    self._hot.add(key)
+                    conds[key] = _Cond(key, "threshold", "TEMP", "P2" if temp >= crit else "P3",
+                                       f"{r.node} card {card.index}: temperature {temp:g} °C", r.node, card.index,
+                                       rack, r.vendor, Action.WATCH.value,
+                                       f"{temp:g} °C (warn {warn:g}, crit {crit:g}, clears below "
+                                       f"{warn - t.temp_clear_margin_c:g})")
+                else:
+                    self._hot.discard(key)
+            used, total = card.memory_used_mib, card.memory_total_mib
+            if used is not None and total and 100.0 * used / total >= t.memory_full_pct:
+                key = f"mem:{r.node}:{card.index}"
+                conds[key] = _Cond(key, "threshold", "MEMORY", "P4", f"{r.node} card {card.index}: memory full",
+                                   r.node, card.index, rack, r.vendor, Action.IGNORE.value,
+                                   f"{used:g} / {total:g} MiB")
+            if card.health.value == "critical":
+                key = f"critical:{r.node}:{card.index}"
+                has_fault = any(c.node == r.node and c.card_idx == card.index and c.source == "fault"
+                                for c in conds.values()) or (r.node, card.index) in self._open_fault_cards
+                if has_fault:
+                    # the card's fault incident says it already; it stays open while the card is critical
+                    self._critical_cards.add((r.node, card.index))
+                    continue
+                conds.setdefault(key, _Cond(key, "health", "HEALTH", _p("isolate", "critical", in_job),
+                                            f"{r.node} card {card.index}: health critical", r.node, card.index,
+                                            rack, r.vendor, Action.ISOLATE.value, "vendor tool reports critical"))
+
+    # ---- lifecycle -------------------------------------------------------------------------------
+
+    def _open(self, now: float, c: _Cond, card_ids: dict[tuple[str, int, int], int]) -> int:
+        jobs = ", ".join(self.jobs_of.get(c.node or "", [])) or None
+        serial = None
+        if c.node is not None and c.card_idx is not None:
+            row = self.conn.execute("SELECT serial FROM cards WHERE node = ? AND idx = ?", (c.node, c.card_idx)).fetchone()
+            serial = row[0] if row else None
+        cur = self.conn.execute(
+            """INSERT INTO incidents(opened_at, severity, state, title, node, card_idx, job, key, source, code, vendor,
+               rack, cards, serial, action, evidence, count, last_seen, clear_sweeps)
+               VALUES (?,?,'open',?,?,?,?,?,?,?,?,?,?,?,?,?,1,?,0)""",
+            (now, c.severity, c.title, c.node, c.card_idx, jobs, c.key, c.source, c.code, c.vendor, c.rack,
+             json.dumps(c.cards) if c.cards else None, serial, c.action, c.evidence[:2000], now))
+        incident = int(cur.lastrowid or 0)
+        if c.source in ("node", "rack"):
+            nodes = [c.node] if c.node else [n for n, r in self.rack_of.items() if r == c.rack]
+            marks = ",".join("?" * len(nodes))
+            self.conn.execute(f"UPDATE incidents SET suppressed_by = ? WHERE state != 'resolved' AND source NOT IN "
+                              f"('node','rack','hostkey') AND node IN ({marks})", (incident, *nodes))
+        self._snapshot_before(incident, now, c, card_ids)
+        return incident
+
+    def _card_ids_of(self, c: _Cond) -> list[int]:
+        if c.node is None:
+            return []
+        if c.card_idx is not None:
+            idxs: Iterable[int] = [c.card_idx]
+        elif c.cards:
+            idxs = c.cards
+        else:
+            return [r[0] for r in self.conn.execute("SELECT id FROM cards WHERE node = ? LIMIT 16", (c.node,))]
+        marks = ",".join("?" * len(list(idxs)))
+        return [r[0] for r in self.conn.execute(f"SELECT id FROM cards WHERE node = ? AND idx IN ({marks})",
+                                                (c.node, *idxs))]
+
+    def _snapshot_before(self, incident: int, now: float, c: _Cond, _card_ids: dict[tuple[str, int, int], int]) -> None:
+        ids = self._card_ids_of(c)
+        if not ids:
+            return
+        marks = ",".join("?" * len(ids))
+        self.conn.execute(
+            f"""INSERT OR IGNORE INTO incident_samples SELECT ?, card_id, ts, temperature_c, utilization_pct,
+                memory_used_mib, power_w, health FROM samples WHERE card_id IN ({marks}) AND ts >= ? AND ts <= ?""",
+            (incident, *ids, now - SNAPSHOT_S, now))
+
+    def _snapshot_after(self, now: float) -> None:
+        """Add the samples of the 15 minutes after each recent incident opened (kept past raw retention)."""
+        recent = self.conn.execute("SELECT id, opened_at FROM incidents WHERE opened_at >= ?",
+                                   (now - SNAPSHOT_S,)).fetchall()
+        for incident, opened in recent:
+            self.conn.execute(
+                """INSERT OR IGNORE INTO incident_samples SELECT ?, s.card_id, s.ts, s.temperature_c,
+                   s.utilization_pct, s.memory_used_mib, s.power_w, s.health FROM samples s
+                   WHERE s.card_id IN (SELECT DISTINCT card_id FROM incident_samples WHERE incident_id = ?)
+                   AND s.ts > ? AND s.ts <= ?""", (incident, incident, opened, opened + SNAPSHOT_S))
+
+    def _clear_and_expire(self, now: float, conds: dict[str, _Cond], open_rows: dict[str, tuple[object, ...]]) -> None:
+        cleared: list[tuple[int]] = []
+        resolve: list[tuple[float, int]] = []
+        critical_nodes = {n for n, _ in self._critical_cards}
+        for key, row in open_rows.items():
+            incident, _key, state, _count, clear_sweeps, silenced_until, acknowledged_at, node, card_idx, source = row
+            if state == "silenced" and silenced_until is not None and float(str(silenced_until)) <= now:
+                self.conn.execute("UPDATE incidents SET state = ?, silenced_until = NULL WHERE id = ?",
+                                  ("acknowledged" if acknowledged_at else "open", incident))
+            if key in conds:
+                continue            # the condition (or the event) is still there
+            if source == "fault" and ((node, card_idx) in self._critical_cards
+                                      or (card_idx is None and node in critical_nodes)):
+                continue            # a one-shot event whose card has not recovered yet
+            n = int(str(clear_sweeps)) + 1
+            if n >= self.clear_after:
+                resolve.append((now, int(str(incident))))
+            else:
+                cleared.append((int(str(incident)),))
+        self.conn.executemany("UPDATE incidents SET clear_sweeps = clear_sweeps + 1 WHERE id = ?", cleared)
+        self.conn.executemany(
+            "UPDATE incidents SET state = 'resolved', resolved_at = ?, resolved_by = 'auto' WHERE id = ?", resolve)
+        if resolve:
+            ids = [r[1] for r in resolve]
+            marks = ",".join("?" * len(ids))
+            self.conn.execute(f"UPDATE incidents SET suppressed_by = NULL WHERE suppressed_by IN ({marks})", ids)
+
+
+# ---- operator actions and figures -----------------------------------------------------------------
+
+class IncidentError(Exception):
+    """An unknown incident or a state change that is not allowed (one line for the operator)."""
+
+
+def _state(conn: sqlite3.Connection, incident: int) -> str:
+    row = conn.execute("SELECT state FROM incidents WHERE id = ?", (incident,)).fetchone()
+    if row is None:
+        raise IncidentError(f"incident {incident}: no such incident")
+    return str(row[0])
+
+
+def acknowledge(conn: sqlite3.Connection, incident: int, by: str, now: float | None = None) -> None:
+    """open (or silenced) → acknowledged."""
+    state = _state(conn, incident)
+    if state not in ("open", "silenced"):
+        raise IncidentError(f"incident {incident}: cannot acknowledge, it is {state}")
+    with _tx(conn):
+        conn.execute("UPDATE incidents SET state = 'acknowledged', acknowledged_at = coalesce(acknowledged_at, ?), "
+                     "acknowledged_by = coalesce(acknowledged_by, ?), silenced_until = NULL WHERE id = ?",
+                     (now or time.time(), by, incident))
+
+
+def resolve(conn: sqlite3.Connection, incident: int, by: str, note: str | None = None, now: float | None = None) -> None:
+    """Any state but resolved → resolved (by an operator)."""
+    now = now or time.time()
+    state = _state(conn, incident)
+    if state == "resolved":
+        raise IncidentError(f"incident {incident}: already resolved")
+    with _tx(conn):
+        conn.execute("UPDATE incidents SET state = 'resolved', resolved_at = ?, resolved_by = ? WHERE id = ?",
+                     (now, by, incident))
+        conn.execute("UPDATE incidents SET suppressed_by = NULL WHERE suppressed_by = ?", (incident,))
+        if note:
+            conn.execute("INSERT INTO incident_notes VALUES (?,?,?,?)", (incident, now, by, note))
+
+
+def silence(conn: sqlite3.Connection, incident: int, until: float, by: str, now: float | None = None) -> None:
+    """Silence notifications until a time; the incident stays listed."""
+    now = now or time.time()
+    state = _state(conn, incident)
+    if state == "resolved":
+        raise IncidentError(f"incident {incident}: cannot silence, it is resolved")
+    if until <= now:
+        raise IncidentError(f"incident {incident}: silence must end in the future")
+    with _tx(conn):
+        conn.execute("UPDATE incidents SET state = 'silenced', silenced_until = ? WHERE id = ?", (until, incident))
+        conn.execute("INSERT INTO incident_notes VALUES (?,?,?,?)",
+                     (incident, now, by, f"silenced until {time.strftime('%Y-%m-%d %H:%M', time.localtime(until))}"))
+
+
+def add_note(conn: sqlite3.Connection, incident: int, by: str, text: str, now: float | None = None) -> None:
+    """A note on an incident."""
+    _state(conn, incident)
+    if not text.strip():
+        raise IncidentError(f"incident {incident}: empty note")
+    with _tx(conn):
+        conn.execute("INSERT INTO incident_notes VALUES (?,?,?,?)", (incident, now or time.time(), by, text))
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """Mean time to acknowledge and to resolve over a window (seconds; None without data)."""
+
+    mtta_s: float | None
+    mttr_s: float | None
+    opened: int
+    acknowledged: int
+    resolved: int
+
+
+def timing(conn: sqlite3.Connection, start: float, end: float) -> Timing:
+    """MTTA and MTTR of the incidents opened in [start, end)."""
+    row = conn.execute(
+        """SELECT avg(acknowledged_at - opened_at), avg(resolved_at - opened_at), count(*),
+                  count(acknowledged_at), count(resolved_at)
+           FROM incidents WHERE opened_at >= ? AND opened_at < ?""", (start, end)).fetchone()
+    return Timing(row[0], row[1], int(row[2]), int(row[3]), int(row[4]))
+
+
+def repeat_offenders(conn: sqlite3.Connection, now: float | None = None, days: float = 30.0,
+                     min_count: int = 3) -> list[tuple[str, str, int]]:
+    """Cards (by serial) and nodes with at least `min_count` incidents in `days`: RMA candidates.
+    Rows are (kind 'card'|'node', serial or node name, count)."""
+    since = (now or time.time()) - days * 86400
+    cards = conn.execute(
+        """SELECT 'card', serial, count(*) FROM incidents WHERE serial IS NOT NULL AND opened_at >= ?
+           AND source IN ('fault', 'health', 'threshold') GROUP BY serial HAVING count(*) >= ? ORDER BY 3 DESC""",
+        (since, min_count)).fetchall()
+    nodes = conn.execute(
+        """SELECT 'node', node, count(*) FROM incidents WHERE node IS NOT NULL AND opened_at >= ?
+           GROUP BY node HAVING count(*) >= ? ORDER BY 3 DESC""", (since, min_count)).fetchall()
+    return [(str(a), str(b), int(c)) for a, b, c in cards + nodes]

@@ -1,0 +1,180 @@
+"""The incident engine on sequences of sweeps with known faults, the lifecycle through the CLI, and the
+knowledge base in both languages."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+
+from collectors.model import Action, CardSample, Fault, Health, NodeReport, Severity
+from console import incidents, knowledge
+from console.cli import run
+from console.store import Store
+
+T0 = 1_800_000_000.0
+
+
+def card(i, temp=50.0, health=Health.OK, serial=None):
+    return CardSample(i, model="H800", serial=serial or f"S-{i}", health=health, temperature_c=temp,
+                      utilization_pct=90.0, memory_used_mib=1000.0, memory_total_mib=80000.0, power_w=500.0)
+
+
+def ok(node, cards=None, faults=(), warnings=()):
+    return NodeReport(node, True, T0, 0.1, "nvidia", tuple(cards or [card(i) for i in range(8)]), tuple(faults),
+                      tuple(warnings))
+
+
+def down(node, error="connect timed out after 5 s"):
+    return NodeReport(node, False, T0, 5.0, "nvidia", error=error)
+
+
+def xid(i, code=79, action=Action.REBOOT_NODE, severity=Severity.CRITICAL):
+    return Fault(f"Xid {code}", severity, action, f"NVRM: Xid (PCI:0000:18:00): {code}", i, T0)
+
+
+@pytest.fixture
+def env(tmp_path):
+    store = Store(str(tmp_path / "ops.db"))
+    rack_of = {f"n{i}": "A01" if i < 4 else "A02" for i in range(8)}
+    engine = incidents.IncidentEngine(store.conn, clear_after=3, rack_of=rack_of, jobs_of={"n0": ["llm"], "n1": ["llm"]})
+    state = {"t": T0}
+
+    def sweep(reports, stale=()):
+        state["t"] += 10
+        reports = [replace(r, started=state["t"]) for r in reports]
+        store.write_sweep(state["t"], state["t"] + 1, reports, stale)
+        return engine.process(state["t"] + 1, reports, stale, store.card_ids)
+
+    yield store, engine, sweep
+    store.close()
+
+
+def rows(store, where="1=1"):
+    cur = store.conn.execute(f"SELECT * FROM incidents WHERE {where} ORDER BY id")
+    cols = [d[0] for d in cur.description]
+    return [dict(zip(cols, r, strict=True)) for r in cur]
+
+
+def test_dedup_counts_repeats_and_severity_follows_jobs(env):
+    store, _, sweep = env
+    new = sweep([ok("n0", faults=[xid(3)]), ok("n2", faults=[xid(1)])])
+    assert len(new) == 2
+    sweep([ok("n0", faults=[xid(3, code=79)]), ok("n2")])
+    n0, n2 = rows(store, "source = 'fault'")
+    assert n0["severity"] == "P1" and n0["job"] == "llm"        # a running job interrupted
+    assert n2["severity"] == "P2" and n2["job"] is None         # a card fault needing action
+    assert n0["count"] == 2 and n0["action"] == "reboot_node"
+    watch = sweep([ok("n3", faults=[xid(0, 13, Action.WATCH, Severity.WARNING)])])
+    assert rows(store, f"id = {watch[0]}")[0]["severity"] == "P3"
+
+
+def test_many_cards_one_node_group_into_one_incident(env):
+    store, _, sweep = env
+    new = sweep([ok("n2", faults=[xid(i, 48, Action.RESET_CARD) for i in range(5)])])
+    assert len(new) == 1
+    (row,) = rows(store)
+    assert row["card_idx"] is None and json.loads(row["cards"]) == [0, 1, 2, 3, 4] and "5 cards" in row["title"]
+
+
+def test_node_down_inhibits_cards_and_rack_groups_nodes(env):
+    store, _, sweep = env
+    sweep([ok("n5", cards=[card(0, temp=90.0)])])
+    assert rows(store, "source = 'threshold'")[0]["state"] == "open"
+    sweep([down("n5")])
+    node_incident = rows(store, "source = 'node'")[0]
+    assert rows(store, "source = 'threshold'")[0]["suppressed_by"] == node_incident["id"]
+    # three nodes of rack A01 lost in the same sweep: one rack incident, the node incidents inhibited
+    new = sweep([down("n0"), down("n1"), down("n2"), down("n5")])
+    opened = rows(store, f"id IN ({','.join(map(str, new))})")
+    assert [r["source"] for r in opened] == ["rack"] and opened[0]["severity"] == "P1"
+
+
+def test_auto_resolve_after_clear_sweeps_and_hysteresis(env):
+    store, _, sweep = env
+    sweep([ok("n4", cards=[card(0, temp=88.0)])])
+    sweep([ok("n4", cards=[card(0, temp=82.0)])])          # above warn - margin: still breached
+    assert rows(store)[0]["clear_sweeps"] == 0
+    for _ in range(2):
+        sweep([ok("n4", cards=[card(0, temp=70.0)])])
+    assert rows(store)[0]["state"] != "resolved"
+    sweep([ok("n4", cards=[card(0, temp=70.0)])])
+    row = rows(store)[0]
+    assert row["state"] == "resolved" and row["resolved_by"] == "auto"
+
+
+def test_event_fault_stays_open_while_the_card_is_critical(env):
+    store, _, sweep = env
+    sweep([ok("n6", cards=[card(2, temp=None, health=Health.CRITICAL)], faults=[xid(2)])])
+    for _ in range(4):
+        sweep([ok("n6", cards=[card(2, temp=None, health=Health.CRITICAL)])])
+    (row,) = rows(store)                                         # no duplicate "health critical" incident
+    assert row["state"] == "open" and row["code"] == "Xid 79"
+    for _ in range(3):
+        sweep([ok("n6", cards=[card(2)])])
+    assert rows(store)[0]["state"] == "resolved"
+
+
+def test_hostkey_collector_and_snapshot(env):
+    store, _, sweep = env
+    for _ in range(3):
+        sweep([ok("n7", cards=[card(0, temp=60.0)])])
+    key = NodeReport("n3", False, T0, 0.2, None, error="HOST KEY CHANGED for [127.0.0.1]:2222; refused",
+                     faults=(Fault("ssh-hostkey-changed", Severity.CRITICAL, Action.ISOLATE, "changed"),))
+    sweep([key, down("n4", "nvidia-smi timed out after 8 s: no stderr"), ok("n7", cards=[card(0, temp=96.0)])])
+    by_source = {r["source"]: r for r in rows(store)}
+    assert by_source["hostkey"]["severity"] == "P2" and by_source["collector"]["severity"] == "P3"
+    assert by_source["threshold"]["severity"] == "P2"
+    snap = store.conn.execute("SELECT count(*) FROM incident_samples WHERE incident_id = ?",
+                              (by_source["threshold"]["id"],)).fetchone()[0]
+    assert snap == 4                                             # 15 min before (3 sweeps) + the opening one
+    sweep([ok("n7", cards=[card(0, temp=97.0)])])
+    assert store.conn.execute("SELECT count(*) FROM incident_samples WHERE incident_id = ?",
+                              (by_source["threshold"]["id"],)).fetchone()[0] == 5   # and after
+
+
+def test_lifecycle_timing_and_repeat_offenders(env):
+    store, _, sweep = env
+    (a,) = sweep([ok("n2", faults=[xid(1, 48, Action.RESET_CARD)])])
+    incidents.acknowledge(store.conn, a, "li.wei", now=T0 + 71)
+    with pytest.raises(incidents.IncidentError):
+        incidents.acknowledge(store.conn, a, "li.wei")
+    incidents.silence(store.conn, a, T0 + 3600, "li.wei", now=T0 + 80)
+    incidents.resolve(store.conn, a, "li.wei", "card reset", now=T0 + 311)
+    with pytest.raises(incidents.IncidentError):
+        incidents.resolve(store.conn, a, "li.wei")
+    t = incidents.timing(store.conn, T0, T0 + 1000)
+    assert t.opened == 1 and t.mtta_s == pytest.approx(60) and t.mttr_s == pytest.approx(300)
+    for _ in range(2):
+        sweep([ok("n2", faults=[xid(1, 48, Action.RESET_CARD)])])
+        store.conn.execute("UPDATE incidents SET state='resolved' WHERE state != 'resolved'")
+    offenders = incidents.repeat_offenders(store.conn, now=T0 + 100)
+    assert ("card", "S-1", 3) in offenders and ("node", "n2", 3) in offenders
+
+
+def test_cli_lifecycle_and_bad_changes_exit_2(env, capsys):
+    store, _, sweep = env
+    (a,) = sweep([ok("n2", faults=[xid(1, 48, Action.RESET_CARD)])])
+    db = store.path
+    assert run(["incidents", "list", "--db", db]) == 0
+    assert f"#{a}" in capsys.readouterr().out
+    assert run(["incidents", "ack", str(a), "--by", "zhang", "--db", db]) == 0
+    assert run(["incidents", "ack", str(a), "--by", "zhang", "--db", db]) == 2
+    assert "cannot acknowledge, it is acknowledged" in capsys.readouterr().err
+    assert run(["incidents", "note", str(a), "reseated the card", "--db", db]) == 0
+    assert run(["incidents", "resolve", str(a), "--by", "zhang", "--note", "ok", "--db", db]) == 0
+    assert run(["incidents", "list", "--db", db, "--state", "resolved", "--json"]) == 0
+    listed = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert listed[0]["acknowledged_by"] == "zhang" and listed[0]["resolved_by"] == "zhang"
+    assert run(["incidents", "resolve", "999", "--by", "zhang", "--db", db]) == 2
+
+
+def test_knowledge_base_has_both_languages_everywhere():
+    for entry in knowledge.all_entries():
+        for text in (entry.meaning_en, entry.action_en):
+            assert text and not any("\u4e00" <= ch <= "\u9fff" for ch in text)
+        for text in (entry.meaning_zh, entry.action_zh):
+            assert text and any("\u4e00" <= ch <= "\u9fff" for ch in text)
+    assert knowledge.lookup("Xid 79").action("zh_CN").startswith("将作业")
+    assert knowledge.lookup("80E01801") is knowledge.ASCEND
