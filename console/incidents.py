@@ -133,6 +133,10 @@ class IncidentEngine:
                 if row is not None:
                     updates.append((now, c.evidence[:2000], row[0]))
                     continue
+                upgraded = self._upgrade_health(c, open_rows, now)
+                if upgraded:
+                    updates.append((now, c.evidence[:2000], upgraded))
+                    continue
                 if c.source == "node" and c.rack in down_racks:
                     continue                # inhibited by its rack incident
                 if c.node in down_nodes and c.source not in ("node", "rack", "hostkey"):
@@ -245,6 +249,23 @@ class IncidentEngine:
                                             rack, r.vendor, Action.ISOLATE.value, "vendor tool reports critical"))
 
     # ---- lifecycle -------------------------------------------------------------------------------
+
+    def _upgrade_health(self, c: _Cond, open_rows: dict[str, tuple[object, ...]], now: float) -> int | None:
+        """A vendor fault for a card whose 'health critical' incident is already open becomes that incident
+        (with the fault's code, title and action), rather than a second incident for the same card."""
+        if c.source != "fault" or c.card_idx is None:
+            return None
+        row = open_rows.get(f"critical:{c.node}:{c.card_idx}")
+        if row is None:
+            return None
+        incident = int(str(row[0]))
+        self.conn.execute("UPDATE incidents SET key = ?, source = 'fault', code = ?, title = ?, action = ?, "
+                          "severity = min(severity, ?) WHERE id = ?",
+                          (c.key, c.code, c.title, c.action, c.severity, incident))
+        open_rows[c.key] = row
+        del open_rows[f"critical:{c.node}:{c.card_idx}"]
+        self._open_fault_cards.add((c.node, c.card_idx))
+        return incident
 
     def _open(self, now: float, c: _Cond, card_ids: dict[tuple[str, int, int], int]) -> int:
         jobs = ", ".join(self.jobs_of.get(c.node or "", [])) or None

@@ -41,6 +41,26 @@ class NodeRow:
     duration_s: float | None
 
 
+@dataclass(frozen=True, slots=True)
+class IncidentRow:
+    """One incident in the on-call list."""
+
+    id: int
+    opened_at: float
+    severity: str
+    state: str
+    title: str
+    node: str | None
+    card_idx: int | None
+    job: str | None
+    code: str | None
+    action: str | None
+    count: int
+    acknowledged_by: str | None
+    silenced_until: float | None
+    serial: str | None
+
+
 @dataclass(slots=True)
 class Snapshot:
     """The latest state of every card, as arrays in card order, plus the fleet and collector figures."""
@@ -65,6 +85,7 @@ class Snapshot:
     collector_rss_mib: float | None = None
     demo: bool = False
     layout_key: int = 0                 # changes when racks, nodes or cards change (views re-layout then)
+    incidents: list[IncidentRow] = field(default_factory=list)   # not resolved, not suppressed
     derived: dict[str, object] = field(default_factory=dict)   # what views precomputed off the GUI thread
 
     def index_of(self, node: str, idx: int) -> int | None:
@@ -131,7 +152,45 @@ def read_snapshot(conn: sqlite3.Connection, interval_s: float = 10.0, now: float
         snap.demo = conn.execute("SELECT 1 FROM meta WHERE key = 'demo'").fetchone() is not None
     except sqlite3.Error:
         snap.demo = False
+    snap.incidents = [IncidentRow(*r) for r in conn.execute(
+        """SELECT id, opened_at, severity, state, title, node, card_idx, job, code, action, count, acknowledged_by,
+                  silenced_until, serial
+           FROM incidents WHERE state != 'resolved' AND suppressed_by IS NULL
+           ORDER BY severity, opened_at LIMIT 2000""")]
     return snap
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentDetail:
+    """Everything the detail pane shows for one incident."""
+
+    id: int
+    row: dict[str, object]
+    notes: list[tuple[float, str | None, str]]
+    history: list[tuple[float, str, str, str]]          # earlier incidents of the same card or node
+    samples: dict[str, np.ndarray]                        # t, temperature_c, utilization_pct, power_w
+
+
+def read_incident_detail(conn: sqlite3.Connection, incident: int) -> IncidentDetail | None:
+    """The incident's row, notes, the history of the same card (serial) or node, and its snapshot samples."""
+    cur = conn.execute("SELECT * FROM incidents WHERE id = ?", (incident,))
+    values = cur.fetchone()
+    if values is None:
+        return None
+    row = dict(zip([d[0] for d in cur.description], values, strict=True))
+    notes = [(float(a), b, str(c)) for a, b, c in conn.execute(
+        "SELECT ts, author, text FROM incident_notes WHERE incident_id = ? ORDER BY ts", (incident,))]
+    if row.get("serial"):
+        hist = conn.execute("SELECT opened_at, severity, title, state FROM incidents WHERE serial = ? AND id != ? "
+                            "ORDER BY opened_at DESC LIMIT 20", (row["serial"], incident)).fetchall()
+    else:
+        hist = conn.execute("SELECT opened_at, severity, title, state FROM incidents WHERE node = ? AND id != ? "
+                            "ORDER BY opened_at DESC LIMIT 20", (row.get("node"), incident)).fetchall()
+    rows = conn.execute("SELECT ts, temperature_c, utilization_pct, power_w FROM incident_samples "
+                        "WHERE incident_id = ? ORDER BY ts", (incident,)).fetchall()
+    samples = {k: np.array([np.nan if r[i] is None else r[i] for r in rows], dtype=np.float64)
+               for i, k in enumerate(("t", "temperature_c", "utilization_pct", "power_w"))}
+    return IncidentDetail(incident, row, notes, [(float(a), str(b), str(c), str(d)) for a, b, c, d in hist], samples)
 
 
 @dataclass(frozen=True, slots=True)

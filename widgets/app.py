@@ -27,10 +27,12 @@ from PySide6.QtGui import QAction, QActionGroup, QKeySequence, QPaintEvent
 from PySide6.QtWidgets import (
     QApplication,
     QDialog,
+    QInputDialog,
     QLabel,
     QMainWindow,
     QMessageBox,
     QProgressBar,
+    QSystemTrayIcon,
     QTabWidget,
     QWidget,
 )
@@ -43,6 +45,7 @@ from widgets.fleet import FleetView
 
 if TYPE_CHECKING:
     from widgets.heatmap import HeatmapView
+    from widgets.incidents import IncidentsView
 
 
 def tr(text: str) -> str:
@@ -66,6 +69,10 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"mixops — {prefix}{site_name}")
         # The room view (pyqtgraph) is built right after the first paint: a placeholder until then.
         self.heatmap: HeatmapView | None = None
+        self.incidents: IncidentsView | None = None
+        self._seen_incidents: set[int] | None = None
+        self.notifications: list[str] = []      # what was notified (tests read it)
+        self.tray: QSystemTrayIcon | None = None
         self._room_placeholder = QLabel(tr("Loading the room view…"))
         self._room_placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.fleet = FleetView()
@@ -116,7 +123,7 @@ class MainWindow(QMainWindow):
         if self._started:
             return
         self._started = True
-        from console import demo, service, store  # noqa: F401
+        from console import demo, incidents, service, store  # noqa: F401
         from widgets import detail  # noqa: F401
         from widgets.heatmap import HeatmapView
 
@@ -127,6 +134,15 @@ class MainWindow(QMainWindow):
         self.tabs.insertTab(0, self.heatmap, tr("Room"))
         self.tabs.setCurrentIndex(current)
         self._room_placeholder.deleteLater()
+        if self.db_path is not None:
+            from widgets.incidents import IncidentsView
+
+            self.incidents = IncidentsView(self.db_path, self.pool, i18n.chosen_language())
+            self.incidents.show_card.connect(self.show_card)
+            self.incidents.changed.connect(self._poll_now)
+            self.tabs.addTab(self.incidents, tr("Incidents"))
+            if self.snapshot is not None:
+                self.incidents.set_rows(self.snapshot.incidents, self.snapshot.taken_at)
 
         # Worker threads parse and write in Python: hand the GIL back to the GUI thread sooner than
         # the default 5 ms so painting and input never queue behind a sweep.
@@ -165,6 +181,17 @@ class MainWindow(QMainWindow):
         find.setShortcut(QKeySequence.StandardKey.Find)
         find.triggered.connect(self._focus_search)
         view.addAction(find)
+        operator = QAction(tr("Operator name…"), self)
+        operator.triggered.connect(self._set_operator)
+        view.addAction(operator)
+        sound = QAction(tr("Sound on new P1/P2"), self, checkable=True)
+        sound.setChecked(bool(i18n.settings().value("sound", False, bool)))
+        sound.toggled.connect(lambda on: i18n.settings().setValue("sound", on))
+        view.addAction(sound)
+        incidents_tab = QAction(tr("Incidents"), self)
+        incidents_tab.setShortcut(QKeySequence("Ctrl+3"))
+        incidents_tab.triggered.connect(lambda: self.incidents is not None and self.tabs.setCurrentWidget(self.incidents))
+        view.addAction(incidents_tab)
         lang = view.addMenu(tr("Language"))
         group = QActionGroup(self)
         current = i18n.chosen_language()
@@ -184,6 +211,8 @@ class MainWindow(QMainWindow):
         self.sweep_label = QLabel(tr("no sweep yet"))
         self.nodes_label = QLabel("")
         self.collector_label = QLabel("")
+        self.incident_label = QLabel("")
+        self.incident_label.setToolTip(tr("Open incidents per severity"))
         self.progress = QProgressBar()
         self.progress.setMaximumWidth(180)
         self.progress.setFormat(tr("history %p%"))
@@ -192,6 +221,7 @@ class MainWindow(QMainWindow):
         bar.addWidget(self.mode_label)
         bar.addWidget(self.message, 1)
         bar.addPermanentWidget(self.progress)
+        bar.addPermanentWidget(self.incident_label)
         bar.addPermanentWidget(self.nodes_label)
         bar.addPermanentWidget(self.sweep_label)
         bar.addPermanentWidget(self.collector_label)
@@ -206,6 +236,15 @@ class MainWindow(QMainWindow):
         if self.heatmap is not None:
             self.heatmap.set_snapshot(snapshot)
         self.fleet.set_rows(snapshot.nodes, snapshot.taken_at)
+        if self.incidents is not None:
+            self.incidents.set_rows(snapshot.incidents, snapshot.taken_at)
+        counts = {p: 0 for p in ("P1", "P2", "P3", "P4")}
+        for inc in snapshot.incidents:
+            counts[inc.severity] = counts.get(inc.severity, 0) + 1
+        colours = {"P1": "#d73027", "P2": "#f46d43", "P3": "#b8860b", "P4": "#4575b4"}
+        self.incident_label.setText(" ".join(f"<span style='color:{colours[p]}'><b>{p}</b> {n}</span>"
+                                             for p, n in counts.items()))
+        self._notify(snapshot)
         self.nodes_label.setText(
             f"{tr('nodes')}: <span style='color:#1a9850'>{snapshot.nodes_ok} {tr('ok')}</span> · "
             f"<span style='color:#d73027'>{snapshot.nodes_failed} {tr('failed')}</span> · "
@@ -229,6 +268,42 @@ class MainWindow(QMainWindow):
         late = age > 3 * self.interval_s
         self.sweep_label.setText(text)
         self.sweep_label.setStyleSheet("QLabel { color: #d73027; font-weight: bold; }" if late else "")
+
+    def _notify(self, snapshot: Snapshot) -> None:
+        """A desktop notification (and a beep when enabled) for each new P1/P2 that is not silenced."""
+        ids = {inc.id for inc in snapshot.incidents}
+        if self._seen_incidents is None:           # the first view: what was open before we started
+            self._seen_incidents = ids
+            return
+        fresh = [inc for inc in snapshot.incidents if inc.id not in self._seen_incidents
+                 and inc.severity in ("P1", "P2") and inc.state != "silenced"]
+        self._seen_incidents |= ids
+        for inc in fresh:
+            text = f"{inc.severity} #{inc.id}: {inc.title}"
+            self.notifications.append(text)
+            if self.tray is None and QSystemTrayIcon.isSystemTrayAvailable():
+                self.tray = QSystemTrayIcon(self.windowIcon(), self)
+                self.tray.show()
+            if self.tray is not None:
+                icon = (QSystemTrayIcon.MessageIcon.Critical if inc.severity == "P1"
+                        else QSystemTrayIcon.MessageIcon.Warning)
+                self.tray.showMessage("mixops", text, icon, 15_000)
+            self.message.setText(text)
+            if i18n.settings().value("sound", False, bool):
+                QApplication.beep()
+
+    def _poll_now(self) -> None:
+        if self.reader is not None:
+            QMetaObject.invokeMethod(self.reader, "poll", Qt.ConnectionType.QueuedConnection)
+
+    @Slot(str, int)
+    def show_card(self, node: str, idx: int) -> None:
+        """From an incident to its card (or node) in the room."""
+        if self.heatmap is None:
+            return
+        self.tabs.setCurrentWidget(self.heatmap)
+        if idx < 0 or not self.heatmap.focus_card(node, idx):
+            self.heatmap.focus_node(node)
 
     @Slot(str, float)
     def _progress(self, phase: str, fraction: float) -> None:
@@ -289,6 +364,14 @@ class MainWindow(QMainWindow):
         self.tabs.setCurrentWidget(self.heatmap)
         self.heatmap.search.setFocus()
         self.heatmap.search.selectAll()
+
+    def _set_operator(self) -> None:
+        from widgets.incidents import operator_name
+
+        name, ok = QInputDialog.getText(self, tr("Operator name"), tr("Name shown on acknowledgements and notes"),
+                                        text=operator_name())
+        if ok and name.strip():
+            i18n.settings().setValue("operator", name.strip())
 
     def _set_language(self, code: str) -> None:
         i18n.settings().setValue("language", code)

@@ -513,6 +513,18 @@ class HeatmapView(QWidget):
         self.highlight.hide()
         return False
 
+    def focus_card(self, node: str, idx: int) -> bool:
+        """Highlight one card and centre the view on it."""
+        s, g = self.snapshot, self.geometry_
+        if s is None or g is None:
+            return False
+        pos = s.index_of(node, idx)
+        if pos is None:
+            return False
+        x, y = (int(v) for v in g.card_origin[pos])
+        self._show_highlight(QRectF(x - 1, y - 1, CELL + 2, CELL + 2))
+        return True
+
     def focus_node(self, name: str) -> bool:
         """Highlight one node's cards and centre the view on them."""
         if self.geometry_ is None or name not in self.geometry_.node_rect:

@@ -178,3 +178,13 @@ def test_knowledge_base_has_both_languages_everywhere():
             assert text and any("\u4e00" <= ch <= "\u9fff" for ch in text)
     assert knowledge.lookup("Xid 79").action("zh_CN").startswith("将作业")
     assert knowledge.lookup("80E01801") is knowledge.ASCEND
+
+
+def test_health_incident_becomes_the_fault_that_explains_it(env):
+    store, _, sweep = env
+    sweep([ok("n6", cards=[card(5, health=Health.CRITICAL)])])           # the table says Alarm first
+    code = Fault("80E01801", Severity.CRITICAL, Action.RESTART_JOB, "NPU 5 chip 0: Alarm: HBM ECC", 5)
+    new = sweep([ok("n6", cards=[card(5, health=Health.CRITICAL)], faults=[code])])
+    assert new == []
+    (row,) = rows(store)
+    assert row["code"] == "80E01801" and row["source"] == "fault" and row["action"] == "restart_job"
