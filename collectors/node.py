@@ -6,6 +6,7 @@ import hashlib
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Protocol
 
 from collectors import registry
@@ -124,8 +125,14 @@ class NodeCollector:
             return self._fail(started, t0, f"{tool} {reason}: {tail}",
                               {primary.section: main.stdout + main.stderr_tail})
         sections = {name: strip_ansi(sec.stdout) for name, sec in out.sections.items()}
+        if self._previous is not None:
+            sections["_bus_map"] = "\n".join(f"{c.bus_id}={c.index}" for c in self._previous.cards if c.bus_id)
         assert self._vendor_parse is not None
         result = self._vendor_parse(sections)
+        if self._previous is not None and any(c.bus_id is None for c in result.cards):
+            # keep the bus ids a lost card had, for the next sweep's mapping
+            known = {c.index: c.bus_id for c in self._previous.cards if c.bus_id}
+            result = replace(result, cards=tuple(replace(c, bus_id=c.bus_id or known.get(c.index)) for c in result.cards))
         self._previous = result
         faults = self._new_faults(result.faults)
         keep_raw = bool(result.warnings) or not result.cards

@@ -201,7 +201,14 @@ def parse_kernel_log(text: str, bus_to_index: dict[str, int] | None = None) -> P
 def parse(sections: dict[str, str]) -> ParseResult:
     """Combine one sweep's sections (from PLAN) into cards and faults."""
     query = parse_query_csv(sections.get("query", ""))
-    index_by_bus = {c.bus_id: c.index for c in query.cards if c.bus_id}
+    # Bus ids from the last good sweep (the collector passes them as "_bus_map"): a card that fell off
+    # the bus (Xid 79) no longer reports its own bus id, yet its Xid must land on it.
+    index_by_bus: dict[str, int] = {}
+    for line in sections.get("_bus_map", "").splitlines():
+        bus, _, idx = line.partition("=")
+        if bus and idx.isdigit():
+            index_by_bus[bus] = int(idx)
+    index_by_bus.update({c.bus_id: c.index for c in query.cards if c.bus_id})
     kmsg = parse_kernel_log(sections.get("kmsg", ""), index_by_bus)
     cards = list(query.cards)
     critical = {f.card_index for f in kmsg.faults if f.severity is Severity.CRITICAL}

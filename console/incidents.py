@@ -253,17 +253,19 @@ class IncidentEngine:
     def _upgrade_health(self, c: _Cond, open_rows: dict[str, tuple[object, ...]], now: float) -> int | None:
         """A vendor fault for a card whose 'health critical' incident is already open becomes that incident
         (with the fault's code, title and action), rather than a second incident for the same card."""
-        if c.source != "fault" or c.card_idx is None:
+        if c.source != "fault" or c.card_idx is None or c.code == "HEALTH":
             return None
-        row = open_rows.get(f"critical:{c.node}:{c.card_idx}")
-        if row is None:
+        old_key = next((k for k in (f"critical:{c.node}:{c.card_idx}", f"fault:{c.node}:{c.card_idx}:HEALTH")
+                        if k in open_rows), None)
+        if old_key is None:
             return None
+        row = open_rows[old_key]
         incident = int(str(row[0]))
         self.conn.execute("UPDATE incidents SET key = ?, source = 'fault', code = ?, title = ?, action = ?, "
                           "severity = min(severity, ?) WHERE id = ?",
                           (c.key, c.code, c.title, c.action, c.severity, incident))
         open_rows[c.key] = row
-        del open_rows[f"critical:{c.node}:{c.card_idx}"]
+        del open_rows[old_key]
         self._open_fault_cards.add((c.node, c.card_idx))
         return incident
 

@@ -137,7 +137,7 @@ class MainWindow(QMainWindow):
         if self.db_path is not None:
             from widgets.incidents import IncidentsView
 
-            self.incidents = IncidentsView(self.db_path, self.pool, i18n.chosen_language())
+            self.incidents = IncidentsView(self.db_path, self.pool, i18n.current_language())
             self.incidents.show_card.connect(self.show_card)
             self.incidents.changed.connect(self._poll_now)
             self.tabs.addTab(self.incidents, tr("Incidents"))

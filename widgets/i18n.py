@@ -53,8 +53,18 @@ def catalog(language: str) -> dict[str, str]:
     return {str(k): str(v) for k, v in data.items()}
 
 
+_current = "en"
+
+
+def current_language() -> str:
+    """The language installed for this run (knowledge-base texts follow it)."""
+    return _current
+
+
 def install(app: QCoreApplication, language: str) -> CatalogTranslator | None:
     """Install the translator for a language; keep the returned object alive."""
+    global _current
+    _current = language
     table = catalog(language)
     if not table:
         return None

@@ -188,3 +188,13 @@ def test_health_incident_becomes_the_fault_that_explains_it(env):
     assert new == []
     (row,) = rows(store)
     assert row["code"] == "80E01801" and row["source"] == "fault" and row["action"] == "restart_job"
+
+
+def test_generic_health_fault_becomes_the_vendor_code(env):
+    store, _, sweep = env
+    health = Fault("HEALTH", Severity.CRITICAL, Action.ISOLATE, "ascend card 5: state 'critical'", 5)
+    sweep([ok("n6", cards=[card(5, health=Health.CRITICAL)], faults=[health])])
+    code = Fault("8C084E00", Severity.CRITICAL, Action.RESET_CARD, "NPU 5 chip 0: Alarm: link down", 5)
+    assert sweep([ok("n6", cards=[card(5, health=Health.CRITICAL)], faults=[code])]) == []
+    (row,) = rows(store)
+    assert row["code"] == "8C084E00"
