@@ -154,6 +154,7 @@ def test_chinese_ui_loads(qtbot, data_home):
     finally:
         if translator is not None:
             app.removeTranslator(translator)
+        i18n.install(app, "en")          # back to English for the tests that follow
 
 
 def test_reader_sees_a_collect_written_database(tmp_path):
