@@ -29,19 +29,43 @@ _CONNECT_WORDS = ("timed out", "refused", "unreachable", "no route", "connection
                   "reset by peer", "eof", "closed")
 
 
+# Board power above which a card is reported (W): a little over each vendor's flagship TDP.
+POWER_WARN_W = {"nvidia": 750.0, "ascend": 450.0, "hygon": 350.0, "amd": 800.0, "cambricon": 300.0,
+                "metax": 400.0, "mthreads": 450.0, "iluvatar": 350.0, "enflame": 400.0, "kunlunxin": 450.0,
+                "denglin": 200.0, "biren": 600.0}
+
+
 @dataclass(frozen=True, slots=True)
 class Thresholds:
-    """Threshold breaches with hysteresis; per-vendor overrides of the temperature limits."""
+    """Threshold breaches with hysteresis (site file `[thresholds]`, `[thresholds.vendors.<name>]`)."""
 
     temp_warn_c: float = 85.0
     temp_crit_c: float = 95.0
     temp_clear_margin_c: float = 5.0
     memory_full_pct: float = 99.0
-    per_vendor: dict[str, tuple[float, float]] = field(default_factory=dict)   # vendor → (warn, crit)
+    power_clear_pct: float = 95.0               # a power breach clears below this share of the limit
+    per_vendor: dict[str, tuple[float, float]] = field(default_factory=dict)   # vendor → (warn, crit) °C
+    power_warn_w: dict[str, float] = field(default_factory=lambda: dict(POWER_WARN_W))
 
     def temp_limits(self, vendor: str | None) -> tuple[float, float]:
         """(warn, crit) for a vendor."""
         return self.per_vendor.get(vendor or "", (self.temp_warn_c, self.temp_crit_c))
+
+
+def thresholds_from(config: dict[str, object]) -> Thresholds:
+    """Thresholds from the site file's validated `[thresholds]` table (defaults for what it omits)."""
+    base = Thresholds()
+    vendors = config.get("vendors") or {}
+    assert isinstance(vendors, dict)
+    warn = float(str(config.get("temp_warn_c", base.temp_warn_c)))
+    crit = float(str(config.get("temp_crit_c", base.temp_crit_c)))
+    per_vendor = {v: (float(str(t.get("temp_warn_c", warn))), float(str(t.get("temp_crit_c", crit))))
+                  for v, t in vendors.items()}
+    power = dict(POWER_WARN_W)
+    power.update({v: float(str(t["power_warn_w"])) for v, t in vendors.items() if "power_warn_w" in t})
+    return Thresholds(warn, crit, float(str(config.get("temp_clear_margin_c", base.temp_clear_margin_c))),
+                      float(str(config.get("memory_full_pct", base.memory_full_pct))),
+                      float(str(config.get("power_clear_pct", base.power_clear_pct))), per_vendor, power)
 
 
 @dataclass(slots=True)
@@ -228,6 +252,18 @@ class IncidentEngine:
                                        rack, r.vendor, Action.WATCH.value,
                                        f"{temp:g} °C (warn {warn:g}, crit {crit:g}, clears below "
                                        f"{warn - t.temp_clear_margin_c:g})")
+                else:
+                    self._hot.discard(key)
+            power_limit = t.power_warn_w.get(r.vendor or "")
+            key = f"power:{r.node}:{card.index}"
+            if card.power_w is not None and power_limit:
+                over = card.power_w >= power_limit or (
+                    key in self._hot and card.power_w >= power_limit * t.power_clear_pct / 100.0)
+                if over:
+                    self._hot.add(key)
+                    conds[key] = _Cond(key, "threshold", "POWER", "P3", f"{r.node} card {card.index}: power "
+                                       f"{card.power_w:g} W", r.node, card.index, rack, r.vendor, Action.WATCH.value,
+                                       f"{card.power_w:g} W (limit {power_limit:g} W)")
                 else:
                     self._hot.discard(key)
             used, total = card.memory_used_mib, card.memory_total_mib

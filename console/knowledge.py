@@ -89,6 +89,8 @@ CODES: dict[str, Entry] = {
     "TEMP": Entry("Temperature threshold breached.", "温度超过阈值。",
                   "Check cooling in the rack; the incident resolves itself when the card cools down.",
                   "检查机柜散热；卡降温后事件自动恢复。"),
+    "POWER": Entry("Board power above the vendor's limit.", "板卡功耗超过厂商上限。",
+                   "Check power capping and the rack's PDU load.", "检查功率封顶设置与机柜 PDU 负载。"),
     "MEMORY": Entry("Accelerator memory almost full.", "加速卡显存即将用满。",
                     "Information: the job may fail with out-of-memory.", "提示：作业可能因显存不足失败。"),
     "NODE-UNREACHABLE": Entry("The node does not answer over SSH (down, network, or sshd).",

@@ -15,7 +15,7 @@ from collectors import registry
 from collectors.model import NodeReport
 from collectors.node import NodeCollector, Session
 from collectors.ssh import Endpoint
-from console.incidents import IncidentEngine
+from console.incidents import IncidentEngine, thresholds_from
 from console.site import Site, job_nodes
 from console.store import Store, SweepStats
 
@@ -64,7 +64,8 @@ class Collector:
                 jobs_of.setdefault(node.name, []).append(job.name)
         store.sync_jobs(jobs_of)
         self.engine: IncidentEngine | None = IncidentEngine(
-            store.conn, rack_of={n.name: n.rack for n in site.nodes}, jobs_of=jobs_of) if incidents else None
+            store.conn, rack_of={n.name: n.rack for n in site.nodes}, jobs_of=jobs_of,
+            thresholds=thresholds_from(site.thresholds)) if incidents else None
         self._proc = psutil.Process(os.getpid())
         self._proc.cpu_percent(None)
 

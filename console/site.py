@@ -99,6 +99,7 @@ class Site:
     jobs: tuple[Job, ...] = ()
     shifts: tuple[Shift, ...] = ()
     adapters: tuple[Adapter, ...] = ()
+    thresholds: dict[str, Any] = field(default_factory=dict)     # [thresholds] as validated
     _ssh_config: paramiko.SSHConfig | None = field(default=None, compare=False, repr=False)
 
     def endpoint(self, node: Node) -> Endpoint:
@@ -127,7 +128,12 @@ JOB_KEYS: _Spec = {"name": ((str,), True), "nodes": ((list,), True), "checkpoint
 SHIFT_KEYS: _Spec = {"name": ((str,), True), "start": ((str,), True), "hours": (_NUM, True)}
 ADAPTER_KEYS: _Spec = {"name": ((str,), True), "tool": ((str,), True), "command": ((str,), True),
                        "kind": ((str,), True), "block_start": ((str,), False), "fields": ((dict,), True)}
-TOP_KEYS = {"site", "ssh", "racks", "nodes", "jobs", "shifts", "adapters"}
+THRESHOLD_KEYS: _Spec = {"temp_warn_c": (_NUM, False), "temp_crit_c": (_NUM, False),
+                         "temp_clear_margin_c": (_NUM, False), "memory_full_pct": (_NUM, False),
+                         "power_clear_pct": (_NUM, False), "vendors": ((dict,), False)}
+VENDOR_THRESHOLD_KEYS: _Spec = {"temp_warn_c": (_NUM, False), "temp_crit_c": (_NUM, False),
+                                "power_warn_w": (_NUM, False)}
+TOP_KEYS = {"site", "ssh", "racks", "nodes", "jobs", "shifts", "adapters", "thresholds"}
 _TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", list: "a list", bool: "true/false"}
 
 
@@ -310,6 +316,15 @@ def parse_site(data: dict[str, Any], path: str = "<site>", text: str = "") -> Si
             c.add("shifts", i, "hours", "must be between 0 and 24")
         shifts.append(Shift(sf["name"], sf["start"], float(sf["hours"])))
 
+    thresholds = c.table(data.get("thresholds", {}), "thresholds", None, THRESHOLD_KEYS)
+    for key, value in list(thresholds.get("vendors", {}).items()):
+        if key not in vendor_names:
+            c.add("thresholds", None, "vendors", f"unknown vendor '{key}'")
+        else:
+            thresholds["vendors"][key] = c.table(value, "thresholds.vendors", None, VENDOR_THRESHOLD_KEYS)
+    if thresholds.get("temp_crit_c", 95) <= thresholds.get("temp_warn_c", 85):
+        c.add("thresholds", None, "temp_crit_c", "must be above temp_warn_c")
+
     if c.problems:
         raise SiteError(c.problems)
     config: paramiko.SSHConfig | None = None
@@ -322,7 +337,7 @@ def parse_site(data: dict[str, Any], path: str = "<site>", text: str = "") -> Si
         except (OSError, paramiko.ConfigParseError) as exc:
             raise SiteError([f"{cfg_path}: cannot read SSH config: {exc}"]) from None
     return Site(path, s.get("name", ""), tz, interval, ssh, tuple(racks), tuple(nodes), tuple(jobs),
-                tuple(shifts), tuple(adapters), config)
+                tuple(shifts), tuple(adapters), thresholds, config)
 
 
 def _adapters(c: _Checker, data: dict[str, Any]) -> list[Adapter]:

@@ -198,3 +198,36 @@ def test_generic_health_fault_becomes_the_vendor_code(env):
     assert sweep([ok("n6", cards=[card(5, health=Health.CRITICAL)], faults=[code])]) == []
     (row,) = rows(store)
     assert row["code"] == "8C084E00"
+
+
+def test_thresholds_from_the_site_file_and_power(tmp_path):
+    import tomllib
+
+    from console.site import SiteError, parse_site
+
+    text = """
+[site]
+name = "t"
+[thresholds]
+temp_warn_c = 80
+temp_crit_c = 90
+[thresholds.vendors.ascend]
+temp_warn_c = 70
+power_warn_w = 300
+"""
+    site = parse_site(tomllib.loads(text), "site.toml", text)
+    t = incidents.thresholds_from(site.thresholds)
+    assert t.temp_limits("nvidia") == (80.0, 90.0) and t.temp_limits("ascend") == (70.0, 90.0)
+    assert t.power_warn_w["ascend"] == 300.0 and t.power_warn_w["nvidia"] == 750.0
+    store = Store(str(tmp_path / "ops.db"))
+    engine = incidents.IncidentEngine(store.conn, thresholds=t)
+    npu = CardSample(0, health=Health.OK, temperature_c=72.0, power_w=310.0)
+    report = NodeReport("npu-1", True, T0, 0.1, "ascend", (npu,))
+    store.write_sweep(T0, T0 + 1, [report])
+    engine.process(T0 + 1, [report], (), store.card_ids)
+    assert {r["code"] for r in rows(store)} == {"TEMP", "POWER"}
+    store.close()
+    bad = '[site]\nname = "t"\n[thresholds]\ntemp_warn_c = 90\ntemp_crit_c = 80\n'
+    with pytest.raises(SiteError) as exc:
+        parse_site(tomllib.loads(bad), "site.toml", bad)
+    assert "must be above temp_warn_c" in exc.value.problems[0]
