@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 
-HEADLESS = {"collect", "check", "parse", "report", "incidents"}
+HEADLESS = {"collect", "check", "parse", "incidents"}
 _GUI_RAN = False
 
 
@@ -13,6 +13,11 @@ def main(argv: list[str] | None = None) -> int:
     """Parse the command line and run a headless command or the window."""
     args = sys.argv[1:] if argv is None else argv
     first = next((a for a in args if not a.startswith("-")), None)
+    if first == "report" and not ({"-h", "--help"} & set(args)):
+        # headless too, but the PDF and the heatmap image are Qt painting: widgets renders them
+        from widgets.report import run_report_cli
+
+        return run_report_cli(args)
     if first in HEADLESS or (first == "demo" and "--headless" in args) or "-h" in args[:1] or "--help" in args[:1]:
         from console.cli import run
 

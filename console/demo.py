@@ -29,7 +29,7 @@ from collectors import ascend, cambricon, hygon, metax, nvidia, registry
 from collectors.model import Command
 from collectors.ssh import Endpoint, Pending, Section, SSHError, SweepOutput
 from console.service import Collector
-from console.site import Job, Node, Rack, Site, SSHDefaults
+from console.site import Job, Node, Rack, Shift, Site, SSHDefaults
 from console.store import Store
 
 DEMO_NAME = "DEMO — simulated computing center"
@@ -110,7 +110,7 @@ def demo_site(cards: int = DEFAULT_CARDS) -> Site:
                             f"/mnt/logs/llm-{j // group + 1:02d}/train.log", "megatron", None))
     return Site("<demo>", DEMO_NAME, "Asia/Shanghai", 10.0,
                 SSHDefaults(known_hosts="/dev/null", config_file="/dev/null", max_parallel=16),
-                tuple(racks), tuple(nodes), tuple(jobs))
+                tuple(racks), tuple(nodes), tuple(jobs), (Shift("day", "08:00", 12.0), Shift("night", "20:00", 12.0)))
 
 
 @dataclass(slots=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -63,6 +64,8 @@ class Collector:
             for node in job_nodes(site, job):
                 jobs_of.setdefault(node.name, []).append(job.name)
         store.sync_jobs(jobs_of)
+        store.set_meta({"site_name": site.name, "timezone": site.timezone,
+                        "shifts": json.dumps([[sh.name, sh.start, sh.hours] for sh in site.shifts])})
         self.engine: IncidentEngine | None = IncidentEngine(
             store.conn, rack_of={n.name: n.rack for n in site.nodes}, jobs_of=jobs_of,
             thresholds=thresholds_from(site.thresholds)) if incidents else None

@@ -107,6 +107,11 @@ MIGRATIONS: tuple[str, ...] = (
     ) WITHOUT ROWID;
     CREATE TABLE job_nodes (job TEXT NOT NULL, node TEXT NOT NULL, PRIMARY KEY (job, node)) WITHOUT ROWID;
     """,
+    # v3: shift handover
+    """
+    CREATE TABLE handover_notes (id INTEGER PRIMARY KEY, ts REAL NOT NULL, author TEXT, text TEXT NOT NULL);
+    CREATE INDEX handover_notes_ts ON handover_notes(ts);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -207,6 +212,11 @@ class Store:
     def card_ids(self) -> dict[tuple[str, int, int], int]:
         """(node, idx, chip or -1) → cards.id of every card written so far."""
         return self._card_ids
+
+    def set_meta(self, values: dict[str, str]) -> None:
+        """Site facts reports need without the site file (name, timezone, shifts as JSON)."""
+        with self._tx():
+            self.conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", list(values.items()))
 
     def sync_jobs(self, jobs_of: dict[str, list[str]]) -> None:
         """Record which nodes each site job runs on (for incidents and reports)."""

@@ -167,6 +167,13 @@ class MainWindow(QMainWindow):
 
     def _build_menus(self) -> None:
         file_menu = self.menuBar().addMenu(tr("&File"))
+        report = QAction(tr("Shift report…"), self)
+        report.setShortcut(QKeySequence("Ctrl+P"))
+        report.triggered.connect(self.open_report)
+        file_menu.addAction(report)
+        note = QAction(tr("Add handover note…"), self)
+        note.triggered.connect(self.add_handover_note)
+        file_menu.addAction(note)
         quit_action = QAction(tr("&Quit"), self)
         quit_action.setShortcut(QKeySequence.StandardKey.Quit)
         quit_action.triggered.connect(self.close)
@@ -364,6 +371,47 @@ class MainWindow(QMainWindow):
         self.tabs.setCurrentWidget(self.heatmap)
         self.heatmap.search.setFocus()
         self.heatmap.search.selectAll()
+
+    def open_report(self) -> QDialog | None:
+        """The Shift report dialog (window pre-filled with the current shift)."""
+        if self.db_path is None:
+            return None
+        from widgets.incidents import operator_name
+        from widgets.report import ReportDialog
+
+        dialog = ReportDialog(self.db_path, i18n.current_language(), operator_name(), self, self.pool)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.show()
+        return dialog
+
+    def add_handover_note(self, text: str | None = None) -> None:
+        """A handover note with author and time (it appears in the shift report)."""
+        if self.db_path is None:
+            return
+        from widgets.incidents import _Job, operator_name
+
+        if text is None:
+            text, ok = QInputDialog.getMultiLineText(self, tr("Add handover note"), tr("Note for the next shift"))
+            if not ok or not text.strip():
+                return
+        by, path, note = operator_name(), self.db_path, text.strip()
+
+        def work() -> object:
+            from console.store import connect
+
+            db = connect(path)
+            try:
+                db.conn.execute("INSERT INTO handover_notes(ts, author, text) VALUES (?, ?, ?)",
+                                (time.time(), by, note))
+            finally:
+                db.conn.close()
+            return None
+
+        job = _Job(work)
+        job.signals.done.connect(lambda _r: self.message.setText(tr("Handover note saved")))
+        job.signals.failed.connect(self.message.setText)
+        self._note_jobs = [job]
+        self.pool.start(job)
 
     def _set_operator(self) -> None:
         from widgets.incidents import operator_name

@@ -1,0 +1,320 @@
+"""Shift handover reports: a model built from the database, rendered to Markdown and HTML here and to
+PDF by widgets.report (Qt painting). Every section says "no data" when the database has none for it.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import re
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from console import incidents as inc
+
+T: dict[str, dict[str, str]] = {
+    "title": {"en": "Shift handover report", "zh": "交接班报告"},
+    "site": {"en": "Site", "zh": "站点"}, "window": {"en": "Shift window", "zh": "班次时段"},
+    "generated": {"en": "Generated", "zh": "生成时间"}, "by": {"en": "by", "zh": "生成人"},
+    "summary": {"en": "1. Summary", "zh": "1. 概要"},
+    "open": {"en": "2. Open incidents to hand over", "zh": "2. 待交接的未关闭事件"},
+    "jobs": {"en": "3. Training jobs", "zh": "3. 训练作业"},
+    "hot": {"en": "4. Hot spots", "zh": "4. 热点机柜"},
+    "faults": {"en": "5. Faults by vendor", "zh": "5. 按厂商统计的故障"},
+    "collector": {"en": "6. Collector health", "zh": "6. 采集健康度"},
+    "notes": {"en": "7. Handover notes", "zh": "7. 交接备注"},
+    "no_data": {"en": "No data for this shift.", "zh": "本班次无数据。"},
+    "demo": {"en": "DEMO — simulated data", "zh": "演示 — 模拟数据"},
+    "cards": {"en": "Cards monitored", "zh": "监控卡数"}, "nodes": {"en": "Nodes monitored", "zh": "监控节点数"},
+    "coverage": {"en": "Collector coverage (samples received / expected)", "zh": "采集覆盖率（实收/应收采样）"},
+    "opened": {"en": "Incidents opened / acknowledged / resolved", "zh": "事件 新开/已确认/已解决"},
+    "mtta": {"en": "MTTA", "zh": "平均确认时间"}, "mttr": {"en": "MTTR", "zh": "平均解决时间"},
+    "severity": {"en": "Sev.", "zh": "级别"}, "title_col": {"en": "Title", "zh": "标题"},
+    "where": {"en": "Node / card", "zh": "节点/卡"}, "job": {"en": "Job", "zh": "作业"},
+    "state": {"en": "State", "zh": "状态"}, "owner": {"en": "Owner", "zh": "负责人"},
+    "age": {"en": "Age", "zh": "持续"}, "next": {"en": "Next action", "zh": "下一步"},
+    "rack": {"en": "Rack", "zh": "机柜"}, "max_temp": {"en": "Max °C", "zh": "最高温度"},
+    "avg_temp": {"en": "Avg °C", "zh": "平均温度"}, "vendor": {"en": "Vendor", "zh": "厂商"},
+    "count": {"en": "Faults", "zh": "故障数"}, "card_hours": {"en": "Card-hours", "zh": "卡时"},
+    "rate": {"en": "per 1,000 card-hours", "zh": "每千卡时"},
+    "offenders": {"en": "Repeat offenders (≥ 3 incidents in 30 days: RMA candidates)",
+                  "zh": "反复故障（30 天内 ≥ 3 次事件：建议返修）"},
+    "isolated": {"en": "Cards to isolate or replace", "zh": "需隔离或更换的卡"},
+    "node": {"en": "Node", "zh": "节点"}, "failed_for": {"en": "Failed or stale (sweeps)", "zh": "失败或失联（次）"},
+    "last_error": {"en": "Last error", "zh": "最后错误"}, "gaps": {"en": "Gaps", "zh": "数据缺口"},
+    "jobs_none": {"en": "No training-job data in the database yet (continuity collection is not configured).",
+                  "zh": "数据库中尚无训练作业数据（未配置连续性采集）。"},
+    "author": {"en": "Author", "zh": "作者"}, "time": {"en": "Time", "zh": "时间"}, "note": {"en": "Note", "zh": "备注"},
+    "heatmap": {"en": "Room at the hottest sweep of the shift (temperature)", "zh": "班次最热时刻机房温度图"},
+    "page": {"en": "Page", "zh": "第"},
+    "card": {"en": "Card", "zh": "卡"}, "code": {"en": "Code", "zh": "故障码"},
+    "last_progress": {"en": "Last progress", "zh": "最后进展"}, "last_step": {"en": "Last step", "zh": "最后步数"},
+    "open_state": {"en": "open", "zh": "未处理"}, "acknowledged": {"en": "acknowledged", "zh": "已确认"},
+    "silenced": {"en": "silenced", "zh": "已静默"},
+    "ignore": {"en": "ignore", "zh": "忽略"}, "watch": {"en": "watch", "zh": "观察"},
+    "restart_job": {"en": "restart job", "zh": "重启作业"}, "reset_card": {"en": "reset card", "zh": "复位卡"},
+    "reboot_node": {"en": "reboot node", "zh": "重启节点"}, "isolate": {"en": "isolate", "zh": "隔离"},
+    "replace": {"en": "replace (RMA)", "zh": "更换（RMA）"},
+}
+
+
+def word(value: str, lang: str) -> str:
+    """A state or ladder action in the report's language (unknown words unchanged)."""
+    key = "open_state" if value == "open" else value
+    return t(key, lang) if key in T else value
+
+
+def t(key: str, lang: str) -> str:
+    """A report string in English or Chinese."""
+    return T[key]["zh" if lang.startswith("zh") else "en"]
+
+
+class ReportError(Exception):
+    """Bad report input (unknown shift, empty window): one line, exit 2."""
+
+
+@dataclass(slots=True)
+class Report:
+    """Everything the report shows; renderers only format it."""
+
+    lang: str
+    site: str
+    timezone: str
+    start: float
+    end: float
+    generated_at: float
+    by: str
+    demo: bool
+    summary: dict[str, str] = field(default_factory=dict)
+    open_incidents: list[list[str]] = field(default_factory=list)
+    jobs: list[list[str]] = field(default_factory=list)
+    hot_racks: list[list[str]] = field(default_factory=list)
+    vendor_faults: list[list[str]] = field(default_factory=list)
+    offenders: list[list[str]] = field(default_factory=list)
+    isolated: list[list[str]] = field(default_factory=list)
+    collector: list[list[str]] = field(default_factory=list)
+    gaps: list[str] = field(default_factory=list)
+    notes: list[list[str]] = field(default_factory=list)
+    heatmap_png: bytes | None = None
+    heatmap_at: float | None = None
+
+    def local(self, ts: float, fmt: str = "%Y-%m-%d %H:%M") -> str:
+        """A timestamp in the site's timezone."""
+        return datetime.fromtimestamp(ts, ZoneInfo(self.timezone)).strftime(fmt)
+
+
+def meta(conn: sqlite3.Connection) -> dict[str, str]:
+    """The site facts the collector stored (name, timezone, shifts)."""
+    return {str(k): str(v) for k, v in conn.execute("SELECT key, value FROM meta")}
+
+
+def shift_window(conn: sqlite3.Connection, spec: str) -> tuple[float, float]:
+    """`"2026-11-22 night"` → (start, end) unix seconds, from the site's shifts in the site's timezone."""
+    m = re.fullmatch(r"\s*(\d{4}-\d{2}-\d{2})\s+(\S+)\s*", spec)
+    if m is None:
+        raise ReportError(f"--shift '{spec}': expected \"YYYY-MM-DD NAME\"")
+    info = meta(conn)
+    shifts = {name: (start, hours) for name, start, hours in json.loads(info.get("shifts", "[]"))}
+    if m.group(2) not in shifts:
+        known = ", ".join(shifts) or "none defined in the site file"
+        raise ReportError(f"--shift '{spec}': unknown shift '{m.group(2)}' (known: {known})")
+    start_hm, hours = shifts[m.group(2)]
+    tz = ZoneInfo(info.get("timezone", "UTC"))
+    hh, mm = (int(x) for x in start_hm.split(":"))
+    day = datetime.strptime(m.group(1), "%Y-%m-%d").replace(hour=hh, minute=mm, tzinfo=tz)
+    return day.timestamp(), (day + timedelta(hours=float(hours))).timestamp()
+
+
+def parse_when(text: str, tz_name: str) -> float:
+    """An ISO date-time (site timezone when it has none) → unix seconds."""
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise ReportError(f"'{text}': not an ISO date-time (e.g. 2026-11-22T20:00)") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=ZoneInfo(tz_name))
+    return when.timestamp()
+
+
+def _dur(seconds: float | None) -> str:
+    if seconds is None:
+        return "N/A"
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def build(conn: sqlite3.Connection, start: float, end: float, lang: str = "en", by: str = "mixops",
+          now: float | None = None) -> Report:
+    """The report model of [start, end) from the database."""
+    if end <= start:
+        raise ReportError("the report window is empty (end is not after start)")
+    info = meta(conn)
+    now = time.time() if now is None else now
+    rep = Report(lang, info.get("site_name", "?"), info.get("timezone", "UTC"), start, end, now, by,
+                 "demo" in info)
+    cards = conn.execute("SELECT count(*) FROM cards WHERE first_seen < ?", (end,)).fetchone()[0]
+    nodes = conn.execute("SELECT count(*) FROM nodes").fetchone()[0]
+    sweeps = conn.execute("SELECT count(*), sum(cards) FROM sweeps WHERE started >= ? AND started < ?",
+                          (start, end)).fetchone()
+    got = conn.execute("SELECT count(*) FROM samples WHERE ts >= ? AND ts < ?", (start, end)).fetchone()[0]
+    expected = (sweeps[0] or 0) * cards
+    timing = inc.timing(conn, start, end)
+    if sweeps[0]:
+        rep.summary = {
+            t("cards", lang): str(cards), t("nodes", lang): str(nodes),
+            t("coverage", lang): f"{100.0 * got / expected:.1f} % ({got:,} / {expected:,})" if expected else "N/A",
+            t("opened", lang): f"{timing.opened} / {timing.acknowledged} / {timing.resolved}",
+            t("mtta", lang): _dur(timing.mtta_s), t("mttr", lang): _dur(timing.mttr_s),
+        }
+    for row in conn.execute(
+            """SELECT severity, title, node, card_idx, job, state, acknowledged_by, opened_at, action FROM incidents
+               WHERE opened_at < ? AND (resolved_at IS NULL OR resolved_at >= ?) AND state != 'resolved'
+               AND suppressed_by IS NULL ORDER BY severity, opened_at""", (end, end)):
+        sev, title, node, card, job, state, owner, opened, action = row
+        rep.open_incidents.append([sev, title, f"{node or '-'}" + (f" / {card}" if card is not None else ""),
+                                   job or "-", word(state, lang), owner or "-", _dur(min(end, now) - opened),
+                                   word(action, lang) if action else "-"])
+    for name, state, last_progress, last_step in conn.execute(
+            "SELECT name, state, last_progress_at, last_step FROM jobs ORDER BY name"):
+        rep.jobs.append([name, state or "N/A", rep.local(last_progress) if last_progress else "N/A",
+                         "N/A" if last_step is None else str(last_step)])
+    for rack, tmax, tavg in conn.execute(
+            """SELECT n.rack, max(r.temperature_c_max), avg(r.temperature_c_avg) FROM rollups_hourly r
+               JOIN cards c ON c.id = r.card_id JOIN nodes n ON n.name = c.node
+               WHERE r.hour >= ? AND r.hour < ? AND n.rack IS NOT NULL GROUP BY n.rack
+               ORDER BY 2 DESC LIMIT 5""", (start - start % 3600, end)):
+        if tmax is not None:
+            rep.hot_racks.append([rack, f"{tmax:.0f}", f"{tavg:.1f}"])
+    hours = (end - start) / 3600.0
+    for vendor, n in conn.execute(
+            "SELECT coalesce(vendor, '?'), count(*) FROM faults WHERE ts >= ? AND ts < ? GROUP BY 1 ORDER BY 2 DESC",
+            (start, end)):
+        vendor_cards = conn.execute("SELECT count(*) FROM cards WHERE vendor = ?", (vendor,)).fetchone()[0]
+        card_hours = vendor_cards * hours
+        rep.vendor_faults.append([vendor, str(n), f"{card_hours:,.0f}",
+                                  f"{1000.0 * n / card_hours:.2f}" if card_hours else "N/A"])
+    rep.offenders = [[kind, name, str(count)] for kind, name, count in inc.repeat_offenders(conn, end)]
+    rep.isolated = [[node, "-" if card is None else str(card), code, word(action, lang)] for node, card, code, action in
+                    conn.execute("""SELECT DISTINCT node, card_idx, code, action FROM faults WHERE ts >= ? AND ts < ?
+                                    AND action IN ('isolate', 'replace') ORDER BY node, card_idx""", (start, end))]
+    for node, bad, last_error in conn.execute(
+            """SELECT o.node, count(*), (SELECT last_error FROM nodes WHERE name = o.node) FROM node_outcomes o
+               JOIN sweeps s ON s.id = o.sweep_id WHERE s.started >= ? AND s.started < ? AND o.status != 'ok'
+               GROUP BY o.node ORDER BY 2 DESC LIMIT 20""", (start, end)):
+        rep.collector.append([node, str(bad), (last_error or "-")[:100]])
+    times = [r[0] for r in conn.execute("SELECT started FROM sweeps WHERE started >= ? AND started < ? ORDER BY 1",
+                                        (start, end))]
+    spacing = sorted(b - a for a, b in zip(times, times[1:], strict=False))
+    if spacing:
+        typical = spacing[len(spacing) // 2]
+        for a, b in zip(times, times[1:], strict=False):
+            if b - a > max(3 * typical, 120):
+                rep.gaps.append(f"{rep.local(a, '%H:%M')} – {rep.local(b, '%H:%M')} ({_dur(b - a)})")
+    rep.notes = [[rep.local(ts), author or "-", text] for ts, author, text in conn.execute(
+        "SELECT ts, author, text FROM handover_notes WHERE ts >= ? AND ts < ? ORDER BY ts", (start, end))]
+    return rep
+
+
+# ---- Markdown and HTML ------------------------------------------------------------------------------
+
+def _md_cell(value: str) -> str:
+    """Markdown table cell: pipes and HTML neutralised, one line."""
+    return html.escape(value.replace("|", "\\|").replace("\n", " "), quote=False)
+
+
+def _md_table(head: list[str], rows: list[list[str]]) -> list[str]:
+    head = head or [""] * len(rows[0])
+    out = ["| " + " | ".join(_md_cell(h) for h in head) + " |", "|" + "---|" * len(head)]
+    out += ["| " + " | ".join(_md_cell(c) for c in r) + " |" for r in rows]
+    return out
+
+
+def _sections(rep: Report) -> list[tuple[str, list[str], list[list[str]], str | None]]:
+    """(title, header, rows, text) per section, shared by Markdown and HTML."""
+    L = rep.lang
+    summary_rows = [[k, v] for k, v in rep.summary.items()]
+    vendor_rows = rep.vendor_faults
+    return [
+        (t("summary", L), [], summary_rows, None),
+        (t("open", L), [t(k, L) for k in ("severity", "title_col", "where", "job", "state", "owner", "age", "next")],
+         rep.open_incidents, None),
+        (t("jobs", L), [t("job", L), t("state", L), t("last_progress", L), t("last_step", L)], rep.jobs,
+         None if rep.jobs else t("jobs_none", L)),
+        (t("hot", L), [t("rack", L), t("max_temp", L), t("avg_temp", L)], rep.hot_racks, None),
+        (t("faults", L), [t("vendor", L), t("count", L), t("card_hours", L), t("rate", L)], vendor_rows, None),
+        (t("offenders", L), ["", t("node", L), t("count", L)], rep.offenders, None),
+        (t("isolated", L), [t("node", L), t("card", L), t("code", L), t("next", L)], rep.isolated, None),
+        (t("collector", L), [t("node", L), t("failed_for", L), t("last_error", L)], rep.collector,
+         (t("gaps", L) + ": " + "; ".join(rep.gaps)) if rep.gaps else None),
+        (t("notes", L), [t("time", L), t("author", L), t("note", L)], rep.notes, None),
+    ]
+
+
+def to_markdown(rep: Report) -> str:
+    """Plain, diff-friendly Markdown (no images)."""
+    L = rep.lang
+    lines = [f"# {t('title', L)}", ""]
+    if rep.demo:
+        lines += [f"**{t('demo', L)}**", ""]
+    lines += [f"- {t('site', L)}: {_md_cell(rep.site)}",
+              f"- {t('window', L)}: {rep.local(rep.start)} – {rep.local(rep.end)} ({rep.timezone})",
+              f"- {t('generated', L)}: {rep.local(rep.generated_at)} {t('by', L)} {_md_cell(rep.by)}", ""]
+    for title, head, rows, text in _sections(rep):
+        lines += [f"## {title}", ""]
+        if rows:
+            lines += _md_table(head, rows)
+        elif not text:
+            lines.append(t("no_data", L))
+        if text:
+            lines += ["", _md_cell(text)]
+        lines.append("")
+    return "\n".join(lines)
+
+
+CSS = """body{font-family:'Noto Sans CJK SC','Noto Sans',sans-serif;font-size:10pt;color:#222;margin:18px}
+h1{font-size:16pt;margin:0 0 4px}h2{font-size:12pt;border-bottom:1px solid #999;margin:14px 0 4px}
+table{border-collapse:collapse;width:100%;margin:4px 0}th,td{border:1px solid #bbb;padding:2px 5px;
+text-align:left;vertical-align:top}th{background:#eee}.demo{background:#b8860b;color:#000;padding:2px 8px;
+font-weight:bold}.muted{color:#666}.P1{color:#d73027;font-weight:bold}.P2{color:#f46d43;font-weight:bold}"""
+
+
+def to_html(rep: Report, with_image: bool = True) -> str:
+    """One self-contained HTML file: CSS inline, the heatmap as a data URI, every value escaped."""
+    L = rep.lang
+    e = html.escape
+    parts = [f"<!DOCTYPE html><html lang='{'zh-CN' if L.startswith('zh') else 'en'}'><head><meta charset='utf-8'>"
+             f"<title>{e(t('title', L))} — {e(rep.site)}</title><style>{CSS}</style></head><body>",
+             f"<h1>{e(t('title', L))}</h1>"]
+    if rep.demo:
+        parts.append(f"<p><span class='demo'>{e(t('demo', L))}</span></p>")
+    parts.append(f"<p>{e(t('site', L))}: <b>{e(rep.site)}</b><br>{e(t('window', L))}: {e(rep.local(rep.start))} – "
+                 f"{e(rep.local(rep.end))} ({e(rep.timezone)})<br>{e(t('generated', L))}: "
+                 f"{e(rep.local(rep.generated_at))} {e(t('by', L))} {e(rep.by)}</p>")
+    for title, head, rows, text in _sections(rep):
+        parts.append(f"<h2>{e(title)}</h2>")
+        if rows:
+            parts.append("<table width='100%'>" + ("<tr>" + "".join(f"<th>{e(h)}</th>" for h in head) + "</tr>"
+                                                  if head else ""))
+            for r in rows:
+                cls = f" class='{r[0]}'" if r and r[0] in ("P1", "P2") else ""
+                parts.append("<tr>" + "".join(f"<td{cls if i == 0 else ''}>{e(c)}</td>" for i, c in enumerate(r))
+                             + "</tr>")
+            parts.append("</table>")
+        elif not text:
+            parts.append(f"<p class='muted'>{e(t('no_data', L))}</p>")
+        if text:
+            parts.append(f"<p class='muted'>{e(text)}</p>")
+        if title == t("hot", L) and with_image and rep.heatmap_png:
+            data = base64.b64encode(rep.heatmap_png).decode("ascii")
+            when = rep.local(rep.heatmap_at) if rep.heatmap_at else ""
+            parts.append(f"<p class='muted'>{e(t('heatmap', L))} {e(when)}</p>"
+                         f"<img src='data:image/png;base64,{data}' width='640'>")
+    parts.append("</body></html>")
+    return "".join(parts)
