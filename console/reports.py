@@ -204,16 +204,17 @@ def build(conn: sqlite3.Connection, start: float, end: float, lang: str = "en", 
     rep.isolated = [[node, "-" if card is None else str(card), code, word(action, lang)] for node, card, code, action in
                     conn.execute("""SELECT DISTINCT node, card_idx, code, action FROM faults WHERE ts >= ? AND ts < ?
                                     AND action IN ('isolate', 'replace') ORDER BY node, card_idx""", (start, end))]
+    times = [r[0] for r in conn.execute("SELECT started FROM sweeps WHERE started >= ? AND started < ? ORDER BY 1",
+                                        (start, end))]
+    spacing = sorted(b - a for a, b in zip(times, times[1:], strict=False))
+    typical = spacing[len(spacing) // 2] if spacing else None
     for node, bad, last_error in conn.execute(
             """SELECT o.node, count(*), (SELECT last_error FROM nodes WHERE name = o.node) FROM node_outcomes o
                JOIN sweeps s ON s.id = o.sweep_id WHERE s.started >= ? AND s.started < ? AND o.status != 'ok'
                GROUP BY o.node ORDER BY 2 DESC LIMIT 20""", (start, end)):
-        rep.collector.append([node, str(bad), (last_error or "-")[:100]])
-    times = [r[0] for r in conn.execute("SELECT started FROM sweeps WHERE started >= ? AND started < ? ORDER BY 1",
-                                        (start, end))]
-    spacing = sorted(b - a for a, b in zip(times, times[1:], strict=False))
-    if spacing:
-        typical = spacing[len(spacing) // 2]
+        how_long = f"{bad} (≈ {_dur(bad * typical)})" if typical else str(bad)
+        rep.collector.append([node, how_long, (last_error or "-")[:100]])
+    if typical:
         for a, b in zip(times, times[1:], strict=False):
             if b - a > max(3 * typical, 120):
                 rep.gaps.append(f"{rep.local(a, '%H:%M')} – {rep.local(b, '%H:%M')} ({_dur(b - a)})")
