@@ -138,3 +138,18 @@ def test_every_capture_parses(path):
             assert re.search(r"\b0(\.0+)?\s*W\b|Power[^\n]*:\s*0\b", text)
         if card.temperature_c == 0:
             assert re.search(r"\b0(\.0+)?\s*(C|°C|℃)\b", text)
+
+
+TRAINING = SAMPLES.parent / "training-samples"
+
+
+@pytest.mark.parametrize("path", sorted(p for p in TRAINING.glob("*.txt")) if TRAINING.is_dir() else [],
+                         ids=lambda p: p.name)
+def test_training_samples_parse(path):
+    from collectors import jobs
+
+    text = path.read_text(encoding="utf-8", errors="replace")
+    result = jobs.parse_log(text)
+    assert result.lines >= len(result.events)
+    if path.name.startswith("layout__"):
+        jobs.parse_listing(text)

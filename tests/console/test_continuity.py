@@ -1,0 +1,106 @@
+"""Continuity: ground truth on a job with known interruptions; log and checkpoint-listing parsers."""
+
+from __future__ import annotations
+
+import pytest
+
+from collectors import jobs
+from console import continuity
+
+T0 = 1_800_000_000.0
+
+
+def _job():
+    """1 step every 2 s, logged every 5 steps (10 s). Stop at t=1000 (step 500); resume from the checkpoint
+    at step 450, first progress at t=1300. Hang at t=2500 (step 1350+…), recovered without restart at
+    t=2700. Runs until t=3600."""
+    progress = [(T0 + t, t // 2) for t in range(0, 1001, 10)]
+    progress += [(T0 + 1300 + t, 450 + 5 + t // 2) for t in range(0, 1201, 10)]          # up to t=2500
+    last_step = progress[-1][1]
+    progress += [(T0 + 2700 + t, last_step + 5 + t // 2) for t in range(0, 901, 10)]       # after the hang
+    loads = [(T0 + 1250, 450)]
+    restarts = [(T0 + 1200, "Worker group FAILED. 2/3 attempts left")]
+    saves = [(T0 + 890, T0 + 900, 450), (T0 + 1990, T0 + 2000, 1300)]
+    checkpoints = [(T0 + 900, 450), (T0 + 2000, 1300)]
+    return progress, loads, restarts, saves, checkpoints
+
+
+def test_ground_truth_ettr_resume_and_lost_work():
+    progress, loads, restarts, saves, checkpoints = _job()
+    now = T0 + 3600
+    m = continuity.build("llm", progress, now, loads=loads, restarts=restarts, saves=saves,
+                         checkpoints=checkpoints, cards=1024)
+    assert m.state == "running" and m.step_time_s == pytest.approx(2.0)
+    first, hang = m.interruptions
+    assert first.time_to_resume_s == pytest.approx(300) and first.lost_steps == 50
+    assert first.lost_s == pytest.approx(100) and first.cause.startswith("Worker group FAILED")
+    assert first.time_to_detect_s <= 60
+    assert hang.time_to_resume_s == pytest.approx(200) and hang.lost_steps == 0
+    truth = (3600 - 300 - 100 - 200) / 3600
+    assert abs(m.ettr - truth) <= 0.005                       # within 0.5 percentage points
+    assert m.checkpoint_step == 1300 and m.checkpoint_age_s == pytest.approx(1600)
+    assert m.gpu_hours_at_risk == pytest.approx(1024 * 1600 / 3600)
+    assert m.save_duration_s == pytest.approx(10)
+    kinds = {s.kind for s in m.segments}
+    assert {"running", "checkpointing", "down", "resuming", "stalled"} <= kinds
+    assert continuity.goals(m)["ttr_le_10_min"] is True and continuity.goals(m)["ettr_ge_90"] is False
+
+
+def test_a_stall_is_detected_within_a_sweep_not_after_the_nccl_timeout():
+    progress = [(T0 + t, t // 2) for t in range(0, 601, 10)]
+    m = continuity.build("llm", progress, T0 + 700)
+    assert m.state == "stalled"
+    (stall,) = m.interruptions
+    assert stall.resumed_at is None and stall.time_to_detect_s == pytest.approx(50)   # 5 × 10 s
+
+
+def test_no_progress_says_no_data():
+    assert continuity.build("x", [], T0).state == "no data"
+
+
+MEGATRON = """\
+ [2026-11-22 01:00:00] iteration      100/  100000 | consumed samples: 3200 | elapsed time per iteration (ms): 2000.1 |
+saving checkpoint at iteration     100 to /ckpt/llm in torch_dist format
+  successfully saved checkpoint from iteration     100 to /ckpt/llm [ t 1/8, p 1/4 ]
+[rank3]:[E1122 01:05:00.1 ProcessGroupNCCL.cpp:607] [Rank 3] Watchdog caught collective operation timeout
+ loading distributed checkpoint from /ckpt/llm at iteration 100
+ successfully loaded checkpoint from /ckpt/llm [ t 1/8, p 1/4 ] at iteration 100
+   0:  [2026-11-22 01:12:00] iteration      110/  100000 | consumed samples: 3520 |
+garbage line that matches nothing
+"""
+
+
+def test_megatron_log_events():
+    r = jobs.parse_log(MEGATRON, "megatron")
+    kinds = [(e.kind, e.step) for e in r.events]
+    assert kinds == [("progress", 100), ("save_start", 100), ("save_end", 100), ("fatal", None), ("load", 100),
+                     ("progress", 110)]
+    assert r.events[0].ts is not None and r.events[0].total == 100000
+    assert r.unmatched >= 1 and "nccl" in r.events[3].detail
+
+
+def test_hf_tqdm_with_carriage_returns_and_custom_regex():
+    text = " 37%|███▋      | 500/1350 [06:17<10:46,  1.31it/s]\r 37%|███▋      | 501/1350 [06:18<10:45,  1.31it/s]\n"
+    assert [e.step for e in jobs.parse_log(text, "hf").events] == [500, 501]
+    custom = jobs.parse_log("step 42 loss 1.0\n", None, r"step (?P<step>\d+)")
+    assert custom.events[0].step == 42
+
+
+LISTING = """\
+1795300000.5 4096 /ckpt/llm/iter_0000100
+1795303600.5 4096 /ckpt/llm/iter_0000200
+1795307200.5 4096 /ckpt/llm/iter_0000300
+1795303601.0 4 /ckpt/llm/latest_checkpointed_iteration.txt
+MARKER latest_checkpointed_iteration.txt 200
+"""
+
+
+def test_checkpoint_listing_commits_by_tracker_and_trainer_state():
+    listing = jobs.parse_listing(LISTING)
+    assert [(c.step, c.complete) for c in listing.checkpoints] == [(100, True), (200, True), (300, False)]
+    assert listing.latest_step == 200                      # iter_300 is newer than the tracker: in progress
+    hf = jobs.parse_listing("1.0 4096 /o/checkpoint-500\n2.0 10 /o/checkpoint-500/trainer_state.json\n"
+                            "3.0 4096 /o/checkpoint-1000\n")
+    assert [(c.step, c.complete) for c in hf.checkpoints] == [(500, True), (1000, False)]
+    assert not jobs.parse_listing("MIXOPS-NO-DIR\n").readable
+    assert "'/mnt/ckpt/a b'" in jobs.listing_command("/mnt/ckpt/a b")
