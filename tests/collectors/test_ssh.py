@@ -118,7 +118,8 @@ def test_hung_tool_fails_at_timeout_while_20_others_finish(fleet):
 
     nodes = fleet.start(21, "nvidia")
     nodes[0].set_mode("hang")
-    site = load_site(fleet.site_toml(command_timeout_s=2))
+    # 5 s leaves the 20 healthy nodes room on a loaded machine; the hung one must still stop at 5 s
+    site = load_site(fleet.site_toml(command_timeout_s=5))
     store = Store(str(fleet.root / "ops.db"))
     collector = Collector(site, store, max_parallel=32)
     try:
@@ -130,8 +131,8 @@ def test_hung_tool_fails_at_timeout_while_20_others_finish(fleet):
         collector.close()
         store.close()
     failed = {r.node: r.error for r in summary.reports if not r.ok}
-    assert list(failed) == ["n001"] and "timed out after 2 s" in failed["n001"]
-    assert elapsed <= 2 + 2
+    assert list(failed) == ["n001"] and "timed out after 5 s" in failed["n001"]
+    assert elapsed <= 5 + 3
 
 
 def test_reconnects_after_node_restart(fleet):

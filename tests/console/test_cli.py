@@ -110,6 +110,19 @@ def test_help_lists_commands():
 
 @pytest.mark.sshd
 @pytest.mark.slow
+def _sweeps(db):
+    if not db.exists():
+        return 0
+    try:
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)
+        try:
+            return conn.execute("SELECT count(*) FROM sweeps").fetchone()[0]
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return 0
+
+
 def test_sigkill_mid_sweep_never_loses_committed_sweeps(fleet, tmp_path):
     fleet.start(6, "nvidia")
     site = fleet.site_toml()
@@ -120,7 +133,13 @@ def test_sigkill_mid_sweep_never_loses_committed_sweeps(fleet, tmp_path):
         proc = subprocess.Popen([sys.executable, str(ROOT / "main.py"), "collect", "--site", str(site), "--db",
                                  str(db), "--interval", "0.05", "--quiet"], cwd=ROOT,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rnd.uniform(1.0, 2.4))   # startup (imports, 6 SSH connects) takes ~0.8 s
+        if committed_before == 0:
+            # startup (imports, 6 SSH connects) takes ~1 s, longer on a loaded machine: kill only after the
+            # first commit, at a random moment of a later sweep
+            deadline = time.time() + 60
+            while time.time() < deadline and not _sweeps(db):
+                time.sleep(0.05)
+        time.sleep(rnd.uniform(0.3, 2.5) if committed_before else rnd.uniform(0.05, 0.5))
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
         conn = sqlite3.connect(db)
