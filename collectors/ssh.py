@@ -150,15 +150,35 @@ def _describe(exc: BaseException, endpoint: Endpoint) -> str:
     return f"{type(exc).__name__} with {where}: {exc}"
 
 
+_KNOWN_CACHE: dict[str, tuple[tuple[int, int], paramiko.HostKeys]] = {}
+_KNOWN_LOCK = threading.Lock()
+
+
+def _known_hosts(path: str) -> paramiko.HostKeys:
+    """known_hosts parsed once per change of the file (500 nodes used to re-parse it 500 times a sweep)."""
+    st = os.stat(path)
+    stamp = (st.st_mtime_ns, st.st_size)
+    with _KNOWN_LOCK:
+        cached = _KNOWN_CACHE.get(path)
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        keys = paramiko.HostKeys(path)
+        _KNOWN_CACHE[path] = (stamp, keys)
+        return keys
+
+
 def connect_client(endpoint: Endpoint) -> paramiko.SSHClient:
     """Open a verified, authenticated SSHClient (through the jump host when one is set)."""
     client = paramiko.SSHClient()
     known = os.path.expanduser(endpoint.known_hosts)
     if os.path.exists(known):
         try:
-            client.get_host_keys().load(known)
+            entries: dict[str, paramiko.PKey] = dict(_known_hosts(known).lookup(endpoint.known_hosts_entry) or {})
         except (OSError, paramiko.SSHException) as exc:
             raise SSHError(f"cannot read known_hosts {known}: {exc}") from exc
+        mine = client.get_host_keys()
+        for keytype, key in entries.items():
+            mine.add(endpoint.known_hosts_entry, keytype, key)
     client.set_missing_host_key_policy(_RefuseUnknown(endpoint))
     sock: socket.socket | paramiko.Channel
     jump_client: paramiko.SSHClient | None = None
@@ -335,7 +355,8 @@ class NodeSession:
                 msg = _describe(exc, self.endpoint)
                 self._note_failure(msg)
                 raise SSHError(msg) from exc
-            return Pending(commands, nonce, time.monotonic() + timeout + 1.0)
+            # each command runs under its own remote `timeout`, one after the other
+            return Pending(commands, nonce, time.monotonic() + timeout * max(1, len(commands)) + 1.0)
 
     def finish(self, pending: Pending) -> SweepOutput:
         """Read the framed answer of a started sweep until its end marker or its deadline."""
@@ -354,7 +375,11 @@ class NodeSession:
             while not buf.endswith(done):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    break
+                    # Past the deadline, but with hundreds of nodes the answer may have arrived long ago
+                    # and only be read now: take what is buffered before calling it a timeout.
+                    if not chan.recv_ready():
+                        break
+                    remaining = 0.05
                 chan.settimeout(remaining)
                 try:
                     chunk = chan.recv(65536)
