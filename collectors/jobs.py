@@ -223,3 +223,45 @@ def parse_listing(text: str) -> Listing:
         out.append(Checkpoint(step, mtime, path, complete))
     latest = max((c.step for c in out if c.complete), default=None)
     return Listing(tuple(out), latest, True)
+
+
+
+# ---- reading a log over SSH from an offset ----------------------------------------------------------
+
+LOG_CAP_BYTES = 1 << 20         # at most 1 MiB of new log per job per sweep
+
+
+def log_command(path: str, offset: int, cap: int = LOG_CAP_BYTES) -> str:
+    """Print the log's size, the offset actually read from (0 after a rotation/truncation), then new bytes.
+    The path comes from the site file and is quoted; the offset is an integer mixops keeps."""
+    import shlex
+
+    f = shlex.quote(path)
+    o = max(0, int(offset))
+    return (f"s=$(stat -c %s {f} 2>/dev/null) || {{ echo MIXOPS-NO-LOG; exit 0; }}; "
+            f"o={o}; [ \"$s\" -lt $o ] && o=0; echo \"MIXOPS-LOG $s $o\"; "
+            f"tail -c +$((o + 1)) {f} | head -c {int(cap)}")
+
+
+@dataclass(frozen=True, slots=True)
+class LogChunk:
+    """New complete lines of a log and the offset to read from next time."""
+
+    text: str
+    next_offset: int
+    rotated: bool
+    readable: bool
+
+
+def parse_log_chunk(output: str, previous_offset: int) -> LogChunk:
+    """The output of log_command: only complete lines are consumed, the rest is read again next sweep."""
+    head, _, body = output.partition("\n")
+    if head.startswith("MIXOPS-NO-LOG") or not head.startswith("MIXOPS-LOG "):
+        return LogChunk("", previous_offset, False, False)
+    try:
+        _size, start = (int(x) for x in head.split()[1:3])
+    except ValueError:
+        return LogChunk("", previous_offset, False, False)
+    data = body.encode("utf-8", "surrogateescape")
+    cut = data.rfind(b"\n") + 1
+    return LogChunk(data[:cut].decode("utf-8", "replace"), start + cut, start < previous_offset, True)

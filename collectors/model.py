@@ -101,6 +101,7 @@ class NodeReport:
     error: str | None = None
     raw: dict[str, str] = field(default_factory=dict)
     tools: tuple[str, ...] = ()
+    extra: dict[str, str] = field(default_factory=dict)   # sections of extra commands (training jobs)
 
 
 # ---- helpers for parsers: tolerant number reading -------------------------------------------------

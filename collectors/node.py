@@ -49,6 +49,8 @@ class NodeCollector:
         self._early: NodeReport | None = None
         self._plan: tuple[Command, ...] = ()
         self._vendor_parse: Callable[[dict[str, str]], ParseResult] | None = None
+        # commands the service adds for this node (training-job logs and checkpoint listings)
+        self.extra_commands: tuple[Command, ...] = ()
 
     def close(self) -> None:
         """Close the node's session."""
@@ -106,7 +108,7 @@ class NodeCollector:
         vendor = registry.get(self.vendor)
         if vendor is None:
             return self._fail(started, t0, f"vendor '{self.vendor}' has no collector in this version of mixops")
-        self._plan = vendor.plan(self._previous)
+        self._plan = vendor.plan(self._previous) + self.extra_commands
         self._vendor_parse = vendor.parse
         self._pending = self.session.start(self._plan, since=int(self.cursor))
         return None
@@ -139,8 +141,9 @@ class NodeCollector:
         raw = {primary.section: sections.get(primary.section, "")} if keep_raw else {}
         if not result.cards and not result.warnings:
             return self._fail(started, t0, f"{primary.shell.split()[0]} listed no cards", raw)
+        extra = {c.section: sections.get(c.section, "") for c in self.extra_commands}
         return NodeReport(self.endpoint.name, True, started, time.perf_counter() - t0, self.vendor,
-                          result.cards, faults, result.warnings, None, raw, self.tools)
+                          result.cards, faults, result.warnings, None, raw, self.tools, extra)
 
     def _new_faults(self, faults: tuple[Fault, ...]) -> tuple[Fault, ...]:
         """Kernel-log events after the cursor only; faults without a timestamp are deduplicated by text."""

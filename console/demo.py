@@ -106,8 +106,8 @@ def demo_site(cards: int = DEFAULT_CARDS) -> Site:
     for j in range(0, len(nodes), group):
         members = tuple(n.name for n in nodes[j:j + group][: group - 4])  # a few nodes left idle
         if members:
-            jobs.append(Job(f"llm-{j // group + 1:02d}", members, f"/mnt/ckpt/llm-{j // group + 1:02d}",
-                            f"/mnt/logs/llm-{j // group + 1:02d}/train.log", "megatron", None))
+            # no log or checkpoint paths yet: the simulator does not write training logs (issue 5)
+            jobs.append(Job(f"llm-{j // group + 1:02d}", members, None, None, "megatron", None))
     return Site("<demo>", DEMO_NAME, "Asia/Shanghai", 10.0,
                 SSHDefaults(known_hosts="/dev/null", config_file="/dev/null", max_parallel=16),
                 tuple(racks), tuple(nodes), tuple(jobs), (Shift("day", "08:00", 12.0), Shift("night", "20:00", 12.0)))

@@ -6,16 +6,17 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import psutil
 
-from collectors import registry
-from collectors.model import NodeReport
+from collectors import jobs, registry
+from collectors.model import Command, NodeReport
 from collectors.node import NodeCollector, Session
 from collectors.ssh import Endpoint
+from console import continuity
 from console.incidents import IncidentEngine, thresholds_from
 from console.site import Site, job_nodes
 from console.store import Store, SweepStats
@@ -72,6 +73,72 @@ class Collector:
         self._proc = psutil.Process(os.getpid())
         self._proc.cpu_percent(None)
 
+    def _plan_jobs(self) -> None:
+        """Each job's log and checkpoint listing are read on its first node, from the offset reached."""
+        for nc in self.nodes.values():
+            nc.extra_commands = ()
+        offsets = self.store.job_offsets()
+        for i, job in enumerate(self.site.jobs):
+            members = job_nodes(self.site, job)
+            if not members or (job.log is None and job.checkpoint_dir is None):
+                continue
+            nc = self.nodes[members[0].name]
+            extra: list[Command] = []
+            if job.log:
+                extra.append(Command(f"job{i}.log", jobs.log_command(job.log, offsets.get(job.name, 0))))
+            if job.checkpoint_dir:
+                extra.append(Command(f"job{i}.ckpt", jobs.listing_command(job.checkpoint_dir)))
+            nc.extra_commands += tuple(extra)
+
+    def _jobs_after_sweep(self, now: float, reports: Sequence[NodeReport]) -> None:
+        """Parse each job's new log lines and checkpoint listing; store events, checkpoints and state."""
+        by_node = {r.node: r for r in reports}
+        offsets = self.store.job_offsets()
+        for i, job in enumerate(self.site.jobs):
+            members = job_nodes(self.site, job)
+            if not members or (job.log is None and job.checkpoint_dir is None):
+                continue
+            report = by_node.get(members[0].name)
+            if report is None or not report.ok:
+                continue
+            offset = offsets.get(job.name, 0)
+            problem: str | None = None
+            events: list[tuple[float, str, int | None, str]] = []
+            if job.log:
+                chunk = jobs.parse_log_chunk(report.extra.get(f"job{i}.log", ""), offset)
+                if not chunk.readable:
+                    problem = f"cannot read log {job.log}"
+                else:
+                    offset = chunk.next_offset
+                    parsed = jobs.parse_log(chunk.text, job.framework, job.progress_regex)
+                    events = [(e.ts if e.ts is not None else now, e.kind, e.step, e.detail) for e in parsed.events]
+                    if parsed.lines and not any(e.kind == "progress" for e in parsed.events) and \
+                            not self.store.conn.execute("SELECT 1 FROM job_events WHERE job = ? AND kind = "
+                                                        "'progress' LIMIT 1", (job.name,)).fetchone():
+                        problem = "no progress pattern recognised in the log (set framework or progress_regex)"
+            checkpoints: list[tuple[int, float, str]] = []
+            if job.checkpoint_dir:
+                listing = jobs.parse_listing(report.extra.get(f"job{i}.ckpt", ""))
+                if not listing.readable:
+                    problem = f"cannot read checkpoint dir {job.checkpoint_dir}"
+                checkpoints = [(c.step, c.ts, c.path) for c in listing.checkpoints if c.complete]
+            last = self.store.conn.execute(
+                "SELECT ts, step FROM job_events WHERE job = ? AND kind = 'progress' ORDER BY ts DESC LIMIT 1",
+                (job.name,)).fetchone()
+            progress = [(ts, step) for ts, kind, step, _ in events if kind == "progress" and step is not None]
+            if progress:
+                last = max(progress)
+            state = "cannot read" if problem and problem.startswith("cannot") else \
+                "no data" if last is None else "running"
+            if last is not None and state == "running":
+                recent = [(float(a), int(b)) for a, b in self.store.conn.execute(
+                    "SELECT ts, step FROM job_events WHERE job = ? AND kind = 'progress' AND ts >= ? ORDER BY ts",
+                    (job.name, now - 86400))] + progress
+                state = continuity.build(job.name, recent, now).state
+            self.store.write_job(job.name, now, offset, problem, events, checkpoints,
+                                 (state, None if last is None else float(last[0]),
+                                  None if last is None else int(last[1])))
+
     def close(self) -> None:
         """Stop the workers and close every session."""
         self._pool.shutdown(wait=True, cancel_futures=True)
@@ -94,6 +161,7 @@ class Collector:
             self._busy.update(todo)
         # Two phases: send every node its sweep first, then read the answers, so the nodes all work
         # at once however few worker threads there are.
+        self._plan_jobs()
         list(self._pool.map(lambda name: self.nodes[name].begin(), todo))
         reports: list[NodeReport] = []
         for report in self._pool.map(self._end_node, todo):
@@ -105,5 +173,6 @@ class Collector:
         stats = SweepStats(cpu_pct=self._proc.cpu_percent(None), rss_mib=mem)
         cursors = {name: nc.cursor for name, nc in self.nodes.items()}
         sweep_id = self.store.write_sweep(started, finished, reports, stale, stats, cursors)
+        self._jobs_after_sweep(finished, reports)
         new = self.engine.process(finished, reports, stale, self.store.card_ids) if self.engine else []
         return SweepSummary(sweep_id, started, finished - started, tuple(reports), stale, tuple(new))

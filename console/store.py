@@ -112,6 +112,12 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE handover_notes (id INTEGER PRIMARY KEY, ts REAL NOT NULL, author TEXT, text TEXT NOT NULL);
     CREATE INDEX handover_notes_ts ON handover_notes(ts);
     """,
+    # v4: training jobs over SSH
+    """
+    CREATE TABLE job_logs (job TEXT PRIMARY KEY, offset INTEGER NOT NULL, updated REAL, problem TEXT);
+    CREATE TABLE job_events (job TEXT NOT NULL, ts REAL NOT NULL, kind TEXT NOT NULL, step INTEGER, detail TEXT);
+    CREATE INDEX job_events_job_ts ON job_events(job, ts);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -212,6 +218,23 @@ class Store:
     def card_ids(self) -> dict[tuple[str, int, int], int]:
         """(node, idx, chip or -1) → cards.id of every card written so far."""
         return self._card_ids
+
+    def job_offsets(self) -> dict[str, int]:
+        """Where each job's log was read up to."""
+        return {str(j): int(o) for j, o in self.conn.execute("SELECT job, offset FROM job_logs")}
+
+    def write_job(self, job: str, now: float, offset: int, problem: str | None,
+                  events: list[tuple[float, str, int | None, str]],
+                  checkpoints: list[tuple[int, float, str]], state: tuple[str, float | None, int | None]) -> None:
+        """One job's sweep: new log events, committed checkpoints, the read offset and the job's state."""
+        with self._tx():
+            self.conn.executemany("INSERT INTO job_events VALUES (?,?,?,?,?)",
+                                  [(job, ts, kind, step, detail) for ts, kind, step, detail in events])
+            self.conn.executemany("INSERT OR REPLACE INTO checkpoints VALUES (?,?,?,?)",
+                                  [(job, step, ts, path) for step, ts, path in checkpoints])
+            self.conn.execute("INSERT OR REPLACE INTO job_logs VALUES (?,?,?,?)", (job, offset, now, problem))
+            self.conn.execute("INSERT OR REPLACE INTO jobs(name, state, last_progress_at, last_step) VALUES (?,?,?,?)",
+                              (job, *state))
 
     def set_meta(self, values: dict[str, str]) -> None:
         """Site facts reports need without the site file (name, timezone, shifts as JSON)."""

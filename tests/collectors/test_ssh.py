@@ -186,3 +186,45 @@ def test_an_answer_read_after_its_deadline_is_not_a_timeout(fleet):
     report = nc.end()
     assert report.ok, report.error
     nc.close()
+
+
+def test_training_job_log_and_checkpoints_over_ssh(fleet):
+    """A job's log is read from the offset reached, rotation re-reads it, checkpoints are committed by the tracker."""
+    from console.service import Collector
+    from console.store import Store
+
+    (node,) = fleet.start(1, "nvidia")
+    log = node.root / "train.log"
+    ckpt = node.root / "ckpt"
+    (ckpt / "iter_0000100").mkdir(parents=True)
+    (ckpt / "iter_0000200").mkdir()
+    (ckpt / "latest_checkpointed_iteration.txt").write_text("100\n")
+    log.write_text(" [2026-11-22 01:00:00] iteration      100/  1000 | lm loss: 2.0 |\n"
+                   " [2026-11-22 01:00:10] iteration      105/  1000 | lm loss: 2.0 |\n partial line without newl")
+    site_file = fleet.site_toml()
+    site_file.write_text(site_file.read_text() + f'\n[[jobs]]\nname = "llm"\nnodes = ["n*"]\nlog = "{log}"\n'
+                         f'checkpoint_dir = "{ckpt}"\nframework = "megatron"\n')
+    store = Store(str(fleet.root / "jobs.db"))
+    collector = Collector(load_site(site_file), store)
+    try:
+        collector.sweep()
+        state, step = store.conn.execute("SELECT state, last_step FROM jobs WHERE name = 'llm'").fetchone()
+        assert step == 105
+        assert [r[0] for r in store.conn.execute("SELECT step FROM checkpoints WHERE job = 'llm'")] == [100]
+        with log.open("a") as fh:
+            fh.write("ine\n [2026-11-22 01:00:20] iteration      110/  1000 | lm loss: 2.0 |\n")
+        collector.sweep()
+        steps = [r[0] for r in store.conn.execute(
+            "SELECT step FROM job_events WHERE job = 'llm' AND kind = 'progress' ORDER BY ts")]
+        assert steps == [100, 105, 110]                 # each line once, the partial one when complete
+        log.write_text(" [2026-11-22 02:00:00] iteration      7/  1000 | lm loss: 2.0 |\n")   # rotated
+        collector.sweep()
+        assert store.conn.execute("SELECT last_step FROM jobs WHERE name = 'llm'").fetchone()[0] == 7
+        log.unlink()
+        collector.sweep()
+        row = store.conn.execute("SELECT state FROM jobs WHERE name = 'llm'").fetchone()
+        problem = store.conn.execute("SELECT problem FROM job_logs WHERE job = 'llm'").fetchone()[0]
+        assert row[0] == "cannot read" and "cannot read log" in problem
+    finally:
+        collector.close()
+        store.close()
