@@ -61,6 +61,25 @@ class IncidentRow:
     serial: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class JobRow:
+    """One line of the checkpoint & resume panel."""
+
+    name: str
+    vendors: str                    # e.g. "nvidia 512 · ascend 256"
+    cards: int
+    state: str
+    last_step: int | None
+    last_progress_at: float | None
+    checkpoint_step: int | None
+    checkpoint_at: float | None
+    checkpoint_interval_s: float | None
+    last_ttr_s: float | None
+    ettr: float | None
+    gpu_hours_at_risk: float | None
+    problem: str | None
+
+
 @dataclass(slots=True)
 class Snapshot:
     """The latest state of every card, as arrays in card order, plus the fleet and collector figures."""
@@ -86,6 +105,7 @@ class Snapshot:
     demo: bool = False
     layout_key: int = 0                 # changes when racks, nodes or cards change (views re-layout then)
     incidents: list[IncidentRow] = field(default_factory=list)   # not resolved, not suppressed
+    jobs: list[JobRow] = field(default_factory=list)
     derived: dict[str, object] = field(default_factory=dict)   # what views precomputed off the GUI thread
 
     def index_of(self, node: str, idx: int) -> int | None:
@@ -152,6 +172,7 @@ def read_snapshot(conn: sqlite3.Connection, interval_s: float = 10.0, now: float
         snap.demo = conn.execute("SELECT 1 FROM meta WHERE key = 'demo'").fetchone() is not None
     except sqlite3.Error:
         snap.demo = False
+    snap.jobs = read_jobs(conn, now)
     snap.incidents = [IncidentRow(*r) for r in conn.execute(
         """SELECT id, opened_at, severity, state, title, node, card_idx, job, code, action, count, acknowledged_by,
                   silenced_until, serial
@@ -359,3 +380,36 @@ class SweepRunner(QObject):
         if self._close is not None:
             self._close()
             self._close = None
+
+
+def read_jobs(conn: sqlite3.Connection, now: float, window_s: float = 7 * 86400) -> list[JobRow]:
+    """The panel's rows: vendors and cards from the job's nodes, the continuity model over the window."""
+    from console import continuity
+
+    rows: list[JobRow] = []
+    for name, state, last_progress, last_step in conn.execute(
+            "SELECT name, state, last_progress_at, last_step FROM jobs ORDER BY name").fetchall():
+        mix = conn.execute(
+            """SELECT coalesce(c.vendor, '?'), count(*) FROM job_nodes j JOIN cards c ON c.node = j.node
+               WHERE j.job = ? GROUP BY 1 ORDER BY 2 DESC""", (name,)).fetchall()
+        cards = sum(int(n) for _, n in mix)
+        progress = [(float(a), int(b)) for a, b in conn.execute(
+            "SELECT ts, step FROM job_events WHERE job = ? AND kind = 'progress' AND ts >= ? ORDER BY ts",
+            (name, now - window_s))]
+        loads = [(float(a), int(b)) for a, b in conn.execute(
+            "SELECT ts, step FROM job_events WHERE job = ? AND kind = 'load' AND ts >= ? AND step IS NOT NULL",
+            (name, now - window_s))]
+        restarts = [(float(a), str(b)) for a, b in conn.execute(
+            "SELECT ts, detail FROM job_events WHERE job = ? AND kind IN ('restart', 'fatal') AND ts >= ?",
+            (name, now - window_s))]
+        ckpts = [(float(a), int(b)) for b, a in conn.execute(
+            "SELECT step, ts FROM checkpoints WHERE job = ? AND ts IS NOT NULL ORDER BY ts", (name,))]
+        model = continuity.build(name, progress, now, loads=loads, restarts=restarts, checkpoints=ckpts, cards=cards)
+        ttrs = [i.time_to_resume_s for i in model.interruptions if i.time_to_resume_s is not None]
+        problem = conn.execute("SELECT problem FROM job_logs WHERE job = ?", (name,)).fetchone()
+        rows.append(JobRow(name, " · ".join(f"{v} {n}" for v, n in mix), cards,
+                           state if state in ("cannot read", "no data") else model.state, last_step, last_progress,
+                           model.checkpoint_step, ckpts[-1][0] if ckpts else None, model.checkpoint_interval_s,
+                           ttrs[-1] if ttrs else None, model.ettr, model.gpu_hours_at_risk,
+                           problem[0] if problem else None))
+    return rows

@@ -42,6 +42,7 @@ from console.live import Snapshot, SnapshotReader, SweepRunner
 from console.site import Site, SiteError, load_site
 from widgets import i18n
 from widgets.fleet import FleetView
+from widgets.jobs import JobsView
 
 if TYPE_CHECKING:
     from widgets.heatmap import HeatmapView
@@ -76,9 +77,11 @@ class MainWindow(QMainWindow):
         self._room_placeholder = QLabel(tr("Loading the room view…"))
         self._room_placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.fleet = FleetView()
+        self.jobs = JobsView()
         self.tabs = QTabWidget()
         self.tabs.addTab(self._room_placeholder, tr("Room"))
         self.tabs.addTab(self.fleet, tr("Fleet"))
+        self.tabs.addTab(self.jobs, tr("Jobs"))
         self.setCentralWidget(self.tabs)
         self.fleet.node_activated.connect(self.show_node)
         self._build_menus()
@@ -243,6 +246,7 @@ class MainWindow(QMainWindow):
         if self.heatmap is not None:
             self.heatmap.set_snapshot(snapshot)
         self.fleet.set_rows(snapshot.nodes, snapshot.taken_at)
+        self.jobs.set_rows(snapshot.jobs, snapshot.taken_at)
         if self.incidents is not None:
             self.incidents.set_rows(snapshot.incidents, snapshot.taken_at)
         counts = {p: 0 for p in ("P1", "P2", "P3", "P4")}

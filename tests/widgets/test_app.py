@@ -164,3 +164,28 @@ def test_reader_sees_a_collect_written_database(tmp_path):
     demo.build_history(str(db), days=0.01, cards=64)
     snap = read_snapshot(open_readonly(str(db)), now=time.time())
     assert len(snap.card_node) == 64 and snap.demo and snap.last_sweep_at is not None
+
+
+def test_jobs_panel_shows_continuity_against_goals(qtbot, tmp_path):
+    from console.store import Store
+
+    path = str(tmp_path / "ops.db")
+    store = Store(path)
+    now = time.time()
+    store.sync_jobs({"gpu-1": ["llm"]})
+    events = [(now - 3600 + t, "progress", t // 2, "") for t in range(0, 1801, 10)]
+    events += [(now - 1500 + t, "progress", 850 + t // 2, "") for t in range(0, 1491, 10)]   # a 300 s stop
+    events.append((now - 1600, "load", 850, ""))
+    store.write_job("llm", now, 1000, None, events, [(800, now - 2000, "/ckpt/iter_0000800")],
+                    ("running", now - 10, 1595))
+    store.close()
+    window = MainWindow(path, "site", False, interval_s=1.0)
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitUntil(lambda: window.jobs.model.rowCount() == 1, timeout=10_000)
+    row = window.jobs.model.rows[0]
+    assert row.state == "running" and row.checkpoint_step == 800 and row.last_ttr_s == pytest.approx(300, abs=11)
+    assert 0.80 < row.ettr < 0.95
+    shown = [window.jobs.model.data(window.jobs.model.index(0, c)) for c in range(10)]
+    assert shown[0] == "llm" and shown[8].endswith("%")
+    window.close()
