@@ -221,7 +221,13 @@ class IncidentEngine:
     def _card_conditions(self, r: NodeReport, rack: str | None, conds: dict[str, _Cond]) -> None:
         in_job = bool(self.jobs_of.get(r.node))
         by_code: dict[str, list[_Cond]] = defaultdict(list)
+        explained = {f.card_index for f in r.faults if f.code != "HEALTH"}
         for f in r.faults:
+            if f.code == "HEALTH" and f.card_index is not None and (
+                    f.card_index in explained or (r.node, f.card_index) in self._open_fault_cards):
+                # the card's critical state is already explained by a vendor fault: no second incident
+                self._critical_cards.add((r.node, f.card_index))
+                continue
             key = f"fault:{r.node}:{'-' if f.card_index is None else f.card_index}:{f.code}"
             where = f"{r.node}" + (f" card {f.card_index}" if f.card_index is not None else "")
             c = _Cond(key, "fault", f.code, _p(f.action.value, f.severity.value, in_job), f"{where}: {f.code}",

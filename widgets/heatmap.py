@@ -60,7 +60,8 @@ class Metric:
 
 
 METRICS: dict[str, Metric] = {
-    "temperature_c": Metric("temperature_c", "Temperature", "°C", 25.0, 95.0, 80.0, 90.0),
+    # warn/crit as the incident engine's defaults (console.incidents.Thresholds)
+    "temperature_c": Metric("temperature_c", "Temperature", "°C", 25.0, 100.0, 85.0, 95.0),
     "utilization_pct": Metric("utilization_pct", "Utilization", "%", 0.0, 100.0),
     "memory_used_pct": Metric("memory_used_pct", "Memory used", "%", 0.0, 100.0, 95.0),
     "power_w": Metric("power_w", "Power", "W", 0.0, 700.0),

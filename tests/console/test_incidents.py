@@ -231,3 +231,11 @@ power_warn_w = 300
     with pytest.raises(SiteError) as exc:
         parse_site(tomllib.loads(bad), "site.toml", bad)
     assert "must be above temp_warn_c" in exc.value.problems[0]
+
+
+def test_health_fault_after_an_explained_card_does_not_open_a_second_incident(env):
+    store, _, sweep = env
+    sweep([ok("n6", cards=[card(3, temp=None, health=Health.CRITICAL)], faults=[xid(3)])])
+    health = Fault("HEALTH", Severity.CRITICAL, Action.ISOLATE, "nvidia card 3: state 'critical'", 3)
+    assert sweep([ok("n6", cards=[card(3, temp=None, health=Health.CRITICAL)], faults=[health])]) == []
+    assert [r["code"] for r in rows(store)] == ["Xid 79"]

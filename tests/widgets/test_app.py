@@ -45,7 +45,7 @@ def _pixel(view, pos):
 def test_heatmap_colours_na_and_stale(qtbot):
     view = hm.HeatmapView()
     qtbot.addWidget(view)
-    view.set_snapshot(_snapshot([25.0, 95.0, float("nan")], stale=True))
+    view.set_snapshot(_snapshot([25.0, 100.0, float("nan")], stale=True))
     cold, _ = _pixel(view, 0)
     hot, _ = _pixel(view, 1)
     assert cold == tuple(int(c) for c in hm.SCALE[0])
