@@ -13,11 +13,14 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from console.site import Site
+
+T = TypeVar("T")
 
 HEALTH_CODES = {"ok": 0, "warning": 1, "critical": 2, "unknown": 3}
 NODE_STATUS_CODES = {"ok": 0, "failed": 1, "stale": 2, "unknown": 3}
@@ -124,6 +127,15 @@ def open_readonly(path: str) -> sqlite3.Connection:
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5.0, check_same_thread=False)
     conn.execute("PRAGMA query_only = 1")
     return conn
+
+
+def read_with(db_path: str, reader: Callable[[sqlite3.Connection], T]) -> T:
+    """Run one reader on a short-lived read-only connection (for work done in a thread pool)."""
+    conn = open_readonly(db_path)
+    try:
+        return reader(conn)
+    finally:
+        conn.close()
 
 
 def read_snapshot(conn: sqlite3.Connection, interval_s: float = 10.0, now: float | None = None) -> Snapshot:

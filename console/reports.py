@@ -14,7 +14,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import numpy as np
+
 from console import incidents as inc
+from console.live import Snapshot, read_snapshot
 
 T: dict[str, dict[str, str]] = {
     "title": {"en": "Shift handover report", "zh": "交接班报告"},
@@ -112,21 +115,64 @@ def meta(conn: sqlite3.Connection) -> dict[str, str]:
     return {str(k): str(v) for k, v in conn.execute("SELECT key, value FROM meta")}
 
 
+def _shifts(info: dict[str, str]) -> dict[str, tuple[str, float]]:
+    """The site's shifts as the collector stored them: name → (start HH:MM, hours)."""
+    return {str(name): (str(start), float(hours)) for name, start, hours in json.loads(info.get("shifts", "[]"))}
+
+
+def _window(day: datetime, start_hm: str, hours: float) -> tuple[float, float]:
+    hh, mm = (int(x) for x in start_hm.split(":"))
+    begin = day.replace(hour=hh, minute=mm, second=0, microsecond=0)
+    return begin.timestamp(), (begin + timedelta(hours=hours)).timestamp()
+
+
 def shift_window(conn: sqlite3.Connection, spec: str) -> tuple[float, float]:
     """`"2026-11-22 night"` → (start, end) unix seconds, from the site's shifts in the site's timezone."""
     m = re.fullmatch(r"\s*(\d{4}-\d{2}-\d{2})\s+(\S+)\s*", spec)
     if m is None:
         raise ReportError(f"--shift '{spec}': expected \"YYYY-MM-DD NAME\"")
     info = meta(conn)
-    shifts = {name: (start, hours) for name, start, hours in json.loads(info.get("shifts", "[]"))}
+    shifts = _shifts(info)
     if m.group(2) not in shifts:
         known = ", ".join(shifts) or "none defined in the site file"
         raise ReportError(f"--shift '{spec}': unknown shift '{m.group(2)}' (known: {known})")
-    start_hm, hours = shifts[m.group(2)]
+    day = datetime.strptime(m.group(1), "%Y-%m-%d").replace(tzinfo=ZoneInfo(info.get("timezone", "UTC")))
+    return _window(day, *shifts[m.group(2)])
+
+
+def current_shift(conn: sqlite3.Connection, now: float) -> tuple[float, float, str]:
+    """The site's shift containing `now`, with its "DATE NAME" label (the last 8 hours when none does)."""
+    info = meta(conn)
     tz = ZoneInfo(info.get("timezone", "UTC"))
-    hh, mm = (int(x) for x in start_hm.split(":"))
-    day = datetime.strptime(m.group(1), "%Y-%m-%d").replace(hour=hh, minute=mm, tzinfo=tz)
-    return day.timestamp(), (day + timedelta(hours=float(hours))).timestamp()
+    for name, (start_hm, hours) in _shifts(info).items():
+        for back in (0, 1):                 # a night shift may have begun yesterday
+            day = datetime.fromtimestamp(now, tz) - timedelta(days=back)
+            begin, end = _window(day, start_hm, hours)
+            if begin <= now < end:
+                return begin, end, f"{datetime.fromtimestamp(begin, tz):%Y-%m-%d} {name}"
+    return now - 8 * 3600, now, "last 8 h"
+
+
+def hottest(conn: sqlite3.Connection, start: float, end: float) -> tuple[Snapshot | None, float | None]:
+    """The room with each card at its hottest reading of the window (for the report's heatmap), and the
+    time of the hottest reading."""
+    snap = read_snapshot(conn, now=end)
+    if not snap.card_node:
+        return None, None
+    peak = {int(a): b for a, b in conn.execute(
+        "SELECT card_id, max(temperature_c) FROM samples WHERE ts >= ? AND ts < ? GROUP BY card_id", (start, end))}
+    snap.metrics["temperature_c"] = np.array(
+        [np.nan if peak.get(int(cid)) is None else peak[int(cid)] for cid in snap.card_id], dtype=np.float32)
+    snap.stale = np.zeros(len(snap.card_node), dtype=bool)
+    at = conn.execute("SELECT ts FROM samples WHERE ts >= ? AND ts < ? ORDER BY temperature_c DESC LIMIT 1",
+                      (start, end)).fetchone()
+    return snap, (float(at[0]) if at else None)
+
+
+def add_handover_note(conn: sqlite3.Connection, author: str, text: str, now: float | None = None) -> None:
+    """A note for the next shift; it appears in that shift's report."""
+    conn.execute("INSERT INTO handover_notes(ts, author, text) VALUES (?, ?, ?)",
+                 (time.time() if now is None else now, author, text))
 
 
 def parse_when(text: str, tz_name: str) -> float:

@@ -34,7 +34,6 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QSystemTrayIcon,
     QTabWidget,
-    QWidget,
 )
 
 from console import paths
@@ -42,16 +41,12 @@ from console.live import Snapshot, SnapshotReader, SweepRunner
 from console.site import Site, SiteError, load_site
 from widgets import i18n
 from widgets.fleet import FleetView
+from widgets.i18n import tr
 from widgets.jobs import JobsView
 
 if TYPE_CHECKING:
     from widgets.heatmap import HeatmapView
     from widgets.incidents import IncidentsView
-
-
-def tr(text: str) -> str:
-    """Translate a UI string (context 'mixops')."""
-    return QCoreApplication.translate("mixops", text)
 
 
 class MainWindow(QMainWindow):
@@ -392,7 +387,9 @@ class MainWindow(QMainWindow):
         """A handover note with author and time (it appears in the shift report)."""
         if self.db_path is None:
             return
-        from widgets.incidents import _Job, operator_name
+        from console.reports import add_handover_note
+        from widgets.common import Task
+        from widgets.incidents import operator_name
 
         if text is None:
             text, ok = QInputDialog.getMultiLineText(self, tr("Add handover note"), tr("Note for the next shift"))
@@ -405,13 +402,12 @@ class MainWindow(QMainWindow):
 
             db = connect(path)
             try:
-                db.conn.execute("INSERT INTO handover_notes(ts, author, text) VALUES (?, ?, ?)",
-                                (time.time(), by, note))
+                add_handover_note(db.conn, by, note)
             finally:
                 db.conn.close()
             return None
 
-        job = _Job(work)
+        job = Task(work)
         job.signals.done.connect(lambda _r: self.message.setText(tr("Handover note saved")))
         job.signals.failed.connect(self.message.setText)
         self._note_jobs = [job]
@@ -558,4 +554,4 @@ def run_gui(site: str | None, db: str | None, demo: bool, language: str | None =
     return code
 
 
-__all__ = ["MainWindow", "QWidget", "build_window", "run_gui"]
+__all__ = ["MainWindow", "build_window", "run_gui"]

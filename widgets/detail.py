@@ -2,48 +2,19 @@
 
 from __future__ import annotations
 
-import sqlite3
-
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QCoreApplication, QObject, QRunnable, QThreadPool, Signal
+from PySide6.QtCore import QThreadPool, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QButtonGroup, QDialog, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
-from console.live import History, open_readonly, read_history
+from console.live import History, read_history, read_with
+from widgets.common import Task
+from widgets.i18n import tr
 
 RANGES = (("1 h", 3600.0), ("24 h", 86400.0), ("7 d", 7 * 86400.0))
 PLOTS = (("temperature_c", "Temperature", "°C"), ("utilization_pct", "Utilization", "%"),
          ("memory_used_mib", "Memory used", "MiB"), ("power_w", "Power", "W"))
-
-
-def tr(text: str) -> str:
-    """Translate a UI string (context 'mixops')."""
-    return QCoreApplication.translate("mixops", text)
-
-
-class _Signals(QObject):
-    done = Signal(object)
-    failed = Signal(str)
-
-
-class _Loader(QRunnable):
-    """Reads one card's history in the thread pool, never on the GUI thread."""
-
-    def __init__(self, db_path: str, card_id: int, seconds: float) -> None:
-        super().__init__()
-        self.signals = _Signals()
-        self.db_path, self.card_id, self.seconds = db_path, card_id, seconds
-
-    def run(self) -> None:
-        try:
-            conn = open_readonly(self.db_path)
-            try:
-                self.signals.done.emit(read_history(conn, self.card_id, self.seconds))
-            finally:
-                conn.close()
-        except sqlite3.Error as exc:
-            self.signals.failed.emit(f"{self.db_path}: {exc}")
 
 
 class CardDetail(QDialog):
@@ -89,7 +60,7 @@ class CardDetail(QDialog):
                 w.setXLink(first)
             self.plots[key] = w
             layout.addWidget(w, 1)
-        self._loaders: list[_Loader] = []
+        self._loaders: list[Task] = []
         self.group.button(0).setChecked(True)
         self.load_range(0)
 
@@ -97,7 +68,8 @@ class CardDetail(QDialog):
         """Read the chosen range in the background; plots update when it arrives."""
         seconds = RANGES[which][1]
         self.status.setText(tr("Loading…"))
-        loader = _Loader(self.db_path, self.card_id, seconds)
+        path, card = self.db_path, self.card_id
+        loader = Task(lambda: read_with(path, lambda conn: read_history(conn, card, seconds)))
         loader.signals.done.connect(self.show_history)
         loader.signals.failed.connect(self.status.setText)
         self._loaders = [loader]

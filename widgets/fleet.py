@@ -5,47 +5,38 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from PySide6.QtCore import (
-    QAbstractTableModel,
-    QCoreApplication,
-    QModelIndex,
-    QPersistentModelIndex,
-    QSortFilterProxyModel,
-    Qt,
-    Signal,
-)
+from PySide6.QtCore import QModelIndex, QSortFilterProxyModel, Qt, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QHeaderView, QLineEdit, QTableView, QVBoxLayout, QWidget
 
+from console.fmt import duration
 from console.live import NodeRow
+from widgets.common import Index, RowModel
+from widgets.i18n import tr
 
-_Index = QModelIndex | QPersistentModelIndex
 STATUS_COLOURS = {"ok": QColor(26, 152, 80), "failed": QColor(215, 48, 39), "stale": QColor(120, 120, 120),
                   "unknown": QColor(120, 120, 120)}
-
-
-def tr(text: str) -> str:
-    """Translate a UI string (context 'mixops')."""
-    return QCoreApplication.translate("mixops", text)
 
 
 _STATUS_RANK = {"failed": 0, "stale": 1, "unknown": 2, "ok": 3}
 COLUMNS = ("Node", "Status", "Vendor", "Rack", "Slot", "Cards", "Last seen", "Last error", "Duration (s)")
 
 
-class FleetModel(QAbstractTableModel):
+class FleetModel(RowModel):
     """Nodes as rows; sort keys are the raw values (Qt.UserRole), display is formatted."""
+
+    COLUMNS = COLUMNS
 
     def __init__(self) -> None:
         super().__init__()
-        self._rows: list[NodeRow] = []
+        self.rows: list[NodeRow] = []
         self._now = time.time()
         self._sort_column = 1
         self._sort_order = Qt.SortOrder.AscendingOrder
 
     def _key(self, column: int) -> Any:
         def key(r: NodeRow) -> Any:
-            value = self._raw(r, column, Qt.ItemDataRole.UserRole)
+            value = self._raw(r, column)
             return (0, value, r.name) if isinstance(value, (int, float)) else (1, str(value), r.name)
         return key
 
@@ -58,14 +49,14 @@ class FleetModel(QAbstractTableModel):
         a reset otherwise. Sorting happens here in Python (one key per row), not in a proxy."""
         self._now = time.time() if now is None else now
         new = self._sorted(list(rows))
-        if new == self._rows:
+        if new == self.rows:
             return
-        if [r.name for r in new] == [r.name for r in self._rows]:
-            self._rows = new
+        if [r.name for r in new] == [r.name for r in self.rows]:
+            self.rows = new
             self.dataChanged.emit(self.index(0, 0), self.index(len(new) - 1, len(COLUMNS) - 1))
             return
         self.beginResetModel()
-        self._rows = new
+        self.rows = new
         self.endResetModel()
 
     def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
@@ -74,40 +65,28 @@ class FleetModel(QAbstractTableModel):
             return
         self._sort_column, self._sort_order = column, order
         self.layoutAboutToBeChanged.emit()
-        self._rows = self._sorted(self._rows)
+        self.rows = self._sorted(self.rows)
         self.layoutChanged.emit()
 
     def row_name(self, row: int) -> str:
         """The node name of a source row."""
-        return self._rows[row].name
+        return self.rows[row].name
 
-    def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: N802, B008 - Qt API
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: N802, B008 - Qt API
-        return 0 if parent.isValid() else len(COLUMNS)
-
-    def headerData(self, section: int, orientation: Qt.Orientation,  # noqa: N802 - Qt API
-                   role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return tr(COLUMNS[section]) if 0 <= section < len(COLUMNS) else None
-        return None
-
-    def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or not 0 <= index.row() < len(self._rows):
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        r = self.row_at(index)
+        if r is None:
             return None
-        r = self._rows[index.row()]
         col = index.column()
         if not 0 <= col < len(COLUMNS):
             return None
         if role == Qt.ItemDataRole.UserRole:
-            return self._raw(r, col, role)
+            return self._raw(r, col)
         value = (r.name, r.status, r.vendor, r.rack, r.slot, r.cards, r.last_seen, r.last_error, r.duration_s)[col]
         if role == Qt.ItemDataRole.DisplayRole:
             if col == 1:
                 return tr(r.status)
             if col == 6:
-                return "N/A" if value is None else _ago(self._now - float(value))
+                return "N/A" if value is None else tr("%1 ago").replace("%1", duration(self._now - float(value)))
             if col == 8:
                 return "N/A" if value is None else f"{float(value):.2f}"
             return "N/A" if value is None and col != 7 else ("" if value is None else str(value))
@@ -117,21 +96,12 @@ class FleetModel(QAbstractTableModel):
             return str(value)
         return None
 
-
     @staticmethod
-    def _raw(r: NodeRow, col: int, _role: Qt.ItemDataRole) -> Any:
+    def _raw(r: NodeRow, col: int) -> Any:
         if col == 1:
             return _STATUS_RANK.get(r.status, 2)
         value = (r.name, r.status, r.vendor, r.rack, r.slot, r.cards, r.last_seen, r.last_error, r.duration_s)[col]
         return "" if value is None and col in (0, 2, 3, 7) else (-1 if value is None else value)
-
-
-def _ago(seconds: float) -> str:
-    if seconds < 90:
-        return tr("%1 s ago").replace("%1", f"{max(0.0, seconds):.0f}")
-    if seconds < 5400:
-        return tr("%1 min ago").replace("%1", f"{seconds / 60:.0f}")
-    return tr("%1 h ago").replace("%1", f"{seconds / 3600:.1f}")
 
 
 class FleetView(QWidget):

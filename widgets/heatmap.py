@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QCoreApplication, QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QCursor, QFont, QPainter, QPen
 from PySide6.QtWidgets import (
     QComboBox,
@@ -26,7 +26,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from console.fmt import duration
 from console.live import Snapshot
+from widgets.i18n import tr
 
 CELL = 4            # pixels per card side
 PITCH = CELL + 1    # card cell plus its gap
@@ -39,11 +41,6 @@ BACKGROUND = (24, 26, 30, 255)
 EMPTY_SLOT = (44, 47, 54, 255)
 STALE_A, STALE_B = (20, 20, 20, 255), (150, 150, 150, 255)      # hatched: node not answering
 NA_A, NA_B = (205, 205, 205, 255), (120, 120, 120, 255)          # checked: value not reported
-
-
-def tr(text: str) -> str:
-    """Translate a UI string (context 'mixops')."""
-    return QCoreApplication.translate("mixops", text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -473,7 +470,7 @@ class HeatmapView(QWidget):
                      f"   {tr('Power')}: {fmt(m['power_w'][pos], 'W', 1)}")
         health = ("ok", "warning", "critical", "unknown")[int(s.health[pos])]
         ts = float(s.ts[pos])
-        age = tr("never") if not math.isfinite(ts) else _age(s.taken_at - ts)
+        age = tr("never") if not math.isfinite(ts) else duration(s.taken_at - ts)
         lines.append(f"{tr('Health')}: {tr(health)}   {tr('sample age')}: {age}")
         return "\n".join(lines)
 
@@ -542,12 +539,3 @@ class HeatmapView(QWidget):
         self.view.setRange(QRectF(QPointF(centre.x() - span, centre.y() - span * 0.6),
                                   QPointF(centre.x() + span, centre.y() + span * 0.6)), padding=0)
 
-
-def _age(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 172800:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} d"

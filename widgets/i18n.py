@@ -31,6 +31,11 @@ class CatalogTranslator(QTranslator):
         return not self.catalog
 
 
+def tr(text: str) -> str:
+    """Translate a UI string (context "mixops")."""
+    return QCoreApplication.translate("mixops", text)
+
+
 def settings() -> QSettings:
     """The user's settings (language, operator name)."""
     return QSettings("mixops", "mixops")

@@ -13,17 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pyqtgraph as pg
-from PySide6.QtCore import (
-    QAbstractTableModel,
-    QCoreApplication,
-    QModelIndex,
-    QObject,
-    QPersistentModelIndex,
-    QRunnable,
-    Qt,
-    QThreadPool,
-    Signal,
-)
+from PySide6.QtCore import Qt, QThreadPool, Signal
 from PySide6.QtGui import QColor, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QHeaderView,
@@ -38,32 +28,21 @@ from PySide6.QtWidgets import (
 
 from console import incidents as engine
 from console import knowledge
-from console.live import IncidentDetail, IncidentRow, open_readonly, read_incident_detail
+from console.fmt import duration
+from console.live import IncidentDetail, IncidentRow, read_incident_detail, read_with
 from console.store import connect
+from widgets.common import Index, RowModel, Task
+from widgets.i18n import tr
 
-_Index = QModelIndex | QPersistentModelIndex
 SEVERITY_COLOURS = {"P1": QColor(215, 48, 39), "P2": QColor(244, 109, 67), "P3": QColor(253, 174, 97),
                     "P4": QColor(145, 191, 219)}
 COLUMNS = ("Severity", "Age", "State", "Title", "Node", "Card", "Job", "Action", "Repeats")
 
 
-def tr(text: str) -> str:
-    """Translate a UI string (context 'mixops')."""
-    return QCoreApplication.translate("mixops", text)
-
-
-def _age(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 172800:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} d"
-
-
-class IncidentModel(QAbstractTableModel):
+class IncidentModel(RowModel):
     """Open incidents, P1 first, oldest first within a severity."""
+
+    COLUMNS = COLUMNS
 
     def __init__(self) -> None:
         super().__init__()
@@ -81,26 +60,14 @@ class IncidentModel(QAbstractTableModel):
         self.rows = list(rows)
         self.endResetModel()
 
-    def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: N802, B008 - Qt API
-        return 0 if parent.isValid() else len(self.rows)
-
-    def columnCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: N802, B008 - Qt API
-        return 0 if parent.isValid() else len(COLUMNS)
-
-    def headerData(self, section: int, orientation: Qt.Orientation,  # noqa: N802 - Qt API
-                   role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole and 0 <= section < 9:
-            return tr(COLUMNS[section])
-        return None
-
-    def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or not 0 <= index.row() < len(self.rows):
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        r = self.row_at(index)
+        if r is None:
             return None
-        r = self.rows[index.row()]
         col = index.column()
         if role == Qt.ItemDataRole.DisplayRole:
             state = tr(r.state) + (f" ({r.acknowledged_by})" if r.acknowledged_by and r.state == "acknowledged" else "")
-            values = (r.severity, _age(self.now - r.opened_at), state, r.title, r.node or "-",
+            values = (r.severity, duration(self.now - r.opened_at), state, r.title, r.node or "-",
                       "-" if r.card_idx is None else str(r.card_idx), r.job or "-", tr(r.action or "-"),
                       str(r.count))
             return values[col] if 0 <= col < len(values) else None
@@ -111,26 +78,6 @@ class IncidentModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.ToolTipRole and col == 3:
             return r.title
         return None
-
-
-class _Signals(QObject):
-    done = Signal(object)
-    failed = Signal(str)
-
-
-class _Job(QRunnable):
-    """One read or write against the database, off the GUI thread."""
-
-    def __init__(self, work: Callable[[], object]) -> None:
-        super().__init__()
-        self.work = work
-        self.signals = _Signals()
-
-    def run(self) -> None:
-        try:
-            self.signals.done.emit(self.work())
-        except (engine.IncidentError, Exception) as exc:  # noqa: BLE001 - shown as one line
-            self.signals.failed.emit(str(exc))
 
 
 def operator_name() -> str:
@@ -187,7 +134,7 @@ class IncidentsView(QWidget):
         layout.addWidget(split, 1)
         layout.addWidget(self.status)
         self.current: IncidentDetail | None = None
-        self._jobs: list[_Job] = []
+        self._jobs: list[Task] = []
         for key, slot in (("A", self.acknowledge), ("R", self.resolve), ("N", self.note), ("S", self.silence),
                           ("Return", self.open_selected), ("Enter", self.open_selected)):
             shortcut = QShortcut(QKeySequence(key), self.table)
@@ -216,7 +163,7 @@ class IncidentsView(QWidget):
         return self.model.rows[index.row()]
 
     def _run(self, work: Callable[[], object], done: Callable[[object], None]) -> None:
-        job = _Job(work)
+        job = Task(work)
         job.signals.done.connect(done)
         job.signals.failed.connect(lambda text: self.status.setText(f"{tr('Not done')}: {text}"))
         self._jobs = [j for j in self._jobs if j is not job][-8:] + [job]
@@ -229,15 +176,7 @@ class IncidentsView(QWidget):
             self.detail.clear()
             return
         path = self.db_path
-
-        def work() -> object:
-            conn = open_readonly(path)
-            try:
-                return read_incident_detail(conn, row.id)
-            finally:
-                conn.close()
-
-        self._run(work, self.show_detail)
+        self._run(lambda: read_with(path, lambda conn: read_incident_detail(conn, row.id)), self.show_detail)
 
     def show_detail(self, detail: object) -> None:
         """Evidence, meaning, action, jobs, cards, the card's history and notes; the snapshot plot."""

@@ -5,37 +5,26 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from PySide6.QtCore import QAbstractTableModel, QCoreApplication, QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QHeaderView, QLabel, QTableView, QVBoxLayout, QWidget
 
 from console.continuity import GOAL_ETTR, GOAL_TTR_S
+from console.fmt import duration
 from console.live import JobRow
+from widgets.common import Index, RowModel
+from widgets.i18n import tr
 
-_Index = QModelIndex | QPersistentModelIndex
 COLUMNS = ("Job", "Cards", "State", "Last step", "Step age", "Checkpoint", "Checkpoint age", "Last resume",
            "ETTR", "GPU-hours at risk")
 STATE_COLOURS = {"running": QColor(26, 152, 80), "stalled": QColor(244, 109, 67), "down": QColor(215, 48, 39),
                  "cannot read": QColor(215, 48, 39), "no data": QColor(120, 120, 120)}
 
 
-def tr(text: str) -> str:
-    """Translate a UI string (context 'mixops')."""
-    return QCoreApplication.translate("mixops", text)
-
-
-def _age(seconds: float | None) -> str:
-    if seconds is None:
-        return "N/A"
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
-
-
-class JobModel(QAbstractTableModel):
+class JobModel(RowModel):
     """Jobs as rows; N/A where the database has no value."""
+
+    COLUMNS = COLUMNS
 
     def __init__(self) -> None:
         super().__init__()
@@ -48,30 +37,18 @@ class JobModel(QAbstractTableModel):
         self.rows, self.now = list(rows), now
         self.endResetModel()
 
-    def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: N802, B008 - Qt API
-        return 0 if parent.isValid() else len(self.rows)
-
-    def columnCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: N802, B008 - Qt API
-        return 0 if parent.isValid() else len(COLUMNS)
-
-    def headerData(self, section: int, orientation: Qt.Orientation,  # noqa: N802 - Qt API
-                   role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole and 0 <= section < 10:
-            return tr(COLUMNS[section])
-        return None
-
-    def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or not 0 <= index.row() < len(self.rows):
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        r = self.row_at(index)
+        if r is None:
             return None
-        r = self.rows[index.row()]
         col = index.column()
         ckpt_age = None if r.checkpoint_at is None else self.now - r.checkpoint_at
         if role == Qt.ItemDataRole.DisplayRole:
             values = (r.name, f"{r.cards} ({r.vendors})" if r.vendors else str(r.cards), tr(r.state),
                       "N/A" if r.last_step is None else str(r.last_step),
-                      _age(None if r.last_progress_at is None else self.now - r.last_progress_at),
-                      "N/A" if r.checkpoint_step is None else str(r.checkpoint_step), _age(ckpt_age),
-                      _age(r.last_ttr_s), "N/A" if r.ettr is None else f"{100 * r.ettr:.1f} %",
+                      duration(None if r.last_progress_at is None else self.now - r.last_progress_at),
+                      "N/A" if r.checkpoint_step is None else str(r.checkpoint_step), duration(ckpt_age),
+                      duration(r.last_ttr_s), "N/A" if r.ettr is None else f"{100 * r.ettr:.1f} %",
                       "N/A" if r.gpu_hours_at_risk is None else f"{r.gpu_hours_at_risk:,.0f}")
             return values[col] if 0 <= col < len(values) else None
         if role == Qt.ItemDataRole.ForegroundRole:

@@ -9,7 +9,18 @@ import sys
 import time
 
 import numpy as np
-from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QMarginsF, QRectF, QSizeF, Qt, QUrl
+from PySide6.QtCore import (
+    QBuffer,
+    QByteArray,
+    QDateTime,
+    QIODevice,
+    QMarginsF,
+    QRectF,
+    QSizeF,
+    Qt,
+    QThreadPool,
+    QUrl,
+)
 from PySide6.QtGui import (
     QFont,
     QGuiApplication,
@@ -20,28 +31,32 @@ from PySide6.QtGui import (
     QPdfWriter,
     QTextDocument,
 )
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDateTimeEdit,
+    QDialog,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QTextBrowser,
+    QVBoxLayout,
+    QWidget,
+)
 
 from console import reports
-from console.live import open_readonly, read_snapshot
+from console.live import Snapshot, open_readonly, read_with
+from widgets.common import Task
 from widgets.heatmap import card_colours, compute_geometry, palette
+from widgets.i18n import tr
 
 IMAGE_URL = "mixops://heatmap.png"
 
 
-def heatmap_image(conn: sqlite3.Connection, start: float, end: float, scale: int = 2) -> tuple[bytes | None, float | None]:
-    """PNG of the room coloured by each card's hottest reading in the window, and when the hottest sweep was."""
-    snap = read_snapshot(conn, now=end)
-    if not snap.card_node:
-        return None, None
-    rows = conn.execute("SELECT card_id, max(temperature_c) FROM samples WHERE ts >= ? AND ts < ? GROUP BY card_id",
-                        (start, end)).fetchall()
-    hottest = {int(a): b for a, b in rows}
-    temps = np.array([np.nan if hottest.get(int(cid)) is None else hottest[int(cid)] for cid in snap.card_id],
-                     dtype=np.float32)
-    snap.metrics["temperature_c"] = temps
-    snap.stale = np.zeros(len(temps), dtype=bool)
-    geometry = compute_geometry(snap)
-    plain, patt = card_colours(snap, "temperature_c")
+def heatmap_png(snapshot: Snapshot, scale: int = 2) -> bytes:
+    """PNG of the room coloured by temperature, with the room view's own layout and colours."""
+    geometry = compute_geometry(snapshot)
+    plain, patt = card_colours(snapshot, "temperature_c")
     rgba = np.ascontiguousarray(palette(plain, patt)[geometry.pix])
     if scale > 1:
         rgba = np.ascontiguousarray(rgba.repeat(scale, axis=0).repeat(scale, axis=1))
@@ -52,9 +67,21 @@ def heatmap_image(conn: sqlite3.Connection, start: float, end: float, scale: int
     buffer.open(QIODevice.OpenModeFlag.WriteOnly)
     image.save(buffer, "PNG")
     buffer.close()
-    at = conn.execute("SELECT ts FROM samples WHERE ts >= ? AND ts < ? ORDER BY temperature_c DESC LIMIT 1",
-                      (start, end)).fetchone()
-    return bytes(data.data()), (float(at[0]) if at else None)
+    return bytes(data.data())
+
+
+def qt_html(rep: reports.Report, document: QTextDocument) -> str:
+    """The report's HTML for a QTextDocument: the heatmap becomes a document resource (Qt does not load
+    data: URIs)."""
+    if not rep.heatmap_png:
+        return reports.to_html(rep, with_image=False)
+    image = QImage()
+    image.loadFromData(rep.heatmap_png, "PNG")
+    document.addResource(QTextDocument.ResourceType.ImageResource, QUrl(IMAGE_URL), image)
+    text = reports.to_html(rep)
+    a = text.find("<img src='data:image/png;base64,")
+    b = text.find("'", a + 10)
+    return text[:a] + f"<img src='{IMAGE_URL}'" + text[b + 1:]
 
 
 def _document(rep: reports.Report, width_pt: float) -> QTextDocument:
@@ -62,16 +89,7 @@ def _document(rep: reports.Report, width_pt: float) -> QTextDocument:
     font = QFont("Noto Sans CJK SC")
     font.setPointSizeF(8.5)
     doc.setDefaultFont(font)
-    if rep.heatmap_png:
-        image = QImage()
-        image.loadFromData(rep.heatmap_png, "PNG")
-        doc.addResource(QTextDocument.ResourceType.ImageResource, QUrl(IMAGE_URL), image)
-    text = reports.to_html(rep, with_image=bool(rep.heatmap_png))
-    if rep.heatmap_png:
-        start = text.find("<img src='data:image/png;base64,")
-        end = text.find("'", start + 10)
-        text = text[:start] + f"<img src='{IMAGE_URL}'" + text[end + 1:]
-    doc.setHtml(text)
+    doc.setHtml(qt_html(rep, doc))
     doc.setPageSize(QSizeF(width_pt, 10_000))
     doc.setTextWidth(width_pt)
     return doc
@@ -125,14 +143,14 @@ def write(rep: reports.Report, path: str) -> int | None:
 
 def build_for(db_path: str, start: float, end: float, lang: str, by: str, image: bool = True) -> reports.Report:
     """The report model plus the heatmap image, from a database file."""
-    conn = open_readonly(db_path)
-    try:
+    def read(conn: sqlite3.Connection) -> reports.Report:
         rep = reports.build(conn, start, end, lang, by)
         if image:
-            rep.heatmap_png, rep.heatmap_at = heatmap_image(conn, start, end)
+            room, rep.heatmap_at = reports.hottest(conn, start, end)
+            rep.heatmap_png = heatmap_png(room) if room is not None else None
         return rep
-    finally:
-        conn.close()
+
+    return read_with(db_path, read)
 
 
 def run_report_cli(argv: list[str]) -> int:
@@ -195,61 +213,6 @@ def run_report_cli(argv: list[str]) -> int:
 
 # ---- the GUI dialog -------------------------------------------------------------------------------
 
-from PySide6.QtCore import QDateTime, QObject, QRunnable, QThreadPool, Signal  # noqa: E402
-from PySide6.QtWidgets import (  # noqa: E402
-    QComboBox,
-    QDateTimeEdit,
-    QDialog,
-    QFileDialog,
-    QHBoxLayout,
-    QLabel,
-    QPushButton,
-    QTextBrowser,
-    QVBoxLayout,
-    QWidget,
-)
-
-
-def current_shift(db_path: str, now: float | None = None) -> tuple[float, float, str]:
-    """The shift containing `now` (or the last 8 hours when the site defines none)."""
-    now = time.time() if now is None else now
-    conn = open_readonly(db_path)
-    try:
-        info = reports.meta(conn)
-        import json
-        from datetime import datetime, timedelta
-        from zoneinfo import ZoneInfo
-
-        tz = ZoneInfo(info.get("timezone", "UTC"))
-        for name, start_hm, hours in json.loads(info.get("shifts", "[]")):
-            hh, mm = (int(x) for x in start_hm.split(":"))
-            for back in (0, 1):
-                day = datetime.fromtimestamp(now, tz) - timedelta(days=back)
-                begin = day.replace(hour=hh, minute=mm, second=0, microsecond=0)
-                end = begin + timedelta(hours=float(hours))
-                if begin.timestamp() <= now < end.timestamp():
-                    return begin.timestamp(), end.timestamp(), f"{begin:%Y-%m-%d} {name}"
-    finally:
-        conn.close()
-    return now - 8 * 3600, now, "last 8 h"
-
-
-class _Signals(QObject):
-    done = Signal(object)
-    failed = Signal(str)
-
-
-class _Build(QRunnable):
-    def __init__(self, db: str, start: float, end: float, lang: str, by: str) -> None:
-        super().__init__()
-        self.args = (db, start, end, lang, by)
-        self.signals = _Signals()
-
-    def run(self) -> None:
-        try:
-            self.signals.done.emit(build_for(*self.args))
-        except (reports.ReportError, sqlite3.Error, OSError) as exc:
-            self.signals.failed.emit(str(exc))
 
 
 class ReportDialog(QDialog):
@@ -258,17 +221,13 @@ class ReportDialog(QDialog):
     def __init__(self, db_path: str, language: str, by: str, parent: QWidget | None = None,
                  pool: QThreadPool | None = None) -> None:
         super().__init__(parent)
-        from PySide6.QtCore import QCoreApplication
-
-        def tr(text: str) -> str:
-            return QCoreApplication.translate("mixops", text)
-
         self.db_path, self.by = db_path, by
         self.pool = pool or QThreadPool.globalInstance()
         self.report: reports.Report | None = None
         self.setWindowTitle(tr("Shift report"))
         self.resize(900, 760)
-        start, end, label = current_shift(db_path)
+        now = time.time()
+        start, end, label = read_with(db_path, lambda conn: reports.current_shift(conn, now))
         self.start_edit = QDateTimeEdit(QDateTime.fromSecsSinceEpoch(int(start)))
         self.end_edit = QDateTimeEdit(QDateTime.fromSecsSinceEpoch(int(end)))
         for edit in (self.start_edit, self.end_edit):
@@ -296,14 +255,15 @@ class ReportDialog(QDialog):
         layout.addLayout(top)
         layout.addWidget(self.view, 1)
         layout.addLayout(buttons)
-        self._jobs: list[_Build] = []
+        self._jobs: list[Task] = []
         self.build()
 
     def build(self) -> None:
         """Build the report in the pool and show it."""
         start = float(self.start_edit.dateTime().toSecsSinceEpoch())
         end = float(self.end_edit.dateTime().toSecsSinceEpoch())
-        job = _Build(self.db_path, start, end, str(self.lang.currentData()), self.by)
+        args = (self.db_path, start, end, str(self.lang.currentData()), self.by)
+        job = Task(lambda: build_for(*args))
         self._generation = getattr(self, "_generation", 0) + 1
         generation = self._generation
         # only the newest build is shown: an earlier one may finish later
@@ -317,16 +277,7 @@ class ReportDialog(QDialog):
         if not isinstance(rep, reports.Report):
             return
         self.report = rep
-        if rep.heatmap_png:
-            image = QImage()
-            image.loadFromData(rep.heatmap_png, "PNG")
-            self.view.document().addResource(QTextDocument.ResourceType.ImageResource, QUrl(IMAGE_URL), image)
-        text = reports.to_html(rep, with_image=bool(rep.heatmap_png))
-        if rep.heatmap_png:
-            a = text.find("<img src='data:image/png;base64,")
-            b = text.find("'", a + 10)
-            text = text[:a] + f"<img src='{IMAGE_URL}'" + text[b + 1:]
-        self.view.setHtml(text)
+        self.view.setHtml(qt_html(rep, self.view.document()))
         self.status.setText(f"{rep.local(rep.start)} – {rep.local(rep.end)} ({rep.timezone})")
 
     def export(self, ext: str, path: str | None = None) -> str | None:
