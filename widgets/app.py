@@ -410,7 +410,6 @@ class MainWindow(QMainWindow):
         job = Task(work)
         job.signals.done.connect(lambda _r: self.message.setText(tr("Handover note saved")))
         job.signals.failed.connect(self.message.setText)
-        self._note_jobs = [job]
         self.pool.start(job)
 
     def _set_operator(self) -> None:

@@ -12,6 +12,7 @@ from PySide6.QtCore import (
     QPersistentModelIndex,
     QRunnable,
     Qt,
+    QTimer,
     Signal,
 )
 
@@ -27,12 +28,26 @@ class _Signals(QObject):
 
 class Task(QRunnable):
     """One piece of work (a database read or write) for a QThreadPool; its result or its one-line error
-    arrives on `signals` in the GUI thread."""
+    arrives on `signals` in the GUI thread.
+
+    A task keeps itself alive until its result has been delivered: if the caller dropped it while it
+    ran (a newer preview replacing an older one), its signals object would die under the worker's emit.
+    """
+
+    _alive: set[Task] = set()
 
     def __init__(self, work: Callable[[], object]) -> None:
         super().__init__()
+        self.setAutoDelete(False)
         self.work = work
         self.signals = _Signals()
+        Task._alive.add(self)
+        self.signals.done.connect(self._release)
+        self.signals.failed.connect(self._release)
+
+    def _release(self, *_args: object) -> None:
+        # after the other slots of this delivery have run (GUI thread)
+        QTimer.singleShot(0, lambda: Task._alive.discard(self))
 
     def run(self) -> None:
         try:

@@ -60,7 +60,6 @@ class CardDetail(QDialog):
                 w.setXLink(first)
             self.plots[key] = w
             layout.addWidget(w, 1)
-        self._loaders: list[Task] = []
         self.group.button(0).setChecked(True)
         self.load_range(0)
 
@@ -72,7 +71,6 @@ class CardDetail(QDialog):
         loader = Task(lambda: read_with(path, lambda conn: read_history(conn, card, seconds)))
         loader.signals.done.connect(self.show_history)
         loader.signals.failed.connect(self.status.setText)
-        self._loaders = [loader]
         self.pool.start(loader)
 
     def show_history(self, history: History) -> None:

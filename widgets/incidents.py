@@ -134,7 +134,6 @@ class IncidentsView(QWidget):
         layout.addWidget(split, 1)
         layout.addWidget(self.status)
         self.current: IncidentDetail | None = None
-        self._jobs: list[Task] = []
         for key, slot in (("A", self.acknowledge), ("R", self.resolve), ("N", self.note), ("S", self.silence),
                           ("Return", self.open_selected), ("Enter", self.open_selected)):
             shortcut = QShortcut(QKeySequence(key), self.table)
@@ -166,7 +165,6 @@ class IncidentsView(QWidget):
         job = Task(work)
         job.signals.done.connect(done)
         job.signals.failed.connect(lambda text: self.status.setText(f"{tr('Not done')}: {text}"))
-        self._jobs = [j for j in self._jobs if j is not job][-8:] + [job]
         self.pool.start(job)
 
     def load_detail(self) -> None:

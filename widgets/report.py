@@ -255,7 +255,6 @@ class ReportDialog(QDialog):
         layout.addLayout(top)
         layout.addWidget(self.view, 1)
         layout.addLayout(buttons)
-        self._jobs: list[Task] = []
         self.build()
 
     def build(self) -> None:
@@ -269,7 +268,6 @@ class ReportDialog(QDialog):
         # only the newest build is shown: an earlier one may finish later
         job.signals.done.connect(lambda rep: self._show(rep) if generation == self._generation else None)
         job.signals.failed.connect(self.status.setText)
-        self._jobs = [job]
         self.status.setText("…")
         self.pool.start(job)
 
