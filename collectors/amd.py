@@ -7,17 +7,16 @@ import json
 from typing import Any
 
 from collectors import rocm
-from collectors.boxtable import parse_blocks, used_total
-from collectors.ladder import ecc_fault
+from collectors.boxtable import read_cards, used_total, used_total_mib
 from collectors.model import (
     CardSample,
     Command,
-    Fault,
     Health,
     ParseResult,
     first_line,
     integer,
     is_na,
+    mebibytes,
     norm_bus_id,
     number,
     sanity,
@@ -42,34 +41,17 @@ def parse_concise(text: str, command: str = "rocm-smi") -> ParseResult:
 
 def parse_amd_smi_table(text: str, command: str = "amd-smi") -> ParseResult:
     """The `amd-smi` box: BDF and name share a cell; UEC is the uncorrectable ECC count; memory in MB."""
-    blocks, firsts = parse_blocks(text)
-    warnings: list[str] = []
-    cards: list[CardSample] = []
-    faults: list[Fault] = []
-    for record, raw in zip(blocks, firsts, strict=True):
-        index = integer(record.get("gpu"))
-        if index is None:
-            warnings.append(f"{VENDOR}: {command}: card row without a GPU number: {raw[:120]}")
-            continue
+    def card(record: dict[str, str], index: int) -> CardSample:
         bdf_name = record.get("bdf", "")
-        bus = norm_bus_id(bdf_name)
         name = bdf_name.split(None, 1)[1].lstrip(".") if " " in bdf_name else record.get("gpu-name")
-        used, total = used_total(record.get("mem-usage"))
+        used, total = used_total_mib(record.get("mem-usage"), "MB")
         power, _cap = used_total(record.get("power-usage"))
-        scale = 1024.0 if (record.get("mem-usage") or "").strip().upper().endswith("GB") else 1.0
-        u, t = number(used), number(total)
-        ecc = integer(record.get("uec"))
-        card = CardSample(index=index, model=name or None, bus_id=bus, health=Health.OK,
+        return CardSample(index=index, model=name or None, bus_id=norm_bus_id(bdf_name), health=Health.OK,
                           temperature_c=number(record.get("temp")), utilization_pct=number(record.get("gfx-uti")),
-                          memory_used_mib=None if u is None else u * scale,
-                          memory_total_mib=None if t is None else t * scale, power_w=number(power),
-                          ecc_uncorrected=ecc)
-        cards.append(sanity(card, warnings, command))
-        if ecc:
-            faults.append(ecc_fault(VENDOR, index, ecc, command))
-    if not cards and text.strip():
-        warnings.append(f"{VENDOR}: {command}: no card table found; first line: {first_line(text)}")
-    return ParseResult(VENDOR, command, tuple(cards), tuple(faults), tuple(warnings))
+                          memory_used_mib=used, memory_total_mib=total, power_w=number(power),
+                          ecc_uncorrected=integer(record.get("uec")))
+
+    return read_cards(text, VENDOR, command, ("gpu",), card)
 
 
 def _leaf(node: Any, *path: str) -> str | None:
@@ -86,12 +68,7 @@ def _leaf(node: Any, *path: str) -> str | None:
     return None if is_na(str(node)) else str(node)
 
 
-def _mib(text: str | None) -> float | None:
-    value = number(text)
-    if value is None or text is None:
-        return None
-    unit = text.split()[-1].upper() if " " in text else "MB"
-    return value * {"B": 1 / 1048576.0, "KB": 1 / 1024.0, "GB": 1024.0}.get(unit, 1.0)
+
 
 
 def parse_metric_json(text: str, command: str = "amd-smi metric --json") -> ParseResult:
@@ -106,7 +83,6 @@ def parse_metric_json(text: str, command: str = "amd-smi metric --json") -> Pars
     items = data.get("gpu_data", []) if isinstance(data, dict) else data if isinstance(data, list) else []
     warnings: list[str] = []
     cards: list[CardSample] = []
-    faults: list[Fault] = []
     for item in items:
         if not isinstance(item, dict) or integer(str(item.get("gpu"))) is None:
             continue
@@ -116,15 +92,13 @@ def parse_metric_json(text: str, command: str = "amd-smi metric --json") -> Pars
             index=index, health=Health.OK,
             temperature_c=number(_leaf(item, "temperature", "hotspot") or _leaf(item, "temperature", "edge")),
             utilization_pct=number(_leaf(item, "usage", "gfx_activity")),
-            memory_used_mib=_mib(_leaf(item, "mem_usage", "used_vram")),
-            memory_total_mib=_mib(_leaf(item, "mem_usage", "total_vram")),
+            memory_used_mib=mebibytes(_leaf(item, "mem_usage", "used_vram"), "MB"),
+            memory_total_mib=mebibytes(_leaf(item, "mem_usage", "total_vram"), "MB"),
             power_w=number(_leaf(item, "power", "socket_power")), ecc_uncorrected=ecc)
         cards.append(sanity(card, warnings, command))
-        if ecc:
-            faults.append(ecc_fault(VENDOR, index, ecc, command))
     if not cards:
         warnings.append(f"{VENDOR}: {command}: no gpu_data entries; first line: {first_line(text)}")
-    return ParseResult(VENDOR, command, tuple(cards), tuple(faults), tuple(warnings))
+    return ParseResult(VENDOR, command, tuple(cards), (), tuple(warnings))
 
 
 def parse(sections: dict[str, str]) -> ParseResult:

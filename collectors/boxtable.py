@@ -8,6 +8,9 @@ separated by two or more spaces), never by fixed character columns, so widths ma
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+
+from collectors.model import CardSample, ParseResult, first_line, integer, mebibytes, memory_unit, sanity
 
 _SPLIT = re.compile(r"\s{2,}")
 _RULE = re.compile(r"^\s*[+|][-=+|\s]*[+|]\s*$")
@@ -109,6 +112,32 @@ def parse_blocks(text: str) -> tuple[list[dict[str, str]], list[str]]:
         current.append(line)
     flush()
     return blocks, firsts
+
+
+def read_cards(text: str, vendor: str, command: str, index_keys: tuple[str, ...],
+               make: Callable[[dict[str, str], int], CardSample]) -> ParseResult:
+    """Cards of a boxed table: `make` turns one card block (header name → text) into a sample; rows
+    without a device number and tables that are not there become warnings naming vendor and command."""
+    blocks, firsts = parse_blocks(text)
+    warnings: list[str] = []
+    cards: list[CardSample] = []
+    for record, raw in zip(blocks, firsts, strict=True):
+        index = next((i for i in (integer(record.get(k)) for k in index_keys) if i is not None), None)
+        if index is None:
+            warnings.append(f"{vendor}: {command}: card row without a device number: {raw[:120]}")
+            continue
+        cards.append(sanity(make(record, index), warnings, command))
+    if not cards and text.strip():
+        warnings.append(f"{vendor}: {command}: no card table found; first line: {first_line(text)}")
+    return ParseResult(vendor, command, tuple(cards), (), tuple(warnings))
+
+
+def used_total_mib(text: str | None, default_unit: str = "MiB") -> tuple[float | None, float | None]:
+    """'0 MiB/ 23308 MiB', '826/65536 MiB', '0 / 32768 MB' → (used, total) in MiB; a side without a unit
+    takes the other side's."""
+    used, total = used_total(text)
+    unit = memory_unit(total) or memory_unit(used) or default_unit
+    return mebibytes(used, unit), mebibytes(total, unit)
 
 
 def used_total(text: str | None) -> tuple[str | None, str | None]:

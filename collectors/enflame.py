@@ -9,14 +9,14 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
-from collectors.boxtable import parse_blocks
+from collectors.boxtable import read_cards
 from collectors.model import (
     CardSample,
     Command,
     Health,
     ParseResult,
     first_line,
-    integer,
+    mebibytes,
     norm_bus_id,
     number,
     sanity,
@@ -80,26 +80,16 @@ def parse_query(text: str, command: str = QUERY) -> ParseResult:
 
 def parse_table(text: str, command: str = TABLE) -> ParseResult:
     """The `efsmi` box: `Mem` is the card's memory size and `DUsed` the share of it in use."""
-    blocks, firsts = parse_blocks(text)
-    warnings: list[str] = []
-    cards: list[CardSample] = []
-    for record, raw in zip(blocks, firsts, strict=True):
-        index = integer(record.get("dev"))
-        if index is None:
-            warnings.append(f"{VENDOR}: {command}: card row without a device number: {raw[:120]}")
-            continue
-        total = number(record.get("mem"))
+    def card(record: dict[str, str], index: int) -> CardSample:
+        total = mebibytes(record.get("mem"))
         share = number(record.get("dused"))
         used = None if total is None or share is None else round(total * share / 100.0, 1)
-        serial = record.get("sn")
-        card = CardSample(index=index, model=record.get("name"), serial=serial or None,
+        return CardSample(index=index, model=record.get("name"), serial=record.get("sn") or None,
                           bus_id=norm_bus_id(record.get("bus-id")), health=Health.OK,
                           temperature_c=number(record.get("temp")), memory_used_mib=used, memory_total_mib=total,
                           power_w=number((record.get("pwr(usage/cap)") or "N/A").split()[0]))
-        cards.append(sanity(card, warnings, command))
-    if not cards and text.strip():
-        warnings.append(f"{VENDOR}: {command}: no card table found; first line: {first_line(text)}")
-    return ParseResult(VENDOR, command, tuple(cards), (), tuple(warnings))
+
+    return read_cards(text, VENDOR, command, ("dev",), card)
 
 
 def parse(sections: dict[str, str]) -> ParseResult:

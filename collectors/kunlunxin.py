@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import shlex
 
-from collectors.boxtable import pipe_grid, used_total
+from collectors.boxtable import pipe_grid, used_total_mib
 from collectors.model import (
     CardSample,
     Command,
@@ -69,15 +69,11 @@ def parse_table(text: str, command: str = "xpu_smi") -> ParseResult:
             index = integer(row.get("devid"))
             if index is None:
                 continue
-            used, total = used_total(row.get("memory"))
-            unit = (row.get("memory") or "").strip().split()[-1:] or [""]
-            scale = 1024.0 if unit[0].upper().startswith("G") else 1.0
-            u, t = number(used), number(total)
+            used, total = used_total_mib(row.get("memory"))
             card = CardSample(index=index, model=row.get("model"), serial=row.get("sn") or None,
                               bus_id=norm_bus_id(row.get("pci addr")), health=Health.OK,
                               utilization_pct=number(row.get("userate")),
-                              memory_used_mib=None if u is None else u * scale,
-                              memory_total_mib=None if t is None else t * scale)
+                              memory_used_mib=used, memory_total_mib=total)
             cards.append(sanity(card, warnings, command))
         if not cards:
             warnings.append(f"{VENDOR}: {command}: DEVICES table has no rows; first line: {first_line(text)}")

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import re
 
-from collectors.boxtable import parse_blocks, used_total
+from collectors.boxtable import read_cards, used_total, used_total_mib
 from collectors.model import (
     CardSample,
     Command,
     Health,
     ParseResult,
     first_line,
-    integer,
+    mebibytes,
     norm_bus_id,
     number,
     sanity,
@@ -36,26 +36,15 @@ def _health(state: str | None) -> Health:
 
 def parse_table(text: str, command: str = TABLE) -> ParseResult:
     """Parse the `mx-smi` box by header names; 'Board Name' and 'NAME' columns both give the model."""
-    blocks, firsts = parse_blocks(text)
-    warnings: list[str] = []
-    cards: list[CardSample] = []
-    for record, raw in zip(blocks, firsts, strict=True):
-        index = integer(record.get("board") or record.get("gpu"))
-        if index is None:
-            warnings.append(f"{VENDOR}: {command}: card row without a GPU number: {raw[:120]}")
-            continue
-        used, total = used_total(record.get("memory-usage"))
+    def card(record: dict[str, str], index: int) -> CardSample:
+        used, total = used_total_mib(record.get("memory-usage"))
         power, _cap = used_total(record.get("pwr:usage/cap") or record.get("power"))
-        card = CardSample(
-            index=index, model=record.get("name"), bus_id=norm_bus_id(record.get("bus-id")),
-            health=_health(record.get("gpu-state")) if "gpu-state" in record else Health.OK,
-            temperature_c=number(record.get("temp")), utilization_pct=number(record.get("gpu-util")),
-            memory_used_mib=number(used), memory_total_mib=number(total), power_w=number(power),
-        )
-        cards.append(sanity(card, warnings, command))
-    if not cards and text.strip():
-        warnings.append(f"{VENDOR}: {command}: no card table found; first line: {first_line(text)}")
-    return ParseResult(VENDOR, command, tuple(cards), (), tuple(warnings))
+        return CardSample(index=index, model=record.get("name"), bus_id=norm_bus_id(record.get("bus-id")),
+                          health=_health(record.get("gpu-state")) if "gpu-state" in record else Health.OK,
+                          temperature_c=number(record.get("temp")), utilization_pct=number(record.get("gpu-util")),
+                          memory_used_mib=used, memory_total_mib=total, power_w=number(power))
+
+    return read_cards(text, VENDOR, command, ("board", "gpu"), card)
 
 
 def parse_show(text: str, command: str = "mx-smi --show-temperature --show-usage --show-memory") -> ParseResult:
@@ -73,7 +62,7 @@ def parse_show(text: str, command: str = "mx-smi --show-temperature --show-usage
         card = CardSample(
             index=head[0], model=head[1], bus_id=norm_bus_id(head[2]), health=Health.OK,
             temperature_c=number(temp), utilization_pct=number(current.get("gpu")),
-            memory_used_mib=_kib(used), memory_total_mib=_kib(total),
+            memory_used_mib=mebibytes(used, "KB"), memory_total_mib=mebibytes(total, "KB"),
             power_w=number(current.get("board power") or current.get("power")),
         )
         cards.append(sanity(card, warnings, command))
@@ -94,16 +83,7 @@ def parse_show(text: str, command: str = "mx-smi --show-temperature --show-usage
     return ParseResult(VENDOR, command, tuple(cards), (), tuple(warnings))
 
 
-def _kib(text: str | None) -> float | None:
-    value = number(text)
-    if value is None or text is None:
-        return None
-    unit = text.strip().lower()
-    if unit.endswith("mib") or unit.endswith("mb"):
-        return value
-    if unit.endswith("gib") or unit.endswith("gb"):
-        return value * 1024.0
-    return value / _KIB_PER_MIB
+
 
 
 def parse(sections: dict[str, str]) -> ParseResult:

@@ -133,6 +133,25 @@ def integer(text: str | None) -> int | None:
     return None if value is None else int(value)
 
 
+_UNIT = re.compile(r"\d\s*([KMG]i?B|B)\b", re.I)
+_TO_MIB = {"b": 1 / 1048576, "kb": 1 / 1024, "kib": 1 / 1024, "mb": 1.0, "mib": 1.0, "gb": 1024.0, "gib": 1024.0}
+
+
+def mebibytes(text: str | None, default_unit: str = "MiB") -> float | None:
+    """A memory amount in MiB from '826 MiB', '61215720 KB', '80 GiB' (the default unit when none is written)."""
+    value = number(text)
+    if value is None or text is None:
+        return None
+    m = _UNIT.search(text)
+    return value * _TO_MIB.get((m.group(1) if m else default_unit).lower(), 1.0)
+
+
+def memory_unit(text: str | None) -> str | None:
+    """The memory unit written in text, if any."""
+    m = _UNIT.search(text or "")
+    return m.group(1) if m else None
+
+
 def norm_bus_id(text: str | None) -> str | None:
     """Normalise a PCI bus id to DDDD:BB:DD.F lower-case (NVIDIA prints an 8-digit domain)."""
     if text is None or is_na(text):

@@ -8,15 +8,14 @@ from __future__ import annotations
 
 from lxml import etree
 
-from collectors.ladder import ecc_fault
 from collectors.model import (
     CardSample,
-    Fault,
     Health,
     ParseResult,
     first_line,
     integer,
     is_na,
+    mebibytes,
     norm_bus_id,
     number,
     sanity,
@@ -72,17 +71,6 @@ def _first(gpu: etree._Element, paths: tuple[str, ...], leaves: dict[str, str] |
     return None
 
 
-def _mib(text: str | None) -> float | None:
-    value = number(text)
-    if value is None or text is None:
-        return None
-    unit = text.lower()
-    if "gib" in unit or unit.endswith("gb"):
-        return value * 1024.0
-    if "kib" in unit or unit.endswith("kb"):
-        return value / 1024.0
-    return value
-
 
 def parse_xml(text: str, vendor: str, command: str) -> ParseResult:
     """Cards from the `<gpu>` elements; ECC uncorrectable summed over DRAM and SRAM when reported."""
@@ -104,7 +92,6 @@ def parse_xml_tree(text: str, vendor: str, command: str) -> ParseResult:
             f"{vendor}: {command}: not well-formed XML ({exc}); first line: {first_line(text)}",))
     warnings: list[str] = []
     cards: list[CardSample] = []
-    faults: list[Fault] = []
     for pos, gpu in enumerate(root.findall("gpu")):
         leaves = _leaves(gpu)
         index = integer(_first(gpu, ("minor_number",), leaves))
@@ -121,16 +108,14 @@ def parse_xml_tree(text: str, vendor: str, command: str) -> ParseResult:
             serial=None if serial is None or is_na(serial) else serial,
             bus_id=norm_bus_id(_first(gpu, _BUS, leaves) or gpu.get("id")), health=Health.OK,
             temperature_c=number(_first(gpu, _TEMP, leaves)), utilization_pct=number(_first(gpu, _UTIL, leaves)),
-            memory_used_mib=_mib(_first(gpu, _MEM_USED, leaves)),
-            memory_total_mib=_mib(_first(gpu, _MEM_TOTAL, leaves)),
+            memory_used_mib=mebibytes(_first(gpu, _MEM_USED, leaves)),
+            memory_total_mib=mebibytes(_first(gpu, _MEM_TOTAL, leaves)),
             power_w=number(_first(gpu, _POWER, leaves)), ecc_uncorrected=ecc,
         )
         cards.append(sanity(card, warnings, command))
-        if ecc:
-            faults.append(ecc_fault(vendor, index, ecc, command))
     if not cards:
         warnings.append(f"{vendor}: {command}: no <gpu> element; first line: {first_line(text)}")
-    return ParseResult(vendor, command, tuple(cards), tuple(faults), tuple(warnings))
+    return ParseResult(vendor, command, tuple(cards), (), tuple(warnings))
 
 
 # ---- fast path ----------------------------------------------------------------------------------
@@ -193,7 +178,6 @@ def parse_xml_fast(text: str, vendor: str, command: str) -> ParseResult | None:
         return None
     warnings: list[str] = []
     cards: list[CardSample] = []
-    faults: list[Fault] = []
     for pos, (a, b) in enumerate(zip(marks, marks[1:] + [len(text)], strict=True)):
         head_end = text.find(">", a)
         gpu_id = text[a + 8:head_end].strip().strip('"')
@@ -213,9 +197,7 @@ def parse_xml_fast(text: str, vendor: str, command: str) -> ParseResult | None:
             bus_id=norm_bus_id(_leaf(_section(block, "pci"), "pci_bus_id", "bus_id") or gpu_id), health=Health.OK,
             temperature_c=number(_leaf(temp, "gpu_temp", "gpu_current_temp")),
             utilization_pct=number(_leaf(util, "gpu_util", "gpu")),
-            memory_used_mib=_mib(_leaf(mem, "used")), memory_total_mib=_mib(_leaf(mem, "total")),
+            memory_used_mib=mebibytes(_leaf(mem, "used")), memory_total_mib=mebibytes(_leaf(mem, "total")),
             power_w=number(power), ecc_uncorrected=ecc)
         cards.append(sanity(card, warnings, command))
-        if ecc:
-            faults.append(ecc_fault(vendor, index, ecc, command))
-    return ParseResult(vendor, command, tuple(cards), tuple(faults), tuple(warnings))
+    return ParseResult(vendor, command, tuple(cards), (), tuple(warnings))

@@ -16,6 +16,7 @@ from collectors import (
     hygon,
     iluvatar,
     kunlunxin,
+    ladder,
     metax,
     mthreads,
     nvidia,
@@ -81,12 +82,16 @@ def _fields(command: str, default: tuple[str, ...]) -> tuple[str, ...] | None:
 
 
 def parse_capture(text: str, vendor: str | None, command: str | None) -> ParseResult:
-    """Parse a capture, detecting vendor and command when they are not given."""
+    """Parse a capture, detecting vendor and command when they are not given; faults take the ladder as
+    in a sweep (collectors.ladder.apply)."""
     text = strip_ansi(text)
     if vendor is None or command is None:
         v, c = detect(text)
         vendor, command = vendor or v, command or c
-    cmd = command
+    return ladder.apply(_parse(text, vendor, command))
+
+
+def _parse(text: str, vendor: str, cmd: str) -> ParseResult:
     if vendor == "nvidia":
         if "kernel" in cmd or "dmesg" in cmd or "journalctl" in cmd:
             return nvidia.parse_kernel_log(text)

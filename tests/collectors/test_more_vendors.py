@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from collectors import cambricon, hygon, metax, registry
+from collectors import cambricon, hygon, ladder, metax, registry
 from collectors.model import Health
 from console.parse_cmd import detect
 from tests.conftest import fixture_text
@@ -53,7 +53,7 @@ def test_expected_cards(name, parser, expected):
 
 
 def test_cnmon_ecc_raises_a_fault_on_the_ladder():
-    result = cambricon.parse_table(fixture_text("cambricon/mlu370-x8-v5.txt"))
+    result = ladder.apply(cambricon.parse_table(fixture_text("cambricon/mlu370-x8-v5.txt")))
     assert [(f.code, f.card_index, f.action.value) for f in result.faults] == [("ECC-UE", 1, "reset_card")]
 
 
