@@ -62,7 +62,7 @@ def main() -> int:
             t0 = time.perf_counter()
             store.write_sweep(t, t + 1, reports)
             t1 = time.perf_counter()
-            opened += len(engine.process(t + 1, reports, (), store.card_ids))
+            opened += len(engine.process(t + 1, reports, ()))
             t2 = time.perf_counter()
             writes.append(t1 - t0)
             engines.append(t2 - t1)

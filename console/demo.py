@@ -21,6 +21,7 @@ import random
 import sqlite3
 import threading
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -388,7 +389,7 @@ def render_hy_smi_json(ns: NodeState) -> str:
     for c in ns.cards:
         data[f"card{c.index}"] = {
             "Device ID": "0x6210", "Card Series": model.name, "Card Vendor": "Chengdu Haiguang IC Design Co., Ltd.",
-            "Serial Number": c.serial, "Unique ID": f"{abs(hash(c.serial)) % (1 << 60):x}",
+            "Serial Number": c.serial, "Unique ID": f"{zlib.crc32(c.serial.encode()):08x}",
             "Average Graphics Package Power (W)": _v(c.power_w, ".1f", "N/A"),
             "Temperature (Sensor junction) (C)": _v(c.temperature_c, ".1f", "N/A"),
             "DCU use (%)": _v(c.utilization_pct, ".0f", "N/A"),

@@ -84,7 +84,6 @@ class _Cond:
     action: str | None = None
     evidence: str = ""
     cards: list[int] = field(default_factory=list)
-    event: bool = False         # a one-shot vendor event: stays open until its card is healthy again
 
 
 @contextmanager
@@ -139,8 +138,7 @@ class IncidentEngine:
 
     # ---- one sweep -------------------------------------------------------------------------------
 
-    def process(self, now: float, reports: Sequence[NodeReport], stale: Sequence[str] = (),
-                card_ids: dict[tuple[str, int, int], int] | None = None) -> list[int]:
+    def process(self, now: float, reports: Sequence[NodeReport], stale: Sequence[str] = ()) -> list[int]:
         """Update incidents from one sweep; returns the ids of incidents opened by it."""
         open_rows = {row[1]: row for row in self.conn.execute(
             "SELECT id, key, state, count, clear_sweeps, silenced_until, acknowledged_at, node, card_idx, source "
@@ -165,7 +163,7 @@ class IncidentEngine:
                     continue                # inhibited by its rack incident
                 if c.node in down_nodes and c.source not in ("node", "rack", "hostkey"):
                     continue                # inhibited: the node is down, its cards' symptoms are noise
-                new_ids.append(self._open(now, c, card_ids or {}))
+                new_ids.append(self._open(now, c))
             self.conn.executemany(
                 "UPDATE incidents SET count = count + 1, last_seen = ?, evidence = ?, clear_sweeps = 0 WHERE id = ?",
                 updates)
@@ -223,6 +221,8 @@ class IncidentEngine:
         by_code: dict[str, list[_Cond]] = defaultdict(list)
         explained = {f.card_index for f in r.faults if f.code != "HEALTH"}
         for f in r.faults:
+            if f.code == "THERMAL":
+                continue    # temperature has one rule here: the threshold, with hysteresis and site settings
             if f.code == "HEALTH" and f.card_index is not None and (
                     f.card_index in explained or (r.node, f.card_index) in self._open_fault_cards):
                 # the card's critical state is already explained by a vendor fault: no second incident
@@ -231,7 +231,7 @@ class IncidentEngine:
             key = f"fault:{r.node}:{'-' if f.card_index is None else f.card_index}:{f.code}"
             where = f"{r.node}" + (f" card {f.card_index}" if f.card_index is not None else "")
             c = _Cond(key, "fault", f.code, _p(f.action.value, f.severity.value, in_job), f"{where}: {f.code}",
-                      r.node, f.card_index, rack, r.vendor, f.action.value, f.message, event=True)
+                      r.node, f.card_index, rack, r.vendor, f.action.value, f.message)
             by_code[f.code].append(c)
         for code, items in by_code.items():
             cards = sorted({c.card_idx for c in items if c.card_idx is not None})
@@ -240,7 +240,7 @@ class IncidentEngine:
                 key = f"fault:{r.node}:*:{code}"
                 conds[key] = _Cond(key, "fault", code, top.severity, f"{r.node}: {code} on {len(cards)} cards",
                                    r.node, None, rack, r.vendor, top.action,
-                                   "; ".join(c.evidence for c in items)[:2000], cards, event=True)
+                                   "; ".join(c.evidence for c in items)[:2000], cards)
             else:
                 for c in items:
                     conds[c.key] = c
@@ -311,7 +311,7 @@ class IncidentEngine:
         self._open_fault_cards.add((c.node, c.card_idx))
         return incident
 
-    def _open(self, now: float, c: _Cond, card_ids: dict[tuple[str, int, int], int]) -> int:
+    def _open(self, now: float, c: _Cond) -> int:
         jobs = ", ".join(self.jobs_of.get(c.node or "", [])) or None
         serial = None
         if c.node is not None and c.card_idx is not None:
@@ -329,7 +329,7 @@ class IncidentEngine:
             marks = ",".join("?" * len(nodes))
             self.conn.execute(f"UPDATE incidents SET suppressed_by = ? WHERE state != 'resolved' AND source NOT IN "
                               f"('node','rack','hostkey') AND node IN ({marks})", (incident, *nodes))
-        self._snapshot_before(incident, now, c, card_ids)
+        self._snapshot_before(incident, now, c)
         return incident
 
     def _card_ids_of(self, c: _Cond) -> list[int]:
@@ -345,7 +345,7 @@ class IncidentEngine:
         return [r[0] for r in self.conn.execute(f"SELECT id FROM cards WHERE node = ? AND idx IN ({marks})",
                                                 (c.node, *idxs))]
 
-    def _snapshot_before(self, incident: int, now: float, c: _Cond, _card_ids: dict[tuple[str, int, int], int]) -> None:
+    def _snapshot_before(self, incident: int, now: float, c: _Cond) -> None:
         ids = self._card_ids_of(c)
         if not ids:
             return

@@ -18,6 +18,7 @@ from typing import TypeVar
 import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
+from console import continuity
 from console.site import Site
 
 T = TypeVar("T")
@@ -396,8 +397,6 @@ class SweepRunner(QObject):
 
 def read_jobs(conn: sqlite3.Connection, now: float, window_s: float = 7 * 86400) -> list[JobRow]:
     """The panel's rows: vendors and cards from the job's nodes, the continuity model over the window."""
-    from console import continuity
-
     rows: list[JobRow] = []
     for name, state, last_progress, last_step in conn.execute(
             "SELECT name, state, last_progress_at, last_step FROM jobs ORDER BY name").fetchall():

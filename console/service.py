@@ -113,8 +113,7 @@ class Collector:
                     parsed = jobs.parse_log(chunk.text, job.framework, job.progress_regex)
                     events = [(e.ts if e.ts is not None else now, e.kind, e.step, e.detail) for e in parsed.events]
                     if parsed.lines and not any(e.kind == "progress" for e in parsed.events) and \
-                            not self.store.conn.execute("SELECT 1 FROM job_events WHERE job = ? AND kind = "
-                                                        "'progress' LIMIT 1", (job.name,)).fetchone():
+                            self.store.job_last_progress(job.name) is None:
                         problem = "no progress pattern recognised in the log (set framework or progress_regex)"
             checkpoints: list[tuple[int, float, str]] = []
             if job.checkpoint_dir:
@@ -122,18 +121,12 @@ class Collector:
                 if not listing.readable:
                     problem = f"cannot read checkpoint dir {job.checkpoint_dir}"
                 checkpoints = [(c.step, c.ts, c.path) for c in listing.checkpoints if c.complete]
-            last = self.store.conn.execute(
-                "SELECT ts, step FROM job_events WHERE job = ? AND kind = 'progress' ORDER BY ts DESC LIMIT 1",
-                (job.name,)).fetchone()
             progress = [(ts, step) for ts, kind, step, _ in events if kind == "progress" and step is not None]
-            if progress:
-                last = max(progress)
+            last = max(progress) if progress else self.store.job_last_progress(job.name)
             state = "cannot read" if problem and problem.startswith("cannot") else \
                 "no data" if last is None else "running"
             if last is not None and state == "running":
-                recent = [(float(a), int(b)) for a, b in self.store.conn.execute(
-                    "SELECT ts, step FROM job_events WHERE job = ? AND kind = 'progress' AND ts >= ? ORDER BY ts",
-                    (job.name, now - 86400))] + progress
+                recent = self.store.job_progress(job.name, now - 86400) + progress
                 state = continuity.build(job.name, recent, now).state
             self.store.write_job(job.name, now, offset, problem, events, checkpoints,
                                  (state, None if last is None else float(last[0]),
@@ -174,5 +167,5 @@ class Collector:
         cursors = {name: nc.cursor for name, nc in self.nodes.items()}
         sweep_id = self.store.write_sweep(started, finished, reports, stale, stats, cursors)
         self._jobs_after_sweep(finished, reports)
-        new = self.engine.process(finished, reports, stale, self.store.card_ids) if self.engine else []
+        new = self.engine.process(finished, reports, stale) if self.engine else []
         return SweepSummary(sweep_id, started, finished - started, tuple(reports), stale, tuple(new))

@@ -214,14 +214,20 @@ class Store:
                    vendor=coalesce(excluded.vendor, nodes.vendor)""",
                 list(nodes))
 
-    @property
-    def card_ids(self) -> dict[tuple[str, int, int], int]:
-        """(node, idx, chip or -1) → cards.id of every card written so far."""
-        return self._card_ids
-
     def job_offsets(self) -> dict[str, int]:
         """Where each job's log was read up to."""
         return {str(j): int(o) for j, o in self.conn.execute("SELECT job, offset FROM job_logs")}
+
+    def job_last_progress(self, job: str) -> tuple[float, int] | None:
+        """(time, step) of the job's last progress, as the jobs table holds it."""
+        row = self.conn.execute("SELECT last_progress_at, last_step FROM jobs WHERE name = ?", (job,)).fetchone()
+        return None if row is None or row[0] is None or row[1] is None else (float(row[0]), int(row[1]))
+
+    def job_progress(self, job: str, since: float) -> list[tuple[float, int]]:
+        """The job's progress points since a time, oldest first."""
+        return [(float(a), int(b)) for a, b in self.conn.execute(
+            "SELECT ts, step FROM job_events WHERE job = ? AND kind = 'progress' AND ts >= ? AND step IS NOT NULL "
+            "ORDER BY ts", (job, since))]
 
     def write_job(self, job: str, now: float, offset: int, problem: str | None,
                   events: list[tuple[float, str, int | None, str]],

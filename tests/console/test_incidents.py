@@ -45,7 +45,7 @@ def env(tmp_path):
         state["t"] += 10
         reports = [replace(r, started=state["t"]) for r in reports]
         store.write_sweep(state["t"], state["t"] + 1, reports, stale)
-        return engine.process(state["t"] + 1, reports, stale, store.card_ids)
+        return engine.process(state["t"] + 1, reports, stale)
 
     yield store, engine, sweep
     store.close()
@@ -224,7 +224,7 @@ power_warn_w = 300
     npu = CardSample(0, health=Health.OK, temperature_c=72.0, power_w=310.0)
     report = NodeReport("npu-1", True, T0, 0.1, "ascend", (npu,))
     store.write_sweep(T0, T0 + 1, [report])
-    engine.process(T0 + 1, [report], (), store.card_ids)
+    engine.process(T0 + 1, [report], ())
     assert {r["code"] for r in rows(store)} == {"TEMP", "POWER"}
     store.close()
     bad = '[site]\nname = "t"\n[thresholds]\ntemp_warn_c = 90\ntemp_crit_c = 80\n'
@@ -239,3 +239,10 @@ def test_health_fault_after_an_explained_card_does_not_open_a_second_incident(en
     health = Fault("HEALTH", Severity.CRITICAL, Action.ISOLATE, "nvidia card 3: state 'critical'", 3)
     assert sweep([ok("n6", cards=[card(3, temp=None, health=Health.CRITICAL)], faults=[health])]) == []
     assert [r["code"] for r in rows(store)] == ["Xid 79"]
+
+
+def test_a_hot_card_is_one_incident_not_a_threshold_and_a_thermal_fault(env):
+    store, _, sweep = env
+    hot = Fault("THERMAL", Severity.CRITICAL, Action.RESTART_JOB, "nvidia card 0: at or above 95 °C", 0)
+    sweep([ok("n5", cards=[card(0, temp=97.0)], faults=[hot])])
+    assert [r["code"] for r in rows(store)] == ["TEMP"]

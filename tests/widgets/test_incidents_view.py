@@ -33,7 +33,7 @@ def db(tmp_path, monkeypatch):
     reports = [_report("gpu-1", t, [Fault("Xid 79", Severity.CRITICAL, Action.REBOOT_NODE, "NVRM: Xid 79", 2, t)]),
                _report("gpu-2", t)]
     store.write_sweep(t, t + 1, reports)
-    engine.process(t + 1, reports, (), store.card_ids)
+    engine.process(t + 1, reports, ())
     yield path, store, engine
     store.close()
 
@@ -101,7 +101,7 @@ def test_new_p1_p2_notify_and_silenced_do_not(qtbot, db):
     t = time.time()
     hot = [_report("gpu-2", t, temp=97.0)]
     store.write_sweep(t, t + 1, hot)
-    new = engine.process(t + 1, hot, (), store.card_ids)
+    new = engine.process(t + 1, hot, ())
     assert len(new) == 4                                # 97 °C on four cards: four P2 threshold incidents
     qtbot.waitUntil(lambda: all(any(f"#{i}:" in n for n in window.notifications) for i in new), timeout=10_000)
     # an incident that appears already silenced (one statement, so no read can fall in between)
