@@ -50,7 +50,8 @@ def parse_rows(text: str, command: str = "xpu_smi -m") -> ParseResult:
             continue
         model = next((x for x in f[20:] if not x.replace(".", "").replace(":", "").isdigit()), None)
         serial = None if is_na(f[3]) else f[3]
-        card = CardSample(index=integer(f[1]) or 0, model=model, serial=serial, bus_id=norm_bus_id(f[0]),
+        index = integer(f[1])
+        card = CardSample(index=len(cards) if index is None else index, model=model, serial=serial, bus_id=norm_bus_id(f[0]),
                           health=Health.OK, temperature_c=number(f[4]), power_w=number(f[8]),
                           memory_used_mib=number(f[17]), memory_total_mib=number(f[18]),
                           utilization_pct=number(f[19]))
