@@ -146,12 +146,14 @@ class NodeCollector:
                           result.cards, faults, result.warnings, None, raw, self.tools, extra)
 
     def _new_faults(self, faults: tuple[Fault, ...]) -> tuple[Fault, ...]:
-        """Kernel-log events after the cursor only; faults without a timestamp are deduplicated by text."""
+        """Kernel-log events after the cursor only (the cursor is the newest event already reported, so an
+        event at exactly the cursor is old news after a restart); faults without a timestamp are deduplicated
+        by text."""
         fresh: list[Fault] = []
         newest = self.cursor
         for fault in faults:
             key = hashlib.blake2b(f"{fault.ts}|{fault.code}|{fault.message}".encode(), digest_size=12).hexdigest()
-            if fault.ts is not None and fault.ts < self.cursor:
+            if fault.ts is not None and fault.ts <= self.cursor:
                 continue
             if key in self._seen:
                 continue

@@ -90,3 +90,17 @@ def test_headless_build(tmp_path, capsys):
     assert run(["demo", "--headless", "--db", str(other), "--days", "0"]) == 2
     assert "not a mixops demo database" in capsys.readouterr().err
     assert other.read_text() == "operator data"
+
+
+def test_a_restarted_collector_does_not_report_a_kernel_event_again():
+    from collectors.node import NodeCollector
+
+    site, center = _center()
+    node = next(n for n in site.nodes if n.vendor == "nvidia")
+    state = center.nodes[node.name]
+    center._card_event(state, state.cards[1], "xid48", time.time() - 30)
+    ep = site.endpoint(node)
+    first = NodeCollector(ep, "nvidia", session=demo.SimSession(center, ep))
+    assert [f.code for f in first.sweep().faults] == ["Xid 48"]
+    again = NodeCollector(ep, "nvidia", first.cursor, demo.SimSession(center, ep))   # as after a restart
+    assert again.sweep().faults == ()
