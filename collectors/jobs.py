@@ -9,11 +9,12 @@ Fatal signatures (NCCL/HCCL timeouts, CUDA/NPU errors, OOM, Xid) are framework-i
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, tzinfo
 
-FRAMEWORKS = ("megatron", "mindspeed", "deepspeed", "hf", "torchrun")
+FRAMEWORKS = ("megatron", "mindspeed", "deepspeed", "hf", "accelerate", "torchrun", "nemo", "mindformers")
 
 _PREFIX = re.compile(r"^(?:\d{2}:\d{2}:\d{2}\.\d{3}\s)?(?:\s*\d+:\s+|\[default\d+\]:\s?|\[rank\d+\]:\s?"
                      r"|\([\w-]+, pid=\d+\)\s|worker-\d+:\s)*")
@@ -33,6 +34,7 @@ _LOAD = re.compile(r"successfully loaded checkpoint from \S+(?: \[[^\]]*\])? at 
                    r"|Continuing training from global step (?P<hf>\d+)"
                    r"|Loading checkpoint and starting from iteration (?P<neox>\d+)"
                    r"|\[Torch\] Loaded checkpoint from \S*global_step(?P<ds>\d+)")
+_SAVE_TIME = re.compile(r"save-checkpoint\s*[.:]*\s*\(?(?P<ms>\d+(?:\.\d+)?)")
 _FRESH = re.compile(r"will not load any checkpoints and will start from random|Unable to find latest file at")
 # restarts and fatal signatures
 _RESTART = re.compile(r"Worker group (?:FAILED|UNHEALTHY)\. \d+/\d+ attempts left; will restart worker group"
@@ -52,7 +54,7 @@ _FATAL = re.compile(
 class JobEvent:
     """One thing a training log says: progress, a checkpoint save/load, a restart, a fatal error."""
 
-    kind: str                  # progress | save_start | save_end | load | fresh_start | restart | fatal
+    kind: str                  # progress | save_start | save_end | save_time | load | fresh_start | restart | fatal
     ts: float | None           # from the line when it has a timestamp, else None (the reader uses its read time)
     step: int | None = None
     total: int | None = None
@@ -68,7 +70,7 @@ class LogResult:
     unmatched: int
 
 
-def _timestamp(line: str) -> float | None:
+def _timestamp(line: str, tz: tzinfo | None = None) -> float | None:
     m = _TS.search(line[:64])
     if m is None:
         return None
@@ -76,6 +78,8 @@ def _timestamp(line: str) -> float | None:
         base = datetime.fromisoformat(f"{m.group(1)}T{m.group(2)}")
     except ValueError:
         return None
+    if tz is not None:
+        base = base.replace(tzinfo=tz)
     return base.timestamp() + (float("0." + m.group(3)) if m.group(3) else 0.0)
 
 
@@ -86,8 +90,10 @@ def _int(*values: str | None) -> int | None:
     return None
 
 
-def parse_log(text: str, framework: str | None = None, progress_regex: str | None = None) -> LogResult:
-    """Events of a log chunk in order. `progress_regex` must have a `step` group (site file)."""
+def parse_log(text: str, framework: str | None = None, progress_regex: str | None = None,
+              tz: tzinfo | None = None) -> LogResult:
+    """Events of a log chunk in order. `progress_regex` must have a `step` group (site file). Timestamps
+    in lines carry no zone; they are read in `tz` (the site's timezone), else in the local one."""
     custom = re.compile(progress_regex) if progress_regex else None
     events: list[JobEvent] = []
     lines = unmatched = 0
@@ -97,7 +103,7 @@ def parse_log(text: str, framework: str | None = None, progress_regex: str | Non
             if not line:
                 continue
             lines += 1
-            ts = _timestamp(line)
+            ts = _timestamp(line, tz)
             event = _match(line, ts, custom)
             if event is None:
                 unmatched += 1
@@ -121,6 +127,9 @@ def _match(line: str, ts: float | None, custom: re.Pattern[str] | None) -> JobEv
     m = _SAVE_END.search(line)
     if m:
         return JobEvent("save_end", ts, _int(m.group("it"), m.group("ds")))
+    m = _SAVE_TIME.search(line)
+    if m:
+        return JobEvent("save_time", ts, detail=str(float(m.group("ms")) / 1000.0))
     m = _LOAD.search(line)
     if m:
         return JobEvent("load", ts, _int(m.group("it"), m.group("hf"), m.group("neox"), m.group("ds")))
@@ -140,6 +149,28 @@ def _match(line: str, ts: float | None, custom: re.Pattern[str] | None) -> JobEv
         kind = next(k for k, v in m.groupdict().items() if v)
         return JobEvent("fatal", ts, detail=f"{kind}: {line[:200]}")
     return None
+
+
+def with_times(events: tuple[JobEvent, ...] | list[JobEvent], now: float) -> list[tuple[float, str, int | None, str]]:
+    """Events in log order as (ts, kind, step, detail). A line without its own timestamp happened after the
+    timestamped line before it and before the one after it; within those bounds it takes the read time."""
+    out: list[tuple[float, str, int | None, str]] = []
+    nxt: list[float | None] = [None] * len(events)
+    upcoming: float | None = None
+    for i in range(len(events) - 1, -1, -1):
+        nxt[i] = upcoming
+        if events[i].ts is not None:
+            upcoming = events[i].ts
+    previous = -math.inf
+    for i, e in enumerate(events):
+        if e.ts is not None:
+            ts = e.ts
+        else:
+            bound = nxt[i]
+            ts = max(previous, now if bound is None else min(now, bound))
+        previous = max(previous, ts)
+        out.append((ts, e.kind, e.step, e.detail))
+    return out
 
 
 # ---- checkpoint directories -------------------------------------------------------------------------

@@ -18,6 +18,7 @@ import json
 import math
 import os
 import random
+import re
 import sqlite3
 import threading
 import time
@@ -25,11 +26,13 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
-from collectors import ascend, cambricon, hygon, metax, nvidia, registry
+from collectors import ascend, cambricon, hygon, jobs, metax, nvidia, registry
 from collectors.model import Command
 from collectors.ssh import Endpoint, Pending, Section, SSHError, SweepOutput
 from console.service import Collector
+from console.simjobs import FaultPlan, JobSpec, SimJob
 from console.site import Job, Node, Rack, Shift, Site, SSHDefaults
 from console.store import Store
 
@@ -101,17 +104,46 @@ def demo_site(cards: int = DEFAULT_CARDS) -> Site:
                     break
                 name = f"{prefix}-{rack.lower()}-{slot}"
                 nodes.append(Node(name, "127.0.0.1", None, rack, slot, vendor, None))
-    jobs: list[Job] = []
-    # One job per group of five racks (one of each vendor): a cross-vendor training job, as in the field.
-    group = len(VENDOR_MIX) * SLOTS_PER_RACK
-    for j in range(0, len(nodes), group):
-        members = tuple(n.name for n in nodes[j:j + group][: group - 4])  # a few nodes left idle
-        if members:
-            # no log or checkpoint paths yet: the simulator does not write training logs (issue 5)
-            jobs.append(Job(f"llm-{j // group + 1:02d}", members, None, None, "megatron", None))
+    jobs = _demo_jobs(racks, nodes)
     return Site("<demo>", DEMO_NAME, "Asia/Shanghai", 10.0,
                 SSHDefaults(known_hosts="/dev/null", config_file="/dev/null", max_parallel=16),
                 tuple(racks), tuple(nodes), tuple(jobs), (Shift("day", "08:00", 12.0), Shift("night", "20:00", 12.0)))
+
+
+JOB_DAYS = 15.0        # the demo's jobs have been training this long when the demo starts
+
+
+def _demo_jobs(racks: list[Rack], nodes: list[Node]) -> list[Job]:
+    """Three jobs: a heterogeneous one over up to four racks each of NVIDIA, Ascend, Hygon and MetaX (1,024
+    cards at the default size), and two on the Cambricon racks; sites too small for them get fewer."""
+    by_vendor: dict[str, list[str]] = {}
+    for rack in racks:
+        vendor = next((n.vendor for n in nodes if n.rack == rack.name), None)
+        if vendor is not None:
+            by_vendor.setdefault(vendor, []).append(rack.name)
+    members = lambda rack_names: tuple(n.name for n in nodes if n.rack in rack_names)  # noqa: E731
+    jobs: list[Job] = []
+    mix = [r for v in ("nvidia", "ascend", "hygon", "metax") for r in by_vendor.get(v, [])[:4]]
+    if mix:
+        jobs.append(Job("llm-70b-mix", members(mix), "/demo/ckpt/llm-70b-mix", "/demo/logs/llm-70b-mix/train.log",
+                        "megatron", None))
+    mlu = by_vendor.get("cambricon", [])[:4]
+    if len(mlu) >= 2:
+        half = len(mlu) // 2
+        jobs.append(Job("moe-16b-sft", members(mlu[:half]), "/demo/ckpt/moe-16b-sft",
+                        "/demo/logs/moe-16b-sft/train.log", "deepspeed", None))
+        jobs.append(Job("vlm-7b-pt", members(mlu[half:]), "/demo/ckpt/vlm-7b-pt", "/demo/logs/vlm-7b-pt/train.log",
+                        "megatron", None))
+    return jobs
+
+
+# How each demo job trains and how often it fails (mean time between failures): the big mixed job about
+# every 3 days, as 1,000-card jobs do; the SFT job has been clean for weeks; the third one is troubled.
+JOB_PROFILES = {
+    "llm-70b-mix": dict(step_s=6.0, log_every=10, ckpt_every=300, save_s=50.0, mtbf_s=3.0 * 86400, hang_share=0.25),
+    "moe-16b-sft": dict(step_s=2.0, log_every=30, ckpt_every=900, save_s=25.0, mtbf_s=60.0 * 86400, hang_share=0.0),
+    "vlm-7b-pt": dict(step_s=3.0, log_every=20, ckpt_every=1200, save_s=40.0, mtbf_s=1.2 * 86400, hang_share=0.5),
+}
 
 
 @dataclass(slots=True)
@@ -150,26 +182,13 @@ class NodeState:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-def _job_load(job: str | None, t: float) -> float:
-    """Utilization fraction of a job's cards at time t: steady with checkpoint dips and rare restarts."""
-    if job is None:
-        return 0.02
-    seed = sum(map(ord, job))
-    period = 1800.0 + (seed % 7) * 300.0        # checkpoint every 30-60 min
-    phase = (t + seed * 97.0) % period
-    if phase < 90.0:                            # saving a checkpoint: the accelerators mostly wait
-        return 0.25
-    day = (t + seed * 3571.0) % 86400.0
-    if day < 900.0:                             # one restart per day, 15 min down
-        return 0.0
-    return 0.88 + 0.07 * math.sin(t / 600.0 + seed)
 
 
 class DemoCenter:
     """All simulated nodes of a demo site; thread-safe per node, deterministic for a seed."""
 
     def __init__(self, site: Site, seed: int = 2026, start: float | None = None,
-                 story: bool = True) -> None:
+                 story: bool = True, job_days: float = JOB_DAYS) -> None:
         self.site = site
         self.start = time.time() if start is None else start
         per_row: dict[str | None, int] = {}
@@ -182,6 +201,9 @@ class DemoCenter:
             seen_in_row[r.row] = k + 1
             position[r.name] = k / max(1, per_row[r.row] - 1)
         job_of = {n: j.name for j in site.jobs for n in j.nodes}
+        self.jobs: dict[str, SimJob] = {}
+        self._jobs_lock = threading.Lock()
+        self._scheduled: dict[str, list[tuple[float, int | None, str]]] = {}
         self.nodes: dict[str, NodeState] = {}
         for i, n in enumerate(site.nodes):
             vendor = n.vendor or "nvidia"
@@ -192,8 +214,38 @@ class DemoCenter:
             self.nodes[n.name] = NodeState(n.name, vendor, position.get(n.rack or "", 0.5),
                                            ((n.slot or 1) - 1) / max(1, SLOTS_PER_RACK - 1),
                                            job_of.get(n.name), rng, cards, t=self.start)
+        vendor_of = {n.name: n.vendor or "nvidia" for n in site.nodes}
+        tz = ZoneInfo(site.timezone)
+        for k, job in enumerate(site.jobs):
+            if job.log is None or job.checkpoint_dir is None:
+                continue
+            profile = JOB_PROFILES.get(job.name, JOB_PROFILES["llm-70b-mix"])
+            spec = JobSpec(job.name, job.framework or "megatron", job.nodes, {n: vendor_of[n] for n in job.nodes},
+                           job.log, job.checkpoint_dir, seed=seed * 31 + k, **profile)  # type: ignore[arg-type]
+            self.jobs[job.name] = SimJob(spec, self.start - job_days * 86400.0, tz, self._schedule)
         if story:
             self.seed_story(self.start)
+
+    def _schedule(self, fault: FaultPlan, t: float) -> None:
+        """A job simulation's fault, handed to the node (applied when the node's time reaches it)."""
+        if fault.node in self.nodes:
+            with self._jobs_lock:
+                self._scheduled.setdefault(fault.node, []).append((t, fault.card, fault.kind))
+
+    def job_load(self, job: str | None, t: float) -> float:
+        """Utilization fraction of a job's cards at time t (idle cards run at 2 %)."""
+        sim = self.jobs.get(job or "")
+        return 0.02 if sim is None else sim.load(t)
+
+    def job_output(self, job: str, section: str, shell: str, now: float) -> str | None:
+        """What a node prints for a job's log read or checkpoint listing."""
+        sim = self.jobs.get(job)
+        if sim is None:
+            return None
+        if section.endswith(".ckpt"):
+            return sim.listing_output(now)
+        m = re.search(r"\bo=(\d+);", shell)                # the offset mixops asked for
+        return sim.log_output(int(m.group(1)) if m else 0, now, jobs.LOG_CAP_BYTES)
 
     def seed_story(self, t: float) -> None:
         """A few ongoing problems at time t, so the first screen of the demo shows what mixops is for."""
@@ -251,11 +303,23 @@ class DemoCenter:
     def advance(self, name: str, now: float) -> NodeState:
         """Bring one node's state forward to `now` (events drawn for the elapsed time)."""
         ns = self.nodes[name]
+        for sim in self.jobs.values():
+            sim.extend(now + 3600.0)           # so a job's faults reach their node before they are due
+        with self._jobs_lock:
+            pending = self._scheduled.get(name, [])
+            due = [e for e in pending if e[0] <= now]
+            if due:
+                self._scheduled[name] = [e for e in pending if e[0] > now]
         with ns.lock:
             dt = now - ns.t
             if dt > 0:
                 self._events(ns, ns.t, now)
                 ns.t = now
+            for t, card, kind in due:
+                if kind == "silent":
+                    ns.silent_until = max(ns.silent_until, t + ns.rng.uniform(600, 1500))
+                elif card is not None and card < len(ns.cards):
+                    self._card_event(ns, ns.cards[card], kind, t)
             self._physics(ns, now)
             if ns.kmsg:
                 ns.kmsg = [(ts, line) for ts, line in ns.kmsg if ts > now - 86400]
@@ -275,7 +339,7 @@ class DemoCenter:
 
     def _physics(self, ns: NodeState, t: float) -> None:
         model = MODELS[ns.vendor]
-        load = _job_load(ns.job, t)
+        load = self.job_load(ns.job, t)
         inlet = 22.0 + 9.0 * math.exp(-((ns.rack_pos - 0.5) ** 2) / 0.03) + 4.0 * ns.slot_pos
         for card in ns.cards:
             if card.lost_until > t:
@@ -305,6 +369,10 @@ class DemoCenter:
     def _section(self, ns: NodeState, cmd: Command, since: float, now: float) -> Section:
         if cmd.section == "detect":
             return Section("\n".join(registry.VENDORS[ns.vendor].tools) + "\n", 0)
+        if cmd.section.startswith("job"):
+            i = int(cmd.section[3:].split(".")[0])
+            out = self.job_output(self.site.jobs[i].name, cmd.section, cmd.shell, now)
+            return Section(out or "", 0)
         if ns.hung_until > now and cmd.section in ("query", "info", "json", "table"):
             return Section("", 124, "")
         with ns.lock:
@@ -502,6 +570,7 @@ def build_history(db_path: str, days: float = 1.0, cards: int = DEFAULT_CARDS,
     collector = Collector(site, store, max_parallel=4,
                           session_factory=lambda ep: SimSession(center, ep, lambda: now[0]),
                           clock=lambda: now[0])
+    build_job_history(collector, center, start, stop)
     times: list[float] = []
     t = start
     while t <= end:
@@ -526,6 +595,37 @@ def build_history(db_path: str, days: float = 1.0, cards: int = DEFAULT_CARDS,
         store.close()
     return BuildSummary(db_path, len(site.nodes), sum(len(n.cards) for n in center.nodes.values()), len(times),
                         days, time.perf_counter() - t0)
+
+
+JOB_HISTORY_READ_S = 600.0
+
+
+def build_job_history(collector: Collector, center: DemoCenter, until: float,
+                      stop: threading.Event | None = None) -> int:
+    """The jobs' lives before the card history begins: their logs and checkpoint directories read every
+    10 minutes through the collector's job path (parsers, continuity tracker, store). Returns the reads."""
+    site = center.site
+    first = min((sim.start for sim in center.jobs.values()), default=until)
+    reads = 0
+    t = first + JOB_HISTORY_READ_S
+    while t < until and not (stop is not None and stop.is_set()):
+        offsets = collector.store.job_offsets()
+        outputs: dict[str, str] = {}
+        for i, job in enumerate(site.jobs):
+            sim = center.jobs.get(job.name)
+            if sim is not None:
+                outputs[f"job{i}.log"] = sim.log_output(offsets.get(job.name, 0), t, jobs.LOG_CAP_BYTES)
+                outputs[f"job{i}.ckpt"] = sim.listing_output(t)
+        if reads % 200 == 0:
+            if reads:
+                collector.store.conn.execute("COMMIT")
+            collector.store.conn.execute("BEGIN IMMEDIATE")
+        collector.update_jobs(t, outputs)
+        reads += 1
+        t += JOB_HISTORY_READ_S
+    if collector.store.conn.in_transaction:
+        collector.store.conn.execute("COMMIT")
+    return reads
 
 
 def is_demo_db(path: str) -> bool:

@@ -15,3 +15,13 @@ def duration(seconds: float | None) -> str:
     if seconds < 172800:
         return f"{seconds / 3600:.1f} h"
     return f"{seconds / 86400:.1f} d"
+
+
+VENDOR_LABELS = {"nvidia": "NVIDIA", "ascend": "Ascend", "hygon": "Hygon", "amd": "AMD", "cambricon": "Cambricon",
+                 "metax": "MetaX", "mthreads": "Moore Threads", "iluvatar": "Iluvatar", "enflame": "Enflame",
+                 "kunlunxin": "Kunlunxin", "denglin": "Denglin", "biren": "Biren"}
+
+
+def vendor_label(vendor: str | None) -> str:
+    """The vendor as operators write it (`NVIDIA`, `MetaX`); a site adapter's own name as given."""
+    return "?" if vendor is None else VENDOR_LABELS.get(vendor, vendor)

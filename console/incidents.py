@@ -84,6 +84,7 @@ class _Cond:
     action: str | None = None
     evidence: str = ""
     cards: list[int] = field(default_factory=list)
+    job: str | None = None
 
 
 @contextmanager
@@ -138,13 +139,20 @@ class IncidentEngine:
 
     # ---- one sweep -------------------------------------------------------------------------------
 
-    def process(self, now: float, reports: Sequence[NodeReport], stale: Sequence[str] = ()) -> list[int]:
-        """Update incidents from one sweep; returns the ids of incidents opened by it."""
+    def process(self, now: float, reports: Sequence[NodeReport], stale: Sequence[str] = (),
+                stopped_jobs: Sequence[tuple[str, str, str]] = ()) -> list[int]:
+        """Update incidents from one sweep and the training jobs that are stopped in it (job, state,
+        evidence); returns the ids of incidents opened by it."""
         open_rows = {row[1]: row for row in self.conn.execute(
             "SELECT id, key, state, count, clear_sweeps, silenced_until, acknowledged_at, node, card_idx, source "
             "FROM incidents WHERE state != 'resolved'")}
         self._open_fault_cards = {(row[7], row[8]) for row in open_rows.values() if row[9] == "fault"}
         conds = self._conditions(reports, stale)
+        for job, state, evidence in stopped_jobs:
+            key = f"job:{job}"
+            conds[key] = _Cond(key, "job", "JOB-DOWN" if state in ("down", "resuming") else "JOB-STALLED", "P1",
+                               f"job {job}: training stopped ({state})", None, action=Action.RESTART_JOB.value,
+                               evidence=evidence, job=job)
         down_nodes = {c.node for c in conds.values() if c.source in ("node", "rack") and c.node}
         down_racks = {c.rack for c in conds.values() if c.source == "rack" and c.rack}
         new_ids: list[int] = []
@@ -312,7 +320,7 @@ class IncidentEngine:
         return incident
 
     def _open(self, now: float, c: _Cond) -> int:
-        jobs = ", ".join(self.jobs_of.get(c.node or "", [])) or None
+        jobs = c.job or ", ".join(self.jobs_of.get(c.node or "", [])) or None
         serial = None
         if c.node is not None and c.card_idx is not None:
             row = self.conn.execute("SELECT serial FROM cards WHERE node = ? AND idx = ?", (c.node, c.card_idx)).fetchone()

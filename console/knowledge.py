@@ -109,6 +109,18 @@ CODES: dict[str, Entry] = {
                               "同一机柜多个节点同时无应答（电源或接入交换机问题）。",
                               "Check the rack's PDU and switch before the single nodes.",
                               "先检查机柜 PDU 与交换机，再逐个排查节点。"),
+    "JOB-STALLED": Entry("The training job stopped reporting progress for 5× its usual step-report interval "
+                         "(a hung collective, a stuck data loader or storage).",
+                         "训练作业超过其常规进度间隔 5 倍未报告进度（集合通信挂起、数据加载或存储卡住）。",
+                         "Look at the job's log and the cards of its nodes; restart from the last checkpoint if it "
+                         "does not recover — every minute costs the job's cards.",
+                         "查看作业日志及其节点的加速卡；若无法恢复则从最近检查点重启——每分钟都在消耗全部卡时。"),
+    "JOB-DOWN": Entry("The training job crashed or is restarting (fatal error, agent restart or checkpoint load "
+                      "in its log).",
+                      "训练作业崩溃或正在重启（日志中出现致命错误、代理重启或检查点加载）。",
+                      "Find the failed node or card (cause on the incident), isolate it and check that the job "
+                      "resumes within 10 minutes.",
+                      "找出故障节点或卡（见事件原因），隔离后确认作业在 10 分钟内恢复。"),
 }
 
 ASCEND = Entry("Ascend NPU health alarm; the code's handling level comes from the Ascend device plugin.",

@@ -18,7 +18,7 @@ from typing import TypeVar
 import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
-from console import continuity
+from console.jobview import JobRow, read_jobs
 from console.site import Site
 
 T = TypeVar("T")
@@ -63,25 +63,6 @@ class IncidentRow:
     acknowledged_by: str | None
     silenced_until: float | None
     serial: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class JobRow:
-    """One line of the checkpoint & resume panel."""
-
-    name: str
-    vendors: str                    # e.g. "nvidia 512 · ascend 256"
-    cards: int
-    state: str
-    last_step: int | None
-    last_progress_at: float | None
-    checkpoint_step: int | None
-    checkpoint_at: float | None
-    checkpoint_interval_s: float | None
-    last_ttr_s: float | None
-    ettr: float | None
-    gpu_hours_at_risk: float | None
-    problem: str | None
 
 
 @dataclass(slots=True)
@@ -393,34 +374,3 @@ class SweepRunner(QObject):
         if self._close is not None:
             self._close()
             self._close = None
-
-
-def read_jobs(conn: sqlite3.Connection, now: float, window_s: float = 7 * 86400) -> list[JobRow]:
-    """The panel's rows: vendors and cards from the job's nodes, the continuity model over the window."""
-    rows: list[JobRow] = []
-    for name, state, last_progress, last_step in conn.execute(
-            "SELECT name, state, last_progress_at, last_step FROM jobs ORDER BY name").fetchall():
-        mix = conn.execute(
-            """SELECT coalesce(c.vendor, '?'), count(*) FROM job_nodes j JOIN cards c ON c.node = j.node
-               WHERE j.job = ? GROUP BY 1 ORDER BY 2 DESC""", (name,)).fetchall()
-        cards = sum(int(n) for _, n in mix)
-        progress = [(float(a), int(b)) for a, b in conn.execute(
-            "SELECT ts, step FROM job_events WHERE job = ? AND kind = 'progress' AND ts >= ? ORDER BY ts",
-            (name, now - window_s))]
-        loads = [(float(a), int(b)) for a, b in conn.execute(
-            "SELECT ts, step FROM job_events WHERE job = ? AND kind = 'load' AND ts >= ? AND step IS NOT NULL",
-            (name, now - window_s))]
-        restarts = [(float(a), str(b)) for a, b in conn.execute(
-            "SELECT ts, detail FROM job_events WHERE job = ? AND kind IN ('restart', 'fatal') AND ts >= ?",
-            (name, now - window_s))]
-        ckpts = [(float(a), int(b)) for b, a in conn.execute(
-            "SELECT step, ts FROM checkpoints WHERE job = ? AND ts IS NOT NULL ORDER BY ts", (name,))]
-        model = continuity.build(name, progress, now, loads=loads, restarts=restarts, checkpoints=ckpts, cards=cards)
-        ttrs = [i.time_to_resume_s for i in model.interruptions if i.time_to_resume_s is not None]
-        problem = conn.execute("SELECT problem FROM job_logs WHERE job = ?", (name,)).fetchone()
-        rows.append(JobRow(name, " · ".join(f"{v} {n}" for v, n in mix), cards,
-                           state if state in ("cannot read", "no data") else model.state, last_step, last_progress,
-                           model.checkpoint_step, ckpts[-1][0] if ckpts else None, model.checkpoint_interval_s,
-                           ttrs[-1] if ttrs else None, model.ettr, model.gpu_hours_at_risk,
-                           problem[0] if problem else None))
-    return rows

@@ -8,15 +8,18 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import psutil
 
-from collectors import jobs, registry
+from collectors import jobs, registry, slurm
 from collectors.model import Command, NodeReport
 from collectors.node import NodeCollector, Session
 from collectors.ssh import Endpoint
 from console import continuity
+from console import store as store_mod
 from console.incidents import IncidentEngine, thresholds_from
 from console.site import Site, job_nodes
 from console.store import Store, SweepStats
@@ -37,6 +40,13 @@ class SweepSummary:
     def failed(self) -> tuple[NodeReport, ...]:
         """Reports of the nodes that failed."""
         return tuple(r for r in self.reports if not r.ok)
+
+
+def _zone(name: str | None) -> tzinfo | None:
+    try:
+        return ZoneInfo(name) if name else None
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
 
 
 class Collector:
@@ -70,67 +80,108 @@ class Collector:
         self.engine: IncidentEngine | None = IncidentEngine(
             store.conn, rack_of={n.name: n.rack for n in site.nodes}, jobs_of=jobs_of,
             thresholds=thresholds_from(site.thresholds)) if incidents else None
+        self._readers: dict[str, str] = {}
+        self._down: set[str] = set()
+        self._tz = _zone(site.timezone)
         self._proc = psutil.Process(os.getpid())
         self._proc.cpu_percent(None)
 
     def _plan_jobs(self) -> None:
-        """Each job's log and checkpoint listing are read on its first node, from the offset reached."""
+        """Each job's log, checkpoint listing and Slurm record are read on one of its nodes: the first that
+        answered last sweep, from the log offset reached."""
         for nc in self.nodes.values():
             nc.extra_commands = ()
         offsets = self.store.job_offsets()
+        self._readers = {}
         for i, job in enumerate(self.site.jobs):
-            members = job_nodes(self.site, job)
-            if not members or (job.log is None and job.checkpoint_dir is None):
+            members = [n.name for n in job_nodes(self.site, job)]
+            if not members or (job.log is None and job.checkpoint_dir is None and job.slurm_job is None):
                 continue
-            nc = self.nodes[members[0].name]
+            reader = next((m for m in members if m not in self._down), members[0])
+            self._readers[job.name] = reader
             extra: list[Command] = []
             if job.log:
                 extra.append(Command(f"job{i}.log", jobs.log_command(job.log, offsets.get(job.name, 0))))
             if job.checkpoint_dir:
                 extra.append(Command(f"job{i}.ckpt", jobs.listing_command(job.checkpoint_dir)))
-            nc.extra_commands += tuple(extra)
+            if job.slurm_job:
+                extra.append(Command(f"job{i}.slurm", slurm.command(job.slurm_job)))
+            self.nodes[reader].extra_commands += tuple(extra)
 
-    def _jobs_after_sweep(self, now: float, reports: Sequence[NodeReport]) -> None:
-        """Parse each job's new log lines and checkpoint listing; store events, checkpoints and state."""
+    def _jobs_after_sweep(self, now: float, reports: Sequence[NodeReport]) -> list[tuple[str, str, str]]:
+        """Hand each job's outputs from its reader node to update_jobs."""
         by_node = {r.node: r for r in reports}
-        offsets = self.store.job_offsets()
+        outputs: dict[str, str] = {}
+        problems: dict[str, str] = {}
         for i, job in enumerate(self.site.jobs):
-            members = job_nodes(self.site, job)
-            if not members or (job.log is None and job.checkpoint_dir is None):
+            reader = self._readers.get(job.name)
+            if reader is None:
                 continue
-            report = by_node.get(members[0].name)
+            report = by_node.get(reader)
             if report is None or not report.ok:
+                problems[job.name] = f"cannot read: {reader} did not answer"
                 continue
+            outputs.update((k, v) for k, v in report.extra.items() if k.startswith(f"job{i}."))
+        self._down = {r.node for r in reports if not r.ok}
+        return self.update_jobs(now, outputs, problems)
+
+    def update_jobs(self, now: float, outputs: dict[str, str],
+                    problems: dict[str, str] | None = None) -> list[tuple[str, str, str]]:
+        """Parse each job's new log lines, checkpoint listing and Slurm record (outputs keyed `job<i>.log`,
+        `.ckpt`, `.slurm`), advance its continuity tracker to `now` and store it all. Returns the jobs that
+        are stopped as (job, state, evidence) for the incident engine."""
+        with self.store.batch():
+            return self._update_jobs(now, outputs, problems or {})
+
+    def _update_jobs(self, now: float, outputs: dict[str, str], problems: dict[str, str]) -> list[tuple[str, str, str]]:
+        tracks = self.store.job_tracks()
+        offsets = self.store.job_offsets()
+        stopped: list[tuple[str, str, str]] = []
+        for i, job in enumerate(self.site.jobs):
+            if job.name not in self._readers and not any(k.startswith(f"job{i}.") for k in outputs):
+                continue
+            tracker = continuity.Tracker.from_json(tracks.get(job.name))
+            problem = problems.get(job.name)
             offset = offsets.get(job.name, 0)
-            problem: str | None = None
-            events: list[tuple[float, str, int | None, str]] = []
-            if job.log:
-                chunk = jobs.parse_log_chunk(report.extra.get(f"job{i}.log", ""), offset)
+            u = store_mod.JobUpdate(job.name, now, offset, problem, "cannot read", tracker, continuity.Changes())
+            if problem is None and job.log:
+                chunk = jobs.parse_log_chunk(outputs.get(f"job{i}.log", ""), offset)
                 if not chunk.readable:
-                    problem = f"cannot read log {job.log}"
+                    u.problem = f"cannot read log {job.log}"
                 else:
-                    offset = chunk.next_offset
-                    parsed = jobs.parse_log(chunk.text, job.framework, job.progress_regex)
-                    events = [(e.ts if e.ts is not None else now, e.kind, e.step, e.detail) for e in parsed.events]
-                    if parsed.lines and not any(e.kind == "progress" for e in parsed.events) and \
-                            self.store.job_last_progress(job.name) is None:
-                        problem = "no progress pattern recognised in the log (set framework or progress_regex)"
-            checkpoints: list[tuple[int, float, str]] = []
-            if job.checkpoint_dir:
-                listing = jobs.parse_listing(report.extra.get(f"job{i}.ckpt", ""))
+                    u.offset = chunk.next_offset
+                    parsed = jobs.parse_log(chunk.text, job.framework, job.progress_regex, self._tz)
+                    u.events = jobs.with_times(parsed.events, now)
+                    u.lines, u.unmatched = parsed.lines, parsed.unmatched
+                    u.changes = tracker.advance(u.events, now)
+                    if tracker.phase == "no data" and (parsed.lines or offset):
+                        u.problem = "no progress pattern recognised in the log (set framework or progress_regex)"
+            if problem is None and job.checkpoint_dir:
+                listing = jobs.parse_listing(outputs.get(f"job{i}.ckpt", "MIXOPS-NO-DIR"))
                 if not listing.readable:
-                    problem = f"cannot read checkpoint dir {job.checkpoint_dir}"
-                checkpoints = [(c.step, c.ts, c.path) for c in listing.checkpoints if c.complete]
-            progress = [(ts, step) for ts, kind, step, _ in events if kind == "progress" and step is not None]
-            last = max(progress) if progress else self.store.job_last_progress(job.name)
-            state = "cannot read" if problem and problem.startswith("cannot") else \
-                "no data" if last is None else "running"
-            if last is not None and state == "running":
-                recent = self.store.job_progress(job.name, now - 86400) + progress
-                state = continuity.build(job.name, recent, now).state
-            self.store.write_job(job.name, now, offset, problem, events, checkpoints,
-                                 (state, None if last is None else float(last[0]),
-                                  None if last is None else int(last[1])))
+                    u.problem = f"cannot read checkpoint dir {job.checkpoint_dir}"
+                u.checkpoints = [(c.step, c.ts, c.path) for c in listing.checkpoints if c.complete]
+            if problem is None and job.slurm_job:
+                record = slurm.parse(outputs.get(f"job{i}.slurm", ""))
+                if record is not None:
+                    u.slurm = (record.state, record.requeues)
+            for k, stop in enumerate(u.changes.interruptions):
+                if stop.cause is None or stop.incident_id is None:
+                    cause, incident = self.store.interruption_cause(job.name, stop.stopped_at - 300.0,
+                                                                    (stop.resumed_at or now) + 60.0)
+                    u.changes.interruptions[k] = replace(stop, cause=cause or stop.cause, incident_id=incident)
+            if u.problem is not None and u.problem.startswith("cannot read"):
+                u.state = "cannot read"
+            elif u.problem is not None and tracker.phase == "no data":
+                u.state = "no progress pattern"
+            else:
+                u.state = tracker.phase
+            if tracker.stop is not None and u.state in ("stalled", "down", "resuming"):
+                stop_now = tracker.stop
+                stopped.append((job.name, u.state, f"no progress since step {stop_now.last_step} "
+                                f"({now - stop_now.stopped_at:.0f} s)" + (f"; {stop_now.cause}" if stop_now.cause else "")))
+            self.store.write_job(u)
+        return stopped
 
     def close(self) -> None:
         """Stop the workers and close every session."""
@@ -166,6 +217,6 @@ class Collector:
         stats = SweepStats(cpu_pct=self._proc.cpu_percent(None), rss_mib=mem)
         cursors = {name: nc.cursor for name, nc in self.nodes.items()}
         sweep_id = self.store.write_sweep(started, finished, reports, stale, stats, cursors)
-        self._jobs_after_sweep(finished, reports)
-        new = self.engine.process(finished, reports, stale) if self.engine else []
+        stopped = self._jobs_after_sweep(finished, reports)
+        new = self.engine.process(finished, reports, stale, stopped) if self.engine else []
         return SweepSummary(sweep_id, started, finished - started, tuple(reports), stale, tuple(new))

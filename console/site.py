@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from collectors.adapter import KINDS, TARGETS, UNITS, Adapter, FieldMap
+from collectors import jobs as jobs_mod
+from collectors import slurm
 from collectors.registry import KNOWN_VENDORS
 
 if TYPE_CHECKING:  # paramiko is imported only when a site's SSH endpoints are built (fast GUI start)
@@ -74,6 +76,7 @@ class Job:
     log: str | None
     framework: str | None
     progress_regex: str | None
+    slurm_job: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,11 +302,19 @@ def parse_site(data: dict[str, Any], path: str = "<site>", text: str = "") -> Si
         regex = j.get("progress_regex")
         if regex is not None:
             try:
-                re.compile(regex)
+                if "step" not in re.compile(regex).groupindex:
+                    c.add("jobs", i, "progress_regex", "needs a (?P<step>…) group for the step number")
             except re.error as exc:
                 c.add("jobs", i, "progress_regex", f"invalid regular expression: {exc}")
+        framework = j.get("framework")
+        if framework is not None and framework not in jobs_mod.FRAMEWORKS:
+            c.add("jobs", i, "framework", f"unknown framework {framework!r} (known: {', '.join(jobs_mod.FRAMEWORKS)};"
+                  " or give progress_regex)")
+        slurm_job = None if j.get("slurm_job") is None else str(j["slurm_job"])
+        if slurm_job is not None and not slurm.valid_id(slurm_job):
+            c.add("jobs", i, "slurm_job", f"not a Slurm job id: {slurm_job!r}")
         jobs.append(Job(j["name"], tuple(str(g) for g in globs), j.get("checkpoint_dir"), j.get("log"),
-                        j.get("framework"), regex))
+                        framework, regex, slurm_job))
 
     shifts: list[Shift] = []
     for i, raw in enumerate(_array(c, data, "shifts")):

@@ -6,11 +6,12 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import sqlite_utils
 
 from collectors.model import NodeReport
+from console.continuity import Changes, Tracker
 
 RAW_RETENTION_DAYS = 7.0
 ROLLUP_RETENTION_DAYS = 400.0
@@ -118,8 +119,44 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE job_events (job TEXT NOT NULL, ts REAL NOT NULL, kind TEXT NOT NULL, step INTEGER, detail TEXT);
     CREATE INDEX job_events_job_ts ON job_events(job, ts);
     """,
+    # v5: the continuity model, stored so the panel, the timeline and the reports read the same truth
+    """
+    CREATE TABLE job_segments (job TEXT NOT NULL, kind TEXT NOT NULL, start REAL NOT NULL, "end" REAL);
+    CREATE INDEX job_segments_job ON job_segments(job, start);
+    CREATE TABLE job_interruptions (
+        job TEXT NOT NULL, stopped_at REAL NOT NULL, detected_at REAL, resumed_at REAL, last_step INTEGER,
+        resumed_from INTEGER, lost_steps INTEGER, lost_s REAL, cause TEXT, incident_id INTEGER,
+        PRIMARY KEY (job, stopped_at)
+    ) WITHOUT ROWID;
+    ALTER TABLE jobs ADD COLUMN first_progress_at REAL;
+    ALTER TABLE jobs ADD COLUMN step_time_s REAL;
+    ALTER TABLE jobs ADD COLUMN stall_after_s REAL;
+    ALTER TABLE jobs ADD COLUMN track TEXT;
+    ALTER TABLE jobs ADD COLUMN slurm_state TEXT;
+    ALTER TABLE jobs ADD COLUMN requeues INTEGER;
+    ALTER TABLE job_logs ADD COLUMN lines INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE job_logs ADD COLUMN unmatched INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
+
+
+@dataclass(slots=True)
+class JobUpdate:
+    """What one sweep learned about one training job (console.service builds it)."""
+
+    job: str
+    now: float
+    offset: int
+    problem: str | None
+    state: str
+    tracker: Tracker
+    changes: Changes
+    events: list[tuple[float, str, int | None, str]] = field(default_factory=list)
+    checkpoints: list[tuple[int, float, str]] = field(default_factory=list)
+    lines: int = 0
+    unmatched: int = 0
+    slurm: tuple[str | None, int | None] | None = None
 
 
 class StoreError(Exception):
@@ -218,29 +255,68 @@ class Store:
         """Where each job's log was read up to."""
         return {str(j): int(o) for j, o in self.conn.execute("SELECT job, offset FROM job_logs")}
 
-    def job_last_progress(self, job: str) -> tuple[float, int] | None:
-        """(time, step) of the job's last progress, as the jobs table holds it."""
-        row = self.conn.execute("SELECT last_progress_at, last_step FROM jobs WHERE name = ?", (job,)).fetchone()
-        return None if row is None or row[0] is None or row[1] is None else (float(row[0]), int(row[1]))
+    def job_tracks(self) -> dict[str, str | None]:
+        """Each job's continuity tracker state (JSON) as the last sweep left it."""
+        return {str(j): t for j, t in self.conn.execute("SELECT name, track FROM jobs")}
 
-    def job_progress(self, job: str, since: float) -> list[tuple[float, int]]:
-        """The job's progress points since a time, oldest first."""
-        return [(float(a), int(b)) for a, b in self.conn.execute(
-            "SELECT ts, step FROM job_events WHERE job = ? AND kind = 'progress' AND ts >= ? AND step IS NOT NULL "
-            "ORDER BY ts", (job, since))]
+    def interruption_cause(self, job: str, start: float, end: float) -> tuple[str | None, int | None]:
+        """The fault on one of the job's nodes, and the incident, that explain a stop between start and end."""
+        fault = self.conn.execute(
+            """SELECT f.node, f.card_idx, f.code, f.message FROM faults f JOIN job_nodes j ON j.node = f.node
+               WHERE j.job = ? AND f.ts BETWEEN ? AND ? AND f.action IN ('restart_job', 'reset_card', 'reboot_node',
+               'isolate', 'replace') ORDER BY f.ts LIMIT 1""", (job, start, end)).fetchone()
+        incident = self.conn.execute(
+            """SELECT id, title FROM incidents WHERE opened_at BETWEEN ? AND ? AND source != 'job'
+               AND (',' || replace(job, ' ', '') || ',') LIKE ('%,' || ? || ',%') AND severity IN ('P1', 'P2')
+               ORDER BY opened_at LIMIT 1""", (start, end, job)).fetchone()
+        cause = None
+        if fault is not None:
+            node, card, code, message = fault
+            cause = f"{code} on {node}" + ("" if card is None else f" card {card}") + (f": {message}" if message else "")
+        elif incident is not None:
+            cause = str(incident[1])
+        return cause, None if incident is None else int(incident[0])
 
-    def write_job(self, job: str, now: float, offset: int, problem: str | None,
-                  events: list[tuple[float, str, int | None, str]],
-                  checkpoints: list[tuple[int, float, str]], state: tuple[str, float | None, int | None]) -> None:
-        """One job's sweep: new log events, committed checkpoints, the read offset and the job's state."""
+    def write_job(self, u: JobUpdate) -> None:
+        """One job's read: new log events, committed checkpoints, the read offset, the continuity changes
+        and the job's state, in one transaction."""
+        events = [e for e in u.events if e[1] != "progress"]
+        progress = [e for e in u.events if e[1] == "progress"]
+        if progress:
+            events.append(max(progress, key=lambda e: e[0]))      # progress is kept once per read
+        t = u.tracker
         with self._tx():
             self.conn.executemany("INSERT INTO job_events VALUES (?,?,?,?,?)",
-                                  [(job, ts, kind, step, detail) for ts, kind, step, detail in events])
+                                  [(u.job, ts, kind, step, detail[:500]) for ts, kind, step, detail in events])
             self.conn.executemany("INSERT OR REPLACE INTO checkpoints VALUES (?,?,?,?)",
-                                  [(job, step, ts, path) for step, ts, path in checkpoints])
-            self.conn.execute("INSERT OR REPLACE INTO job_logs VALUES (?,?,?,?)", (job, offset, now, problem))
-            self.conn.execute("INSERT OR REPLACE INTO jobs(name, state, last_progress_at, last_step) VALUES (?,?,?,?)",
-                              (job, *state))
+                                  [(u.job, step, ts, path) for step, ts, path in u.checkpoints])
+            self.conn.execute(
+                """INSERT INTO job_logs(job, offset, updated, problem, lines, unmatched) VALUES (?,?,?,?,?,?)
+                   ON CONFLICT(job) DO UPDATE SET offset = excluded.offset, updated = excluded.updated,
+                   problem = excluded.problem, lines = lines + excluded.lines,
+                   unmatched = unmatched + excluded.unmatched""",
+                (u.job, u.offset, u.now, u.problem, u.lines, u.unmatched))
+            self.conn.executemany('INSERT INTO job_segments VALUES (?,?,?,?)',
+                                  [(u.job, s.kind, s.start, s.end) for s in u.changes.segments])
+            self.conn.execute('DELETE FROM job_segments WHERE job = ? AND "end" IS NULL', (u.job,))
+            self.conn.executemany('INSERT INTO job_segments VALUES (?,?,?,NULL)',
+                                  [(u.job, s.kind, s.start) for s in t.open_segments()])
+            self.conn.executemany(
+                "INSERT OR REPLACE INTO job_interruptions VALUES (?,?,?,?,?,?,?,?,?,?)",
+                [(u.job, i.stopped_at, i.detected_at, i.resumed_at, i.last_step, i.resumed_from, i.lost_steps,
+                  i.lost_s, i.cause, i.incident_id) for i in u.changes.interruptions])
+            slurm_state, requeues = u.slurm if u.slurm is not None else (None, None)
+            self.conn.execute(
+                """INSERT INTO jobs(name, state, last_progress_at, last_step, first_progress_at, step_time_s,
+                   stall_after_s, track, slurm_state, requeues) VALUES (?,?,?,?,?,?,?,?,?,?)
+                   ON CONFLICT(name) DO UPDATE SET state = excluded.state,
+                   last_progress_at = excluded.last_progress_at, last_step = excluded.last_step,
+                   first_progress_at = excluded.first_progress_at, step_time_s = excluded.step_time_s,
+                   stall_after_s = excluded.stall_after_s, track = excluded.track,
+                   slurm_state = coalesce(excluded.slurm_state, slurm_state),
+                   requeues = coalesce(excluded.requeues, requeues)""",
+                (u.job, u.state, t.last_at, t.last_step, t.first_at, t.step_time_s,
+                 t.threshold_s if t.phase != "no data" else None, t.to_json(), slurm_state, requeues))
 
     def set_meta(self, values: dict[str, str]) -> None:
         """Site facts reports need without the site file (name, timezone, shifts as JSON)."""
@@ -258,6 +334,10 @@ class Store:
         """Kernel-log cursors per node, so a restarted collector does not report events twice."""
         return {n: c for n, c in self.conn.execute(
             "SELECT name, kmsg_cursor FROM nodes WHERE kmsg_cursor IS NOT NULL")}
+
+    def batch(self) -> _Transaction:
+        """One transaction around several writes (every job of a sweep; demo history)."""
+        return _Transaction(self.conn)
 
     def _tx(self) -> _Transaction:
         return _Transaction(self.conn)
@@ -404,18 +484,26 @@ class Store:
             self.conn.execute("DELETE FROM rollups_hourly WHERE hour < ?",
                               (now - self.rollup_retention_days * 86400,))
             self.conn.execute("DELETE FROM raw_outputs WHERE ts < ?", (now - self.raw_retention_days * 86400,))
+            # progress points feed the tracker only; segments and interruptions keep the job's history
+            self.conn.execute("DELETE FROM job_events WHERE kind = 'progress' AND ts < ?",
+                              (now - self.raw_retention_days * 86400,))
 
 
 class _Transaction:
-    """BEGIN IMMEDIATE … COMMIT, rolled back on any error."""
+    """BEGIN IMMEDIATE … COMMIT, rolled back on any error; inside an open transaction it joins that one."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
+        self.joined = False
 
     def __enter__(self) -> None:
-        self.conn.execute("BEGIN IMMEDIATE")
+        self.joined = self.conn.in_transaction
+        if not self.joined:
+            self.conn.execute("BEGIN IMMEDIATE")
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if self.joined:
+            return                  # the outer transaction commits or rolls back
         if exc_type is None:
             self.conn.execute("COMMIT")
         else:

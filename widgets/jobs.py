@@ -11,7 +11,7 @@ from PySide6.QtWidgets import QHeaderView, QLabel, QTableView, QVBoxLayout, QWid
 
 from console.continuity import GOAL_ETTR, GOAL_TTR_S
 from console.fmt import duration
-from console.live import JobRow
+from console.jobview import JobRow
 from widgets.common import Index, RowModel
 from widgets.i18n import tr
 

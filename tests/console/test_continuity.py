@@ -10,52 +10,84 @@ from console import continuity
 T0 = 1_800_000_000.0
 
 
-def _job():
-    """1 step every 2 s, logged every 5 steps (10 s). Stop at t=1000 (step 500); resume from the checkpoint
-    at step 450, first progress at t=1300. Hang at t=2500 (step 1350+…), recovered without restart at
-    t=2700. Runs until t=3600."""
+def _events():
+    """1 step every 2 s, logged every 5 steps (10 s). Crash at t≈1000 (step 500, the last line); the agent
+    restarts at t=1200, loads the checkpoint of step 450 at t=1250, first progress at t=1300. A hang from
+    t=2500 recovers without a restart at t=2700. Saves take 10 s. Read every 10 s until t=3600."""
     progress = [(T0 + t, t // 2) for t in range(0, 1001, 10)]
     progress += [(T0 + 1300 + t, 450 + 5 + t // 2) for t in range(0, 1201, 10)]          # up to t=2500
     last_step = progress[-1][1]
     progress += [(T0 + 2700 + t, last_step + 5 + t // 2) for t in range(0, 901, 10)]       # after the hang
-    loads = [(T0 + 1250, 450)]
-    restarts = [(T0 + 1200, "Worker group FAILED. 2/3 attempts left")]
-    saves = [(T0 + 890, T0 + 900, 450), (T0 + 1990, T0 + 2000, 1300)]
+    events = [(t, "progress", s, "") for t, s in progress]
+    events += [(T0 + 1200, "restart", None, "Worker group FAILED. 2/3 attempts left"), (T0 + 1250, "load", 450, ""),
+               (T0 + 890, "save_start", 450, ""), (T0 + 900, "save_end", 450, ""),
+               (T0 + 1990, "save_start", 1300, ""), (T0 + 2000, "save_end", 1300, "")]
     checkpoints = [(T0 + 900, 450), (T0 + 2000, 1300)]
-    return progress, loads, restarts, saves, checkpoints
+    return events, checkpoints
+
+
+READS = [T0 + t for t in range(5, 3601, 10)]
 
 
 def test_ground_truth_ettr_resume_and_lost_work():
-    progress, loads, restarts, saves, checkpoints = _job()
-    now = T0 + 3600
-    m = continuity.build("llm", progress, now, loads=loads, restarts=restarts, saves=saves,
-                         checkpoints=checkpoints, cards=1024)
+    events, checkpoints = _events()
+    m = continuity.replay("llm", events, READS, checkpoints=checkpoints, cards=1024)
+    now = READS[-1]
     assert m.state == "running" and m.step_time_s == pytest.approx(2.0)
     first, hang = m.interruptions
     assert first.time_to_resume_s == pytest.approx(300) and first.lost_steps == 50
     assert first.lost_s == pytest.approx(100) and first.cause.startswith("Worker group FAILED")
-    assert first.time_to_detect_s <= 60
+    assert first.time_to_detect_s <= 50 + 10                  # 5 × the 10 s cadence, seen at the next read
     assert hang.time_to_resume_s == pytest.approx(200) and hang.lost_steps == 0
-    truth = (3600 - 300 - 100 - 200) / 3600
+    assert 50 <= hang.time_to_detect_s <= 60
+    truth = (now - T0 - 300 - 100 - 200) / (now - T0)
     assert abs(m.ettr - truth) <= 0.005                       # within 0.5 percentage points
-    assert m.checkpoint_step == 1300 and m.checkpoint_age_s == pytest.approx(1600)
-    assert m.gpu_hours_at_risk == pytest.approx(1024 * 1600 / 3600)
+    assert m.checkpoint_step == 1300 and m.checkpoint_age_s == pytest.approx(now - T0 - 2000)
+    assert m.gpu_hours_at_risk == pytest.approx(1024 * (now - T0 - 2000) / 3600)
     assert m.save_duration_s == pytest.approx(10)
-    kinds = {s.kind for s in m.segments}
-    assert {"running", "checkpointing", "down", "resuming", "stalled"} <= kinds
+    kinds = [s.kind for s in m.segments]
+    assert {"running", "checkpointing", "down", "resuming", "stalled"} <= set(kinds)
+    stalled, down = (s for s in m.segments if s.kind in ("stalled", "down") and s.start < T0 + 2000)
+    assert (stalled.start, stalled.end, down.end) == (T0 + 1000, T0 + 1200, T0 + 1250)   # hang, then the crash
     assert continuity.goals(m)["ttr_le_10_min"] is True and continuity.goals(m)["ettr_ge_90"] is False
 
 
+def test_the_tracker_survives_being_stored_between_reads():
+    events, checkpoints = _events()
+    whole = continuity.replay("llm", events, READS, checkpoints=checkpoints)
+    tracker, stops, segments = continuity.Tracker(), {}, []
+    ordered = sorted(events)
+    for now in READS:
+        tracker = continuity.Tracker.from_json(tracker.to_json())
+        ch = tracker.advance([e for e in ordered if now - 10 < e[0] <= now], now)
+        segments += ch.segments
+        stops.update((i.stopped_at, i) for i in ch.interruptions)
+    assert sorted(stops.values(), key=lambda i: i.stopped_at) == whole.interruptions
+    assert len(segments) + len(tracker.open_segments()) == len(whole.segments)
+
+
 def test_a_stall_is_detected_within_a_sweep_not_after_the_nccl_timeout():
-    progress = [(T0 + t, t // 2) for t in range(0, 601, 10)]
-    m = continuity.build("llm", progress, T0 + 700)
+    events = [(T0 + t, "progress", t // 2, "") for t in range(0, 601, 10)]
+    m = continuity.replay("llm", events, [T0 + t for t in range(0, 701, 10)])
     assert m.state == "stalled"
     (stall,) = m.interruptions
-    assert stall.resumed_at is None and stall.time_to_detect_s == pytest.approx(50)   # 5 × 10 s
+    assert stall.resumed_at is None and stall.time_to_detect_s == pytest.approx(60)   # 5 × 10 s, next read
+
+
+def test_a_fatal_line_ends_the_run_at_once_and_a_long_save_is_not_a_stall():
+    events = [(T0 + t, "progress", t // 2, "") for t in range(0, 601, 10)]
+    events += [(T0 + 605, "save_start", 300, ""), (T0 + 900, "save_end", 300, "")]
+    events += [(T0 + t, "progress", 300 + (t - 900) // 2, "") for t in range(910, 1201, 10)]
+    events += [(T0 + 1203, "fatal", None, "nccl: Watchdog caught collective operation timeout")]
+    m = continuity.replay("llm", events, [T0 + t for t in range(0, 1211, 10)])
+    (crash,) = m.interruptions
+    assert m.state == "down" and crash.stopped_at == T0 + 1200 and crash.time_to_detect_s <= 10
+    assert crash.cause.startswith("nccl")
+    assert [s for s in m.segments if s.kind == "checkpointing"][0].end == T0 + 900
 
 
 def test_no_progress_says_no_data():
-    assert continuity.build("x", [], T0).state == "no data"
+    assert continuity.replay("x", [], [T0]).state == "no data"
 
 
 MEGATRON = """\

@@ -1,0 +1,260 @@
+"""Simulated training jobs for the demo site: the log a launcher writes and the checkpoint directory.
+
+A `SimJob` steps through time like a real job: iterations at a fixed step time, a progress line every
+`log_every` iterations (Megatron-LM or DeepSpeed format, timestamps in the site's timezone), a blocking
+checkpoint save every `ckpt_every` iterations, and interruptions drawn at a rate (mean time between
+failures) from the faults a real room has — a GPU falling off the bus, an HBM ECC error, a node going
+silent, a hung collective. Each fault is handed to the simulated card or node (`on_fault`), so the room
+shows it too. After a crash, the log shows what frameworks print (NCCL watchdog, the torchrun agent
+restarting the worker group, the checkpoint load) and training resumes from the last committed
+checkpoint, redoing the steps since. A hang prints nothing until an operator restarts the job.
+
+The job keeps its ground truth (`truth`), so tests can hold mixops's model against it.
+"""
+
+from __future__ import annotations
+
+import bisect
+import random
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+
+@dataclass(frozen=True, slots=True)
+class FaultPlan:
+    """What brings the job down: a card or node fault, or a hang with no fault at all."""
+
+    kind: str                       # xid79 | hbm | unavailable | ecc | silent | hang
+    node: str | None
+    card: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class TrueStop:
+    """One interruption as it really happened."""
+
+    at: float                       # the fault
+    step_at: int                    # the step reached when it struck
+    resumed_at: float               # first new progress line
+    load_step: int                  # the checkpoint resumed from
+    fault: FaultPlan
+
+    @property
+    def redone_steps(self) -> int:
+        """Steps trained again after resuming."""
+        return self.step_at - self.load_step
+
+
+@dataclass(slots=True)
+class JobSpec:
+    """How a simulated job trains and fails."""
+
+    name: str
+    framework: str                  # megatron | deepspeed
+    nodes: tuple[str, ...]
+    vendors: dict[str, str]         # node → vendor (faults follow the vendor)
+    log: str
+    checkpoint_dir: str
+    step_s: float = 6.0
+    log_every: int = 10
+    ckpt_every: int = 500
+    save_s: float = 45.0
+    mtbf_s: float = 3 * 86400.0
+    hang_share: float = 0.2         # share of interruptions that are hangs (no fatal line)
+    seed: int = 1
+    keep: int = 5                   # checkpoints kept in the directory (older ones deleted, as jobs do)
+
+
+@dataclass(slots=True)
+class SimJob:
+    """One simulated job, generated lazily as time moves on; thread-safe."""
+
+    spec: JobSpec
+    start: float
+    tz: ZoneInfo
+    on_fault: Callable[[FaultPlan, float], None] | None = None
+    truth: list[TrueStop] = field(default_factory=list)
+    _log: bytearray = field(default_factory=bytearray)
+    _line_t: list[float] = field(default_factory=list)
+    _line_end: list[int] = field(default_factory=list)
+    _ckpts: list[tuple[float, int]] = field(default_factory=list)       # (committed at, step)
+    _phases: list[tuple[float, str]] = field(default_factory=list)      # (from, running|saving|down)
+    _phase_t: list[float] = field(default_factory=list)
+    _t: float = 0.0
+    _step: int = 0
+    _next_fault: float = 0.0
+    _rng: random.Random = field(default_factory=random.Random)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _hold: tuple[float, FaultPlan] | None = None
+
+    def __post_init__(self) -> None:
+        self._rng = random.Random(self.spec.seed)
+        self._t = self.start
+        self._next_fault = self.start + self._rng.expovariate(1.0 / self.spec.mtbf_s)
+        self._phase(self.start, "running")
+        self._write(self.start, self._launch_lines(0))
+
+    # ---- what the node shows --------------------------------------------------------------------
+
+    def log_output(self, offset: int, now: float, cap: int) -> str:
+        """What `collectors.jobs.log_command` prints on the node at time `now`."""
+        with self._lock:
+            self._generate(now)
+            k = bisect.bisect_right(self._line_t, now)
+            size = self._line_end[k - 1] if k else 0
+            start = offset if offset <= size else 0
+            body = bytes(self._log[start:min(size, start + cap)])
+        return f"MIXOPS-LOG {size} {start}\n" + body.decode("utf-8", "replace")
+
+    def listing_output(self, now: float) -> str:
+        """What `collectors.jobs.listing_command` prints: the kept step dirs and the tracker file."""
+        with self._lock:
+            self._generate(now)
+            done = [c for c in self._ckpts if c[0] <= now][-self.spec.keep:]
+        d = self.spec.checkpoint_dir.rstrip("/")
+        lines = []
+        for ts, step in done:
+            name = f"iter_{step:07d}" if self.spec.framework == "megatron" else f"global_step{step}"
+            lines.append(f"{ts:.4f} 4096 {d}/{name}")
+        if done:
+            marker = "latest_checkpointed_iteration.txt" if self.spec.framework == "megatron" else "latest"
+            value = str(done[-1][1]) if self.spec.framework == "megatron" else f"global_step{done[-1][1]}"
+            lines.append(f"{done[-1][0]:.4f} {len(value)} {d}/{marker}")
+            lines.append(f"MARKER {marker} {value}")
+        return "\n".join(lines) + "\n"
+
+    def load(self, t: float) -> float:
+        """Utilization fraction of the job's cards at time t (the room's physics follow the job)."""
+        with self._lock:
+            self._generate(t)
+            k = bisect.bisect_right(self._phase_t, t) - 1
+            phase = self._phases[k][1] if k >= 0 else "down"
+        return {"running": 0.9, "saving": 0.25, "loading": 0.15}.get(phase, 0.0)
+
+    def extend(self, until: float) -> None:
+        """Generate the job's life up to `until` (faults are handed to the room before they are due)."""
+        with self._lock:
+            self._generate(until)
+
+    # ---- generation -----------------------------------------------------------------------------
+
+    def _phase(self, t: float, kind: str) -> None:
+        self._phases.append((t, kind))
+        self._phase_t.append(t)
+
+    def _stamp(self, t: float) -> str:
+        return datetime.fromtimestamp(t, self.tz).strftime("%Y-%m-%d %H:%M:%S")
+
+    def _write(self, t: float, lines: list[str]) -> None:
+        for line in lines:
+            self._log += (line + "\n").encode()
+            self._line_t.append(t)
+            self._line_end.append(len(self._log))
+
+    def _progress_line(self, t: float, step: int) -> str:
+        s = self.spec
+        ms = s.step_s * 1000.0 * (1.0 + self._rng.uniform(-0.01, 0.01))
+        loss = 2.6 * (1.0 + step / 4000.0) ** -0.15
+        if s.framework == "deepspeed":
+            return (f"[{self._stamp(t)},{self._rng.randint(0, 999):03d}] [INFO] [logging.py:96:log_dist] [Rank 0] "
+                    f"step={step}, skipped=0, lr=[0.00029999], mom=[(0.9, 0.95)]")
+        return (f" [{self._stamp(t)}] iteration {step:>8d}/  500000 | consumed samples: {step * 1024:>12d} | "
+                f"elapsed time per iteration (ms): {ms:.1f} | learning rate: 2.999E-04 | global batch size:  1024 | "
+                f"lm loss: {loss:.6E} | loss scale: 1.0 | grad norm: 0.812 | number of skipped iterations:   0 |")
+
+    def _launch_lines(self, load_step: int) -> list[str]:
+        d = self.spec.checkpoint_dir
+        if self.spec.framework == "deepspeed":
+            if load_step:
+                return [f"[{self._stamp(self._t)},000] [INFO] [torch_checkpoint_engine.py:27:load] [Torch] Loaded "
+                        f"checkpoint from {d}/global_step{load_step}/mp_rank_00_model_states.pt."]
+            return [f"[{self._stamp(self._t)},000] [INFO] Unable to find latest file at {d}/latest, if trying to "
+                    "load latest checkpoint please ensure this file exists or pass an explicit checkpoint tag."]
+        if load_step:
+            return [f" loading distributed checkpoint from {d} at iteration {load_step}",
+                    f"  successfully loaded checkpoint from {d} [ t 1/8, p 1/4 ] at iteration {load_step}"]
+        return ["WARNING: could not find the metadata file latest_checkpointed_iteration.txt",
+                "    will not load any checkpoints and will start from random"]
+
+    def _save(self) -> None:
+        s = self.spec
+        t0, step, d = self._t, self._step, s.checkpoint_dir
+        self._phase(t0, "saving")
+        if s.framework == "deepspeed":
+            self._write(t0, [f"[{self._stamp(t0)},000] [INFO] [torch_checkpoint_engine.py:21:save] [Torch] Checkpoint "
+                             f"global_step{step} is about to be saved!"])
+        else:
+            self._write(t0, [f"saving checkpoint at iteration {step:>7d} to {d} in torch_dist format"])
+        self._t = t1 = t0 + s.save_s * self._rng.uniform(0.9, 1.2)
+        if s.framework == "deepspeed":
+            self._write(t1, [f"[{self._stamp(t1)},000] [INFO] [torch_checkpoint_engine.py:33:commit] [Torch] "
+                             f"Checkpoint global_step{step} is ready now!"])
+        else:
+            self._write(t1, [f"  successfully saved checkpoint from iteration {step:>7d} to {d} [ t 1/8, p 1/4 ]",
+                             f"time (ms) | save-checkpoint: {1000.0 * (t1 - t0):.2f}"])
+        self._ckpts.append((t1, step))
+        self._phase(t1, "running")
+
+    def _plan(self) -> FaultPlan:
+        s, rng = self.spec, self._rng
+        if rng.random() < s.hang_share:
+            return FaultPlan("hang", None, None)
+        node = rng.choice(s.nodes)
+        kind = {"nvidia": "xid79", "ascend": "hbm", "metax": "unavailable", "cambricon": "ecc"}.get(
+            s.vendors.get(node, ""), "silent")
+        if rng.random() < 0.2:
+            kind = "silent"
+        return FaultPlan(kind, node, None if kind == "silent" else rng.randrange(8))
+
+    def _crash(self, at: float, fault: FaultPlan) -> None:
+        """Fault at `at`; the log tells of it; training resumes from the last committed checkpoint."""
+        s, rng = self.spec, self._rng
+        step_at = self._step + int((at - self._t) / s.step_s)
+        if self.on_fault is not None and fault.kind != "hang":
+            self.on_fault(fault, at)
+        self._phase(at, "down")
+        if fault.kind == "hang":
+            t = at + rng.uniform(1500, 2400)       # someone notices the hung job and restarts it
+        else:
+            t = at + rng.uniform(90, 240)          # the collective times out, the agent sees the failure
+            where = f"{fault.node} card {fault.card}" if fault.card is not None else f"{fault.node}"
+            self._write(t, [f"[rank{rng.randrange(1024)}]:[E{self._stamp(t)[5:7]}{self._stamp(t)[8:10]} "
+                            f"{self._stamp(t)[11:]}.000 ProcessGroupNCCL.cpp:607] [Rank 0] Watchdog caught "
+                            f"collective operation timeout ({where})",
+                            f"torch.distributed.elastic.multiprocessing.api: failed (exitcode: -6) local_rank: 0"])
+            t += rng.uniform(20, 60)
+            self._write(t, [f"[{self._stamp(t)}] torch.distributed.elastic.agent.server.api: [default] Worker group "
+                            "FAILED. 2/3 attempts left; will restart worker group"])
+        t += rng.uniform(60, 180)                   # relaunch, rendezvous, build the model
+        committed = [c for c in self._ckpts if c[0] <= at]
+        load_step = committed[-1][1] if committed else 0
+        self._phase(t, "loading")
+        self._t = t
+        self._write(t, self._launch_lines(load_step))
+        t += rng.uniform(40, 120)                   # load the checkpoint shards
+        self._phase(t, "running")
+        self._t, self._step = t, load_step
+        first = self._iterate()
+        self.truth.append(TrueStop(at, step_at, first, load_step, fault))
+
+    def _iterate(self) -> float:
+        """One logging interval of training; returns the time of its progress line."""
+        s = self.spec
+        self._t += s.step_s * s.log_every
+        self._step += s.log_every
+        self._write(self._t, [self._progress_line(self._t, self._step)])
+        if self._step % s.ckpt_every == 0:
+            self._save()
+        return self._t
+
+    def _generate(self, until: float) -> None:
+        while self._t < until:
+            if self._next_fault <= self._t + self.spec.step_s * self.spec.log_every:
+                at = max(self._next_fault, self._t)
+                self._crash(at, self._plan())
+                self._next_fault = self._t + self._rng.expovariate(1.0 / self.spec.mtbf_s)
+                continue
+            self._iterate()
