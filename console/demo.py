@@ -138,11 +138,11 @@ def _demo_jobs(racks: list[Rack], nodes: list[Node]) -> list[Job]:
 
 
 # How each demo job trains and how often it fails (mean time between failures): the big mixed job about
-# every 3 days, as 1,000-card jobs do; the SFT job has been clean for weeks; the third one is troubled.
+# every 2 days, as 1,000-card jobs do; the SFT job has been clean for weeks; the third one is troubled.
 JOB_PROFILES = {
-    "llm-70b-mix": dict(step_s=6.0, log_every=10, ckpt_every=300, save_s=50.0, mtbf_s=3.0 * 86400, hang_share=0.25),
+    "llm-70b-mix": dict(step_s=6.0, log_every=10, ckpt_every=300, save_s=50.0, mtbf_s=2.0 * 86400, hang_share=0.25),
     "moe-16b-sft": dict(step_s=2.0, log_every=30, ckpt_every=900, save_s=25.0, mtbf_s=60.0 * 86400, hang_share=0.0),
-    "vlm-7b-pt": dict(step_s=3.0, log_every=20, ckpt_every=1200, save_s=40.0, mtbf_s=1.2 * 86400, hang_share=0.5),
+    "vlm-7b-pt": dict(step_s=3.0, log_every=20, ckpt_every=1200, save_s=40.0, mtbf_s=0.6 * 86400, hang_share=0.5),
 }
 
 

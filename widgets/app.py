@@ -127,6 +127,7 @@ class MainWindow(QMainWindow):
 
         self.heatmap = HeatmapView()
         self.heatmap.card_clicked.connect(self.open_card)
+        self.jobs.attach_timeline()
         current = self.tabs.currentIndex()
         self.tabs.removeTab(0)
         self.tabs.insertTab(0, self.heatmap, tr("Room"))
@@ -137,6 +138,7 @@ class MainWindow(QMainWindow):
 
             self.incidents = IncidentsView(self.db_path, self.pool, i18n.current_language())
             self.incidents.show_card.connect(self.show_card)
+            self.incidents.show_job.connect(self.show_job)
             self.incidents.changed.connect(self._poll_now)
             self.tabs.addTab(self.incidents, tr("Incidents"))
             if self.snapshot is not None:
@@ -310,6 +312,12 @@ class MainWindow(QMainWindow):
         self.tabs.setCurrentWidget(self.heatmap)
         if idx < 0 or not self.heatmap.focus_card(node, idx):
             self.heatmap.focus_node(node)
+
+    @Slot(str, float)
+    def show_job(self, job: str, at: float) -> None:
+        """From an incident to its job's lane in the continuity timeline, centred on the incident."""
+        self.tabs.setCurrentWidget(self.jobs)
+        self.jobs.select_job(job, at)
 
     @Slot(str, float)
     def _progress(self, phase: str, fraction: float) -> None:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, QThreadPool, Signal
+from PySide6.QtCore import Qt, QThreadPool, QUrl, Signal
 from PySide6.QtGui import QColor, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QHeaderView,
@@ -92,6 +92,7 @@ class IncidentsView(QWidget):
     """List + detail; emits show_card for Enter / double-click, changed after an action."""
 
     show_card = Signal(str, int)
+    show_job = Signal(str, float)
     changed = Signal()
 
     def __init__(self, db_path: str, pool: QThreadPool, language: str = "en",
@@ -115,10 +116,12 @@ class IncidentsView(QWidget):
         self.table.selectionModel().currentRowChanged.connect(lambda *_: self.load_detail())
         self.detail = QTextBrowser()
         self.detail.setOpenExternalLinks(False)
+        self.detail.setOpenLinks(False)
+        self.detail.anchorClicked.connect(self._link)
         self.plot = pg.PlotWidget(axisItems={"bottom": pg.DateAxisItem()})
         self.plot.setMaximumHeight(180)
         self.plot.setTitle(tr("Snapshot: 15 min before and after"), size="9pt")
-        self.status = QLabel(tr("A acknowledge · R resolve · N note · S silence · Enter show the card"))
+        self.status = QLabel(tr("A acknowledge · R resolve · N note · S silence · Enter show the card · J show the job"))
         right = QWidget()
         rl = QVBoxLayout(right)
         rl.setContentsMargins(0, 0, 0, 0)
@@ -135,7 +138,7 @@ class IncidentsView(QWidget):
         layout.addWidget(self.status)
         self.current: IncidentDetail | None = None
         for key, slot in (("A", self.acknowledge), ("R", self.resolve), ("N", self.note), ("S", self.silence),
-                          ("Return", self.open_selected), ("Enter", self.open_selected)):
+                          ("Return", self.open_selected), ("Enter", self.open_selected), ("J", self.open_job)):
             shortcut = QShortcut(QKeySequence(key), self.table)
             shortcut.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
             shortcut.activated.connect(slot)
@@ -176,6 +179,24 @@ class IncidentsView(QWidget):
         path = self.db_path
         self._run(lambda: read_with(path, lambda conn: read_incident_detail(conn, row.id)), self.show_detail)
 
+    @staticmethod
+    def _job_links(jobs: object) -> str:
+        names = [j.strip() for j in str(jobs or "").split(",") if j.strip()]
+        if not names:
+            return "-"
+        return ", ".join(f"<a href='job:{html.escape(j)}'>{html.escape(j)}</a>" for j in names) + \
+            f" <small>({tr('J: open the job timeline')})</small>"
+
+    def _link(self, url: QUrl) -> None:
+        if url.scheme() == "job" and self.current is not None:
+            self.show_job.emit(url.path(), float(str(self.current.row["opened_at"])))
+
+    def open_job(self) -> None:
+        """From the selected incident to its (first) job's lane in the timeline, at the incident's time."""
+        row = self.selected()
+        if row is not None and row.job:
+            self.show_job.emit(row.job.split(",")[0].strip(), float(row.opened_at))
+
     def show_detail(self, detail: object) -> None:
         """Evidence, meaning, action, jobs, cards, the card's history and notes; the snapshot plot."""
         if not isinstance(detail, IncidentDetail):
@@ -197,7 +218,7 @@ class IncidentsView(QWidget):
                  f"<p><b>{tr('Meaning')}:</b> {esc(entry.meaning(lang))}</p>",
                  f"<p><b>{tr('Recommended action')}:</b> {esc(tr(str(r.get('action') or '-')))} — "
                  f"{esc(entry.action(lang))}</p>",
-                 f"<p><b>{tr('Affected job(s)')}:</b> {esc(str(r.get('job') or '-'))} · <b>{tr('Node')}:</b> "
+                 f"<p><b>{tr('Affected job(s)')}:</b> {self._job_links(r.get('job'))} · <b>{tr('Node')}:</b> "
                  f"{esc(str(r.get('node') or '-'))} · <b>{tr('Card')}:</b> "
                  f"{esc(str(r.get('card_idx') if r.get('card_idx') is not None else r.get('cards') or '-'))}"
                  f" · <b>{tr('serial')}:</b> {esc(str(r.get('serial') or 'N/A'))}</p>"]

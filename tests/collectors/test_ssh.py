@@ -216,10 +216,15 @@ def test_training_job_log_and_checkpoints_over_ssh(fleet):
         collector.sweep()
         steps = [r[0] for r in store.conn.execute(
             "SELECT step FROM job_events WHERE job = 'llm' AND kind = 'progress' ORDER BY ts")]
-        assert steps == [100, 105, 110]                 # each line once, the partial one when complete
+        assert steps == [105, 110]                      # progress is kept once per read (the newest line)
+        lines, unmatched = store.conn.execute("SELECT lines, unmatched FROM job_logs WHERE job = 'llm'").fetchone()
+        assert (lines, unmatched) == (4, 1)             # each line once, the partial one when complete
         log.write_text(" [2026-11-22 02:00:00] iteration      7/  1000 | lm loss: 2.0 |\n")   # rotated
         collector.sweep()
         assert store.conn.execute("SELECT last_step FROM jobs WHERE name = 'llm'").fetchone()[0] == 7
+        stop = store.conn.execute("SELECT resumed_from, resumed_at FROM job_interruptions WHERE job = 'llm' "
+                                  "AND last_step = 110").fetchone()
+        assert stop[1] is not None                      # the step went back: a restart, seen after the fact
         log.unlink()
         collector.sweep()
         row = store.conn.execute("SELECT state FROM jobs WHERE name = 'llm'").fetchone()

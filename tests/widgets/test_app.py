@@ -166,26 +166,29 @@ def test_reader_sees_a_collect_written_database(tmp_path):
     assert len(snap.card_node) == 64 and snap.demo and snap.last_sweep_at is not None
 
 
-def test_jobs_panel_shows_continuity_against_goals(qtbot, tmp_path):
-    from console.store import Store
+def test_jobs_panel_and_timeline_show_continuity_against_goals(qtbot, tmp_path):
+    from console import demo
 
     path = str(tmp_path / "ops.db")
-    store = Store(path)
-    now = time.time()
-    store.sync_jobs({"gpu-1": ["llm"]})
-    events = [(now - 3600 + t, "progress", t // 2, "") for t in range(0, 1801, 10)]
-    events += [(now - 1500 + t, "progress", 850 + t // 2, "") for t in range(0, 1491, 10)]   # a 300 s stop
-    events.append((now - 1600, "load", 850, ""))
-    store.write_job("llm", now, 1000, None, events, [(800, now - 2000, "/ckpt/iter_0000800")],
-                    ("running", now - 10, 1595))
-    store.close()
+    demo.build_history(path, days=0.01, cards=64)            # one job on 64 NVIDIA cards, 15 days of its log
     window = MainWindow(path, "site", False, interval_s=1.0)
     qtbot.addWidget(window)
     window.show()
-    qtbot.waitUntil(lambda: window.jobs.model.rowCount() == 1, timeout=10_000)
+    qtbot.waitUntil(lambda: window.jobs.model.rowCount() == 1 and window.jobs.timeline is not None, timeout=20_000)
     row = window.jobs.model.rows[0]
-    assert row.state == "running" and row.checkpoint_step == 800 and row.last_ttr_s == pytest.approx(300, abs=11)
-    assert 0.80 < row.ettr < 0.95
-    shown = [window.jobs.model.data(window.jobs.model.index(0, c)) for c in range(10)]
-    assert shown[0] == "llm" and shown[8].endswith("%")
+    assert row.name == "llm-70b-mix" and row.vendors == "NVIDIA 64" and row.cards == 64
+    assert row.model.interruptions and row.model.checkpoint_step is not None and 0.5 < row.ettr <= 1.0
+    assert row.model.longest_run_s is not None
+    shown = [window.jobs.model.data(window.jobs.model.index(0, c)) for c in range(len(window.jobs.model.COLUMNS))]
+    assert shown[0] == "llm-70b-mix" and shown[8].endswith("%") and "N/A" not in (shown[3], shown[5])
+    timeline = window.jobs.timeline
+    qtbot.waitUntil(lambda: timeline.bars is not None, timeout=5_000)
+    kinds = {s.kind for s in row.model.segments}
+    assert {"running", "checkpointing"} <= kinds and kinds & {"down", "stalled"}
+    stop = row.model.interruptions[0]
+    assert window.jobs.select_job("llm-70b-mix", at=stop.stopped_at)
+    lo, hi = timeline.plot.getViewBox().viewRange()[0]
+    assert lo < stop.stopped_at < hi and hi - lo < 86400
+    text = timeline.describe(stop.stopped_at + 30, 0)
+    assert "resumed after" in text and "lost work" in text
     window.close()
