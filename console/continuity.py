@@ -357,8 +357,13 @@ def summarize(name: str, now: float, *, state: str | None = None, first_at: floa
               threshold_s: float | None = None, segments: Sequence[Segment] = (),
               interruptions: Sequence[Interruption] = (), checkpoints: Sequence[tuple[float, int]] = (),
               cards: int = 0) -> JobModel:
-    """The job's figures from its stored segments, interruptions and checkpoints (times in unix s)."""
-    stops = sorted(interruptions, key=lambda i: i.stopped_at)
+    """The job's figures from its stored segments, interruptions and checkpoints (times in unix s); what
+    is stored after `now` (a report on an earlier shift) is left out."""
+    if first_at is not None and first_at > now:
+        first_at, last, state = None, None, "no data"
+    stops = sorted((i for i in interruptions if i.stopped_at <= now), key=lambda i: i.stopped_at)
+    segments = [s for s in segments if s.start <= now]
+    checkpoints = [c for c in checkpoints if c[0] <= now]
     model = JobModel(name, state or ("no data" if first_at is None else "running"),
                      None if last is None else last[1], None if last is None else last[0], step_time_s,
                      threshold_s, list(stops), sorted(segments, key=lambda s: (s.start, s.kind)))
@@ -386,7 +391,7 @@ def summarize(name: str, now: float, *, state: str | None = None, first_at: floa
         model.save_duration_s = statistics.median(durations)
         if max(durations) > SAVE_TOO_LONG_S:
             model.flags.append("a checkpoint save took longer than 15 minutes")
-    if first_at is not None and stops and model.save_duration_s:
+    if first_at is not None and stops and model.save_duration_s and now > first_at:
         mttf = (now - first_at) / len(stops)
         model.optimal_interval_s = math.sqrt(2.0 * mttf * model.save_duration_s)      # Young/Daly
         if model.checkpoint_age_s is not None and model.checkpoint_age_s > model.optimal_interval_s:

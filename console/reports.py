@@ -17,6 +17,8 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from console import incidents as inc
+from console import continuity
+from console.jobview import read_jobs
 from console.live import Snapshot, read_snapshot
 
 T: dict[str, dict[str, str]] = {
@@ -56,6 +58,14 @@ T: dict[str, dict[str, str]] = {
     "page": {"en": "Page", "zh": "第"},
     "card": {"en": "Card", "zh": "卡"}, "code": {"en": "Code", "zh": "故障码"},
     "last_progress": {"en": "Last progress", "zh": "最后进展"}, "last_step": {"en": "Last step", "zh": "最后步数"},
+    "cards_col": {"en": "Cards", "zh": "加速卡"}, "ckpt_age": {"en": "Checkpoint age", "zh": "检查点时长"},
+    "stops": {"en": "Stops in shift", "zh": "本班中断"}, "worst_ttr": {"en": "Worst resume", "zh": "最长恢复"},
+    "ettr24": {"en": "ETTR 24 h", "zh": "ETTR 24 小时"}, "ettr_life": {"en": "ETTR (life)", "zh": "ETTR（全程）"},
+    "goals": {"en": "Goals (TTR ≤ 10 min · 15 d · ETTR ≥ 90 %)", "zh": "目标（恢复 ≤ 10 分钟 · 15 天 · ETTR ≥ 90%）"},
+    "running": {"en": "running", "zh": "运行中"}, "stalled": {"en": "stalled", "zh": "停滞"},
+    "down": {"en": "down", "zh": "中断"}, "no data": {"en": "no data", "zh": "无数据"}, "resuming": {"en": "resuming", "zh": "恢复中"},
+    "cannot read": {"en": "cannot read", "zh": "无法读取"}, "no progress pattern": {"en": "no progress pattern",
+                                                                                   "zh": "无法识别进度"},
     "open_state": {"en": "open", "zh": "未处理"}, "acknowledged": {"en": "acknowledged", "zh": "已确认"},
     "silenced": {"en": "silenced", "zh": "已静默"},
     "ignore": {"en": "ignore", "zh": "忽略"}, "watch": {"en": "watch", "zh": "观察"},
@@ -227,10 +237,20 @@ def build(conn: sqlite3.Connection, start: float, end: float, lang: str = "en", 
         rep.open_incidents.append([sev, title, f"{node or '-'}" + (f" / {card}" if card is not None else ""),
                                    job or "-", word(state, lang), owner or "-", _dur(min(end, now) - opened),
                                    word(action, lang) if action else "-"])
-    for name, state, last_progress, last_step in conn.execute(
-            "SELECT name, state, last_progress_at, last_step FROM jobs ORDER BY name"):
-        rep.jobs.append([name, state or "N/A", rep.local(last_progress) if last_progress else "N/A",
-                         "N/A" if last_step is None else str(last_step)])
+    for job in read_jobs(conn, min(end, now)):
+        m = job.model
+        in_shift = [i for i in m.interruptions if start <= i.stopped_at < end]
+        ttrs = [i.time_to_resume_s for i in in_shift if i.time_to_resume_s is not None]
+        g = continuity.goals(m)
+        verdict = " ".join(f"{label} {'✓' if ok else '✗' if ok is False else '–'}" for label, ok in
+                           (("TTR", g["ttr_le_10_min"]), ("15 d", g["15_days_uninterrupted"]),
+                            ("ETTR", g["ettr_ge_90"])))
+        rep.jobs.append([job.name, job.vendors or str(job.cards), word(job.state, lang),
+                         "N/A" if m.last_step is None else f"{m.last_step:,}",
+                         "N/A" if m.checkpoint_age_s is None else _dur(m.checkpoint_age_s),
+                         str(len(in_shift)), _dur(max(ttrs)) if ttrs else "-",
+                         "N/A" if m.ettr_24h is None else f"{100 * m.ettr_24h:.1f} %",
+                         "N/A" if m.ettr is None else f"{100 * m.ettr:.1f} %", verdict])
     for rack, tmax, tavg in conn.execute(
             """SELECT n.rack, max(r.temperature_c_max), avg(r.temperature_c_avg) FROM rollups_hourly r
                JOIN cards c ON c.id = r.card_id JOIN nodes n ON n.name = c.node
@@ -292,7 +312,8 @@ def _sections(rep: Report) -> list[tuple[str, list[str], list[list[str]], str | 
         (t("summary", L), [], summary_rows, None),
         (t("open", L), [t(k, L) for k in ("severity", "title_col", "where", "job", "state", "owner", "age", "next")],
          rep.open_incidents, None),
-        (t("jobs", L), [t("job", L), t("state", L), t("last_progress", L), t("last_step", L)], rep.jobs,
+        (t("jobs", L), [t(k, L) for k in ("job", "cards_col", "state", "last_step", "ckpt_age", "stops",
+                                          "worst_ttr", "ettr24", "ettr_life", "goals")], rep.jobs,
          None if rep.jobs else t("jobs_none", L)),
         (t("hot", L), [t("rack", L), t("max_temp", L), t("avg_temp", L)], rep.hot_racks, None),
         (t("faults", L), [t("vendor", L), t("count", L), t("card_hours", L), t("rate", L)], vendor_rows, None),
