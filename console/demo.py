@@ -121,7 +121,10 @@ def _demo_jobs(racks: list[Rack], nodes: list[Node]) -> list[Job]:
         vendor = next((n.vendor for n in nodes if n.rack == rack.name), None)
         if vendor is not None:
             by_vendor.setdefault(vendor, []).append(rack.name)
-    members = lambda rack_names: tuple(n.name for n in nodes if n.rack in rack_names)  # noqa: E731
+
+    def members(rack_names: list[str]) -> tuple[str, ...]:
+        return tuple(n.name for n in nodes if n.rack in rack_names)
+
     jobs: list[Job] = []
     mix = [r for v in ("nvidia", "ascend", "hygon", "metax") for r in by_vendor.get(v, [])[:4]]
     if mix:

@@ -16,8 +16,8 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from console import incidents as inc
 from console import continuity
+from console import incidents as inc
 from console.jobview import read_jobs
 from console.live import Snapshot, read_snapshot
 

@@ -159,7 +159,7 @@ class Collector:
             if problem is None and job.checkpoint_dir:
                 listing = jobs.parse_listing(outputs.get(f"job{i}.ckpt", "MIXOPS-NO-DIR"))
                 if not listing.readable:
-                    u.problem = f"cannot read checkpoint dir {job.checkpoint_dir}"
+                    u.problem = "; ".join(p for p in (u.problem, f"cannot read checkpoint dir {job.checkpoint_dir}") if p)
                 u.checkpoints = [(c.step, c.ts, c.path) for c in listing.checkpoints if c.complete]
             if problem is None and job.slurm_job:
                 record = slurm.parse(outputs.get(f"job{i}.slurm", ""))
@@ -170,7 +170,7 @@ class Collector:
                     cause, incident = self.store.interruption_cause(job.name, stop.stopped_at - 300.0,
                                                                     (stop.resumed_at or now) + 60.0)
                     u.changes.interruptions[k] = replace(stop, cause=cause or stop.cause, incident_id=incident)
-            if u.problem is not None and u.problem.startswith("cannot read"):
+            if u.problem is not None and "cannot read" in u.problem:
                 u.state = "cannot read"
             elif u.problem is not None and tracker.phase == "no data":
                 u.state = "no progress pattern"

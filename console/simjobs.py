@@ -224,7 +224,7 @@ class SimJob:
             self._write(t, [f"[rank{rng.randrange(1024)}]:[E{self._stamp(t)[5:7]}{self._stamp(t)[8:10]} "
                             f"{self._stamp(t)[11:]}.000 ProcessGroupNCCL.cpp:607] [Rank 0] Watchdog caught "
                             f"collective operation timeout ({where})",
-                            f"torch.distributed.elastic.multiprocessing.api: failed (exitcode: -6) local_rank: 0"])
+                            "torch.distributed.elastic.multiprocessing.api: failed (exitcode: -6) local_rank: 0"])
             t += rng.uniform(20, 60)
             self._write(t, [f"[{self._stamp(t)}] torch.distributed.elastic.agent.server.api: [default] Worker group "
                             "FAILED. 2/3 attempts left; will restart worker group"])

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from collectors.adapter import KINDS, TARGETS, UNITS, Adapter, FieldMap
 from collectors import jobs as jobs_mod
 from collectors import slurm
+from collectors.adapter import KINDS, TARGETS, UNITS, Adapter, FieldMap
 from collectors.registry import KNOWN_VENDORS
 
 if TYPE_CHECKING:  # paramiko is imported only when a site's SSH endpoints are built (fast GUI start)

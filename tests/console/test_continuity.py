@@ -196,3 +196,61 @@ def test_ground_truth_from_the_simulator(tmp_path, seed):
     lost += sum(min(end, s.at + 1e9) - s.at for s in sim.truth if s.resumed_at > end)   # still down at the end
     true_ettr = 1.0 - lost / (end - first)
     assert abs(model.ettr - true_ettr) <= 0.005
+
+
+def test_slurm_records_and_site_validation(tmp_path):
+    from collectors import slurm
+    from console.site import SiteError, load_site
+
+    rec = slurm.parse("JobId=4242 JobName=llm JobState=RUNNING Reason=None Dependency=(null) Requeue=1 Restarts=3 "
+                      "BatchFlag=1\n")
+    assert (rec.state, rec.requeues, rec.reason) == ("RUNNING", 3, None)
+    assert slurm.parse("4242|CANCELLED by 0\n").state == "CANCELLED" and slurm.parse("") is None
+    assert "'4242_7'" in slurm.command("4242_7") or "4242_7" in slurm.command("4242_7")
+    site = tmp_path / "site.toml"
+    site.write_text('[site]\nname = "x"\n[[nodes]]\nname = "n1"\n[[jobs]]\nname = "j"\nnodes = ["n1"]\n'
+                    'slurm_job = "12; rm -rf /"\nprogress_regex = "step (\\\\d+)"\nframework = "caffe"\n')
+    with pytest.raises(SiteError) as err:
+        load_site(site)
+    text = str(err.value)
+    assert "slurm_job" in text and "(?P<step>" in text and "caffe" in text
+
+
+def test_a_stopped_job_opens_a_p1_incident_that_resolves_when_it_resumes(tmp_path):
+    from console.incidents import IncidentEngine
+    from console.store import Store
+
+    store = Store(str(tmp_path / "i.db"))
+    engine = IncidentEngine(store.conn, clear_after=2)
+    (opened,) = engine.process(T0, [], (), [("llm", "stalled", "no progress since step 500 (300 s)")])
+    row = store.conn.execute("SELECT severity, code, job, state FROM incidents WHERE id = ?", (opened,)).fetchone()
+    assert row == ("P1", "JOB-STALLED", "llm", "open")
+    engine.process(T0 + 10, [], (), [])
+    engine.process(T0 + 20, [], (), [])
+    assert store.conn.execute("SELECT state FROM incidents WHERE id = ?", (opened,)).fetchone()[0] == "resolved"
+    store.close()
+
+
+def test_unreadable_log_or_checkpoint_dir_is_never_healthy(tmp_path):
+    from console import jobview
+    from console.service import Collector
+    from console.site import Job, Node, Site, SSHDefaults
+    from console.store import Store
+
+    site = Site("<t>", "t", "UTC", 10.0, SSHDefaults(known_hosts="/dev/null", config_file="/dev/null"), (),
+                (Node("n1", "127.0.0.1", None, None, None, "nvidia", None),),
+                (Job("a", ("n1",), "/ckpt/a", "/logs/a", "megatron", None),
+                 Job("b", ("n1",), None, "/logs/b", None, None)), ())
+    store = Store(str(tmp_path / "u.db"))
+    collector = Collector(site, store, session_factory=lambda ep: None, incidents=False)
+    log = "MIXOPS-LOG 40 0\n [2026-11-22 01:00:00] iteration 10/ 100 |\n"
+    collector.update_jobs(T0, {"job0.log": log, "job0.ckpt": "MIXOPS-NO-DIR\n",
+                               "job1.log": "MIXOPS-LOG 30 0\nloss 1.0 at some point\nanother line\n"})
+    rows = {r.name: r for r in jobview.read_jobs(store.conn, T0)}
+    assert rows["a"].state == "cannot read" and "checkpoint dir" in rows["a"].problem
+    assert rows["b"].state == "no progress pattern" and rows["b"].unmatched == 2
+    collector.update_jobs(T0 + 10, {"job0.log": "MIXOPS-NO-LOG\n", "job1.log": "MIXOPS-LOG 30 30\n"})
+    rows = {r.name: r for r in jobview.read_jobs(store.conn, T0 + 10)}
+    assert rows["a"].state == "cannot read" and "cannot read log" in rows["a"].problem
+    collector.close()
+    store.close()

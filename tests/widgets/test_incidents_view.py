@@ -114,3 +114,18 @@ def test_new_p1_p2_notify_and_silenced_do_not(qtbot, db):
     qtbot.wait(500)
     assert not any(f"#{quiet}" in n for n in window.notifications)
     window.close()
+
+
+def test_every_literal_ui_string_has_a_chinese_translation():
+    import json
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    catalogue = json.loads((root / "resources" / "i18n" / "zh_CN.json").read_text(encoding="utf-8"))
+    missing = []
+    for source in sorted((root / "widgets").glob("*.py")):
+        for m in re.finditer(r"\btr\(\s*([\"'])((?:(?!\1).)+)\1\s*\)", source.read_text(encoding="utf-8")):
+            if m.group(2) not in catalogue:
+                missing.append(f"{source.name}: {m.group(2)}")
+    assert not missing
