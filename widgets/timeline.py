@@ -165,7 +165,7 @@ class TimelineView(QWidget):
             colour = "#1a9850" if row.state == "running" else "#d73027"
             text = (f"<span style='font-weight:600'>{html.escape(row.name)}</span> "
                     f"<span style='color:{colour}'>{html.escape(tr(row.state))}</span> · "
-                    f"{html.escape(row.vendors)} · {html.escape(goal_text(row))}")
+                    + (f"{html.escape(row.vendors)} · " if row.vendors else "") + html.escape(goal_text(row)))
             item = pg.TextItem(html=f"<div style='background:rgba(255,255,255,200);font-size:8pt'>{text}</div>",
                                anchor=(0, 1))
             self.plot.addItem(item, ignoreBounds=True)
