@@ -54,17 +54,16 @@ def build(path: str, n_jobs: int, days: float, now: float) -> tuple[int, float]:
     t0 = time.perf_counter()
     reads = 0
     t = now - days * 86400.0 + 600.0
-    store.conn.execute("BEGIN IMMEDIATE")
     while t <= now:
         offsets = store.job_offsets()
         outputs = {}
         for i, sim in enumerate(sims):
             outputs[f"job{i}.log"] = sim.log_output(offsets.get(sim.spec.name, 0), t, jobs_mod.LOG_CAP_BYTES)
             outputs[f"job{i}.ckpt"] = sim.listing_output(t)
-        collector.update_jobs(t, outputs)
+        with store.batch():
+            collector.update_jobs(t, outputs)
         reads += 1
         t += 600.0
-    store.conn.execute("COMMIT")
     collector.close()
     store.close()
     return reads, time.perf_counter() - t0

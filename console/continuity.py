@@ -82,7 +82,6 @@ class _Stop:
     cause: str | None = None
     load_at: float | None = None
     load_step: int | None = None
-    this_read: bool = True
 
 
 @dataclass(slots=True)
@@ -165,8 +164,6 @@ class Tracker:
     def advance(self, events: Iterable[Event], now: float) -> Changes:
         """Apply the events of one read (any order) and the stall rule at the read time `now`."""
         ch = Changes()
-        if self.stop is not None:
-            self.stop.this_read = False
         for ts, kind, step, detail in events:         # in log order
             if kind != "save_time" and self.saved is not None:
                 self._close_save(ch)

@@ -607,28 +607,30 @@ def build_job_history(collector: Collector, center: DemoCenter, until: float,
                       stop: threading.Event | None = None) -> int:
     """The jobs' lives before the card history begins: their logs and checkpoint directories read every
     10 minutes through the collector's job path (parsers, continuity tracker, store). Returns the reads."""
-    site = center.site
     first = min((sim.start for sim in center.jobs.values()), default=until)
     reads = 0
     t = first + JOB_HISTORY_READ_S
     while t < until and not (stop is not None and stop.is_set()):
-        offsets = collector.store.job_offsets()
-        outputs: dict[str, str] = {}
-        for i, job in enumerate(site.jobs):
-            sim = center.jobs.get(job.name)
-            if sim is not None:
-                outputs[f"job{i}.log"] = sim.log_output(offsets.get(job.name, 0), t, jobs.LOG_CAP_BYTES)
-                outputs[f"job{i}.ckpt"] = sim.listing_output(t)
-        if reads % 200 == 0:
-            if reads:
-                collector.store.conn.execute("COMMIT")
-            collector.store.conn.execute("BEGIN IMMEDIATE")
-        collector.update_jobs(t, outputs)
-        reads += 1
-        t += JOB_HISTORY_READ_S
-    if collector.store.conn.in_transaction:
-        collector.store.conn.execute("COMMIT")
+        with collector.store.batch():       # 200 reads per transaction
+            for _ in range(200):
+                if t >= until:
+                    break
+                _read_jobs_once(collector, center, t)
+                reads += 1
+                t += JOB_HISTORY_READ_S
     return reads
+
+
+def _read_jobs_once(collector: Collector, center: DemoCenter, t: float) -> None:
+    """What one sweep's job commands would return at time t, through the collector's job path."""
+    offsets = collector.store.job_offsets()
+    outputs: dict[str, str] = {}
+    for i, job in enumerate(center.site.jobs):
+        sim = center.jobs.get(job.name)
+        if sim is not None:
+            outputs[f"job{i}.log"] = sim.log_output(offsets.get(job.name, 0), t, jobs.LOG_CAP_BYTES)
+            outputs[f"job{i}.ckpt"] = sim.listing_output(t)
+    collector.update_jobs(t, outputs)
 
 
 def is_demo_db(path: str) -> bool:

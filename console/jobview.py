@@ -41,39 +41,6 @@ class JobRow:
     checkpoints: list[tuple[float, int]] = field(default_factory=list)     # in the window, for ticks
     markers: list[Marker] = field(default_factory=list)
 
-    # the panel's columns, kept as names the report and tests use
-    @property
-    def last_step(self) -> int | None:
-        return self.model.last_step
-
-    @property
-    def last_progress_at(self) -> float | None:
-        return self.model.last_progress_at
-
-    @property
-    def checkpoint_step(self) -> int | None:
-        return self.model.checkpoint_step
-
-    @property
-    def checkpoint_at(self) -> float | None:
-        return self.model.checkpoint_at
-
-    @property
-    def checkpoint_interval_s(self) -> float | None:
-        return self.model.checkpoint_interval_s
-
-    @property
-    def last_ttr_s(self) -> float | None:
-        return self.model.last_ttr_s
-
-    @property
-    def ettr(self) -> float | None:
-        return self.model.ettr
-
-    @property
-    def gpu_hours_at_risk(self) -> float | None:
-        return self.model.gpu_hours_at_risk
-
 
 @dataclass(frozen=True, slots=True)
 class ReadStats:

@@ -26,6 +26,9 @@ from widgets.i18n import tr
 
 SEGMENT_COLOURS = {"running": (26, 152, 80), "checkpointing": (69, 117, 180), "stalled": (253, 174, 97),
                    "down": (215, 48, 39), "resuming": (171, 110, 200)}
+BRUSHES = {kind: pg.mkBrush(*rgb) for kind, rgb in SEGMENT_COLOURS.items()}
+OTHER_BRUSH = pg.mkBrush(150, 150, 150)
+NO_PEN = pg.mkPen(None)
 RANGE_S = 30 * 86400.0
 DEFAULT_VIEW_S = 15 * 86400.0
 LANE_H = 0.6
@@ -122,7 +125,7 @@ class TimelineView(QWidget):
                 x1.append(max(b, a + 1.0))
                 ys.append(lane - (LANE_H / 2 if not thin else LANE_H / 6))
                 hs.append(LANE_H if not thin else LANE_H / 3)
-                brushes.append(pg.mkBrush(*SEGMENT_COLOURS.get(kind, (150, 150, 150))))
+                brushes.append(BRUSHES.get(kind, OTHER_BRUSH))
             self._lane_segments.append(([s[1] for s in segs], segs))
             for ts, _step in row.checkpoints:
                 tick_x.append(ts)
@@ -131,8 +134,8 @@ class TimelineView(QWidget):
                 mark_x.append(m.ts)
                 mark_y.append(lane + LANE_H / 2 + 0.12)
                 mark_data.append(f"{m.severity} · {m.title}")
-            for i in row.model.interruptions:
-                if i.cause and not any(abs(i.detected_at - x) < 120 for x in mark_x[-len(row.markers):] or []):
+            for i in row.model.interruptions:      # a cause without an incident of its own gets a marker too
+                if i.cause and not any(abs(i.detected_at - m.ts) < 120 for m in row.markers):
                     mark_x.append(i.detected_at)
                     mark_y.append(lane + LANE_H / 2 + 0.12)
                     mark_data.append(f"{tr('cause')}: {i.cause[:160]}")
@@ -142,7 +145,7 @@ class TimelineView(QWidget):
         if x0:
             a0, a1 = np.asarray(x0), np.asarray(x1)
             self.bars = pg.BarGraphItem(x0=a0, x1=a1, y0=np.asarray(ys), height=np.asarray(hs), brushes=brushes,
-                                        pens=[pg.mkPen(None)] * len(x0))
+                                        pens=[NO_PEN] * len(x0))
             self.plot.addItem(self.bars)
         self.ticks.setData(tick_x, tick_y)
         self.markers.setData(mark_x, mark_y, data=mark_data)

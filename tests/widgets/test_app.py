@@ -177,7 +177,7 @@ def test_jobs_panel_and_timeline_show_continuity_against_goals(qtbot, tmp_path):
     qtbot.waitUntil(lambda: window.jobs.model.rowCount() == 1 and window.jobs.timeline is not None, timeout=20_000)
     row = window.jobs.model.rows[0]
     assert row.name == "llm-70b-mix" and row.vendors == "NVIDIA 64" and row.cards == 64
-    assert row.model.interruptions and row.model.checkpoint_step is not None and 0.5 < row.ettr <= 1.0
+    assert row.model.interruptions and row.model.checkpoint_step is not None and 0.5 < row.model.ettr <= 1.0
     assert row.model.longest_run_s is not None
     shown = [window.jobs.model.data(window.jobs.model.index(0, c)) for c in range(len(window.jobs.model.COLUMNS))]
     assert shown[0] == "llm-70b-mix" and shown[8].endswith("%") and "N/A" not in (shown[3], shown[5])
