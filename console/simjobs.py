@@ -114,15 +114,14 @@ class SimJob:
         with self._lock:
             self._generate(now)
             done = [c for c in self._ckpts if c[0] <= now][-self.spec.keep:]
-        d = self.spec.checkpoint_dir.rstrip("/")
         lines = []
         for ts, step in done:
             name = f"iter_{step:07d}" if self.spec.framework == "megatron" else f"global_step{step}"
-            lines.append(f"{ts:.4f} 4096 {d}/{name}")
+            lines.append(f"{ts:.4f} 4096 {name}")
         if done:
             marker = "latest_checkpointed_iteration.txt" if self.spec.framework == "megatron" else "latest"
             value = str(done[-1][1]) if self.spec.framework == "megatron" else f"global_step{done[-1][1]}"
-            lines.append(f"{done[-1][0]:.4f} {len(value)} {d}/{marker}")
+            lines.append(f"{done[-1][0]:.4f} {len(value)} {marker}")
             lines.append(f"MARKER {marker} {value}")
         return "\n".join(lines) + "\n"
 

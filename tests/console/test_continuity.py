@@ -119,10 +119,10 @@ def test_hf_tqdm_with_carriage_returns_and_custom_regex():
 
 
 LISTING = """\
-1795300000.5 4096 /ckpt/llm/iter_0000100
-1795303600.5 4096 /ckpt/llm/iter_0000200
-1795307200.5 4096 /ckpt/llm/iter_0000300
-1795303601.0 4 /ckpt/llm/latest_checkpointed_iteration.txt
+1795300000.5 4096 iter_0000100
+1795303600.5 4096 iter_0000200
+1795307200.5 4096 iter_0000300
+1795303601.0 4 latest_checkpointed_iteration.txt
 MARKER latest_checkpointed_iteration.txt 200
 """
 
@@ -131,8 +131,8 @@ def test_checkpoint_listing_commits_by_tracker_and_trainer_state():
     listing = jobs.parse_listing(LISTING)
     assert [(c.step, c.complete) for c in listing.checkpoints] == [(100, True), (200, True), (300, False)]
     assert listing.latest_step == 200                      # iter_300 is newer than the tracker: in progress
-    hf = jobs.parse_listing("1.0 4096 /o/checkpoint-500\n2.0 10 /o/checkpoint-500/trainer_state.json\n"
-                            "3.0 4096 /o/checkpoint-1000\n")
+    hf = jobs.parse_listing("1.0 4096 checkpoint-500\n2.0 10 checkpoint-500/trainer_state.json\n"
+                            "3.0 4096 checkpoint-1000\n")
     assert [(c.step, c.complete) for c in hf.checkpoints] == [(500, True), (1000, False)]
     assert not jobs.parse_listing("MIXOPS-NO-DIR\n").readable
     assert "'/mnt/ckpt/a b'" in jobs.listing_command("/mnt/ckpt/a b")
