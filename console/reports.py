@@ -58,10 +58,14 @@ T: dict[str, dict[str, str]] = {
     "page": {"en": "Page", "zh": "第"},
     "card": {"en": "Card", "zh": "卡"}, "code": {"en": "Code", "zh": "故障码"},
     "last_progress": {"en": "Last progress", "zh": "最后进展"}, "last_step": {"en": "Last step", "zh": "最后步数"},
-    "cards_col": {"en": "Cards", "zh": "加速卡"}, "ckpt_age": {"en": "Checkpoint age", "zh": "检查点时长"},
+    "job_cards": {"en": "Job · cards", "zh": "作业 · 加速卡"}, "cards_n": {"en": "cards", "zh": "卡"},
+    "ckpt_age": {"en": "Ckpt age", "zh": "检查点时长"},
     "stops": {"en": "Stops in shift", "zh": "本班中断"}, "worst_ttr": {"en": "Worst resume", "zh": "最长恢复"},
-    "ettr24": {"en": "ETTR 24 h", "zh": "ETTR 24 小时"}, "ettr_life": {"en": "ETTR (life)", "zh": "ETTR（全程）"},
-    "goals": {"en": "Goals (TTR ≤ 10 min · 15 d · ETTR ≥ 90 %)", "zh": "目标（恢复 ≤ 10 分钟 · 15 天 · ETTR ≥ 90%）"},
+    "ettr": {"en": "ETTR 24 h / life", "zh": "ETTR 24 小时 / 全程"},
+    "goals": {"en": "Goals", "zh": "目标"},
+    "goals_legend": {"en": "Goals, in order: every resume ≤ 10 min · 15 days without interruption · ETTR ≥ 90 % "
+                           "(✓ met, ✗ missed, – not known yet).",
+                     "zh": "目标依次为：每次恢复 ≤ 10 分钟 · 连续运行 15 天无中断 · ETTR ≥ 90%（✓ 达到，✗ 未达到，– 尚不可知）。"},
     "running": {"en": "running", "zh": "运行中"}, "stalled": {"en": "stalled", "zh": "停滞"},
     "down": {"en": "down", "zh": "中断"}, "no data": {"en": "no data", "zh": "无数据"}, "resuming": {"en": "resuming", "zh": "恢复中"},
     "cannot read": {"en": "cannot read", "zh": "无法读取"}, "no progress pattern": {"en": "no progress pattern",
@@ -242,15 +246,15 @@ def build(conn: sqlite3.Connection, start: float, end: float, lang: str = "en", 
         in_shift = [i for i in m.interruptions if start <= i.stopped_at < end]
         ttrs = [i.time_to_resume_s for i in in_shift if i.time_to_resume_s is not None]
         g = continuity.goals(m)
-        verdict = " ".join(f"{label} {'✓' if ok else '✗' if ok is False else '–'}" for label, ok in
-                           (("TTR", g["ttr_le_10_min"]), ("15 d", g["15_days_uninterrupted"]),
-                            ("ETTR", g["ettr_ge_90"])))
-        rep.jobs.append([job.name, job.vendors or str(job.cards), word(job.state, lang),
-                         "N/A" if m.last_step is None else f"{m.last_step:,}",
+        verdict = " ".join("✓" if ok else "✗" if ok is False else "–" for ok in
+                             (g["ttr_le_10_min"], g["15_days_uninterrupted"], g["ettr_ge_90"]))
+        # The job's name, then its composition on a second line (HTML breaks it, Markdown joins it)
+        mix = job.vendors if " · " in job.vendors else job.vendors.rsplit(" ", 1)[0]   # one vendor: no repeated count
+        who = f"{job.name}\n{job.cards:,} {t('cards_n', lang)}" + (f": {mix}" if mix else "")
+        ettr = " / ".join("N/A" if v is None else f"{100 * v:.1f}" for v in (m.ettr_24h, m.ettr)) + " %"
+        rep.jobs.append([who, word(job.state, lang), "N/A" if m.last_step is None else f"{m.last_step:,}",
                          "N/A" if m.checkpoint_age_s is None else _dur(m.checkpoint_age_s),
-                         str(len(in_shift)), _dur(max(ttrs)) if ttrs else "-",
-                         "N/A" if m.ettr_24h is None else f"{100 * m.ettr_24h:.1f} %",
-                         "N/A" if m.ettr is None else f"{100 * m.ettr:.1f} %", verdict])
+                         str(len(in_shift)), _dur(max(ttrs)) if ttrs else "-", ettr, verdict])
     for rack, tmax, tavg in conn.execute(
             """SELECT n.rack, max(r.temperature_c_max), avg(r.temperature_c_avg) FROM rollups_hourly r
                JOIN cards c ON c.id = r.card_id JOIN nodes n ON n.name = c.node
@@ -293,7 +297,7 @@ def build(conn: sqlite3.Connection, start: float, end: float, lang: str = "en", 
 
 def _md_cell(value: str) -> str:
     """Markdown table cell: pipes and HTML neutralised, one line."""
-    return html.escape(value.replace("|", "\\|").replace("\n", " "), quote=False)
+    return html.escape(value.replace("|", "\\|").replace("\n", " — "), quote=False)
 
 
 def _md_table(head: list[str], rows: list[list[str]]) -> list[str]:
@@ -312,9 +316,9 @@ def _sections(rep: Report) -> list[tuple[str, list[str], list[list[str]], str | 
         (t("summary", L), [], summary_rows, None),
         (t("open", L), [t(k, L) for k in ("severity", "title_col", "where", "job", "state", "owner", "age", "next")],
          rep.open_incidents, None),
-        (t("jobs", L), [t(k, L) for k in ("job", "cards_col", "state", "last_step", "ckpt_age", "stops",
-                                          "worst_ttr", "ettr24", "ettr_life", "goals")], rep.jobs,
-         None if rep.jobs else t("jobs_none", L)),
+        (t("jobs", L), [t(k, L) for k in ("job_cards", "state", "last_step", "ckpt_age", "stops", "worst_ttr",
+                                          "ettr", "goals")], rep.jobs,
+         t("goals_legend", L) if rep.jobs else t("jobs_none", L)),
         (t("hot", L), [t("rack", L), t("max_temp", L), t("avg_temp", L)], rep.hot_racks, None),
         (t("faults", L), [t("vendor", L), t("count", L), t("card_hours", L), t("rate", L)], vendor_rows, None),
         (t("offenders", L), ["", t("node", L), t("count", L)], rep.offenders, None),
@@ -350,7 +354,13 @@ CSS = """body{font-family:'Noto Sans CJK SC','Noto Sans',sans-serif;font-size:10
 h1{font-size:16pt;margin:0 0 4px}h2{font-size:12pt;border-bottom:1px solid #999;margin:14px 0 4px}
 table{border-collapse:collapse;width:100%;margin:4px 0}th,td{border:1px solid #bbb;padding:2px 5px;
 text-align:left;vertical-align:top}th{background:#eee}.demo{background:#b8860b;color:#000;padding:2px 8px;
-font-weight:bold}.muted{color:#666}.P1{color:#d73027;font-weight:bold}.P2{color:#f46d43;font-weight:bold}"""
+font-weight:bold}.muted{color:#666}.sub{color:#555;font-size:8pt}.P1{color:#d73027;font-weight:bold}.P2{color:#f46d43;font-weight:bold}"""
+
+
+def _html_cell(value: str) -> str:
+    """Escaped; a cell's second line (a job's composition) is set smaller under the first."""
+    first, _, rest = value.partition("\n")
+    return html.escape(first) + (f"<br><span class='sub'>{html.escape(rest)}</span>" if rest else "")
 
 
 def to_html(rep: Report, with_image: bool = True) -> str:
@@ -370,10 +380,11 @@ def to_html(rep: Report, with_image: bool = True) -> str:
         if rows:
             parts.append("<table width='100%'>" + ("<tr>" + "".join(f"<th>{e(h)}</th>" for h in head) + "</tr>"
                                                   if head else ""))
+            wide = " width='30%'" if title == t("jobs", L) else ""
             for r in rows:
                 cls = f" class='{r[0]}'" if r and r[0] in ("P1", "P2") else ""
-                parts.append("<tr>" + "".join(f"<td{cls if i == 0 else ''}>{e(c)}</td>" for i, c in enumerate(r))
-                             + "</tr>")
+                parts.append("<tr>" + "".join(f"<td{(cls + wide) if i == 0 else ''}>{_html_cell(c)}</td>"
+                                              for i, c in enumerate(r)) + "</tr>")
             parts.append("</table>")
         elif not text:
             parts.append(f"<p class='muted'>{e(t('no_data', L))}</p>")

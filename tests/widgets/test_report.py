@@ -55,6 +55,10 @@ def test_sections_have_the_numbers_of_the_database(demo_db):
                   "6. Collector health", "7. Handover notes"):
         assert title in md
     assert "llm-70b-mix" in md and "NVIDIA 64" in md and "ETTR" in md     # the demo job, against the goals
+    page = reports.to_html(rep)
+    # the job's composition sits under its name (8 columns fit A4), the goal marks are explained once
+    assert "llm-70b-mix<br><span class='sub'>" in page and "cards: NVIDIA 64" in page
+    assert "Goals, in order" in md and all(len(row) == 8 for row in rep.jobs)
 
 
 def test_values_are_escaped(demo_db):
