@@ -160,7 +160,8 @@ class Collector:
                 listing = jobs.parse_listing(outputs.get(f"job{i}.ckpt", "MIXOPS-NO-DIR"))
                 if not listing.readable:
                     u.problem = "; ".join(p for p in (u.problem, f"cannot read checkpoint dir {job.checkpoint_dir}") if p)
-                u.checkpoints = [(c.step, c.ts, c.path) for c in listing.checkpoints if c.complete]
+                base = job.checkpoint_dir.rstrip("/")          # the listing names entries relative to it
+                u.checkpoints = [(c.step, c.ts, f"{base}/{c.path}") for c in listing.checkpoints if c.complete]
             if problem is None and job.slurm_job:
                 record = slurm.parse(outputs.get(f"job{i}.slurm", ""))
                 if record is not None:
