@@ -26,6 +26,7 @@ from collectors.model import Command  # noqa: E402
 from collectors.node import NodeCollector  # noqa: E402
 from console.site import load_site  # noqa: E402
 
+IDLE_S = 3.0
 BASELINE = Path(__file__).resolve().parents[2] / "shared" / "fleet" / "baselines" / "pssh_sweep.py"
 
 
@@ -66,6 +67,11 @@ def mixops_sweeps(state: Path, sweeps: int, parallel: int) -> tuple[float, float
                   f" failed={len(failed)}" + (f" first={failed[0].error}" if failed else ""), flush=True)
             walls.append(wall)
             cpus.append(cpu)
+    # Between sweeps (a 10 s interval in production) the open sessions should cost next to nothing
+    c0 = cpu_s()
+    time.sleep(IDLE_S)
+    print(f"mixops idle: {len(collectors)} open sessions cost {(cpu_s() - c0) * 1000 / IDLE_S:.1f} ms CPU per second "
+          f"(= {(cpu_s() - c0) * 1000 / IDLE_S * 10 / len(collectors):.3f} ms per node-poll at a 10 s interval)")
     for nc in collectors:
         nc.close()
     return statistics.median(walls[1:]), statistics.median(cpus[1:]), len(collectors)

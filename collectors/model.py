@@ -118,7 +118,15 @@ def is_na(text: str) -> bool:
 
 def number(text: str | None) -> float | None:
     """The first number in text, or None for N/A spellings and text without a number."""
-    if text is None or is_na(text):
+    if text is None:
+        return None
+    try:
+        value = float(text)                 # the common case: a plain number (fast path)
+    except ValueError:
+        pass
+    else:
+        return value if math.isfinite(value) else None
+    if is_na(text):
         return None
     m = _NUM.search(text.replace(",", ""))
     if m is None:

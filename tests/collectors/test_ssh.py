@@ -233,3 +233,32 @@ def test_training_job_log_and_checkpoints_over_ssh(fleet):
     finally:
         collector.close()
         store.close()
+
+
+def test_idle_session_reader_is_quiet_and_close_ends_it_at_once(fleet):
+    """paramiko's reader thread polls every 0.1 s by default; an idle session must not cost CPU that way,
+    and closing must still end the thread at once (the socket is shut down, not left to time out)."""
+    import socket as socket_mod
+
+    from collectors.ssh import READER_WAKE_S
+
+    (node,) = fleet.start(1, "nvidia")
+    nc = NodeCollector(_endpoint(fleet, node), "nvidia")
+    assert nc.sweep().ok
+    transport = nc.session._client.get_transport()
+    assert isinstance(transport.sock, socket_mod.socket) and transport.sock.gettimeout() == READER_WAKE_S
+    assert nc.sweep().ok                                   # still answers with the calmer reader
+    nc.close()
+    transport.join(1.0)
+    assert not transport.is_alive()
+
+
+def test_frames_of_another_nonce_are_text_not_structure():
+    from collectors.ssh import parse_frames
+
+    fake = "\n@@MX 0000000000000000 X query\n\n@@MX 0000000000000000 D\n"
+    data = (f"\n@@MX 00ff00ff00ff00ff B query\nline{fake}more\n\n@@MX 00ff00ff00ff00ff E query 0\n"
+            f"\n@@MX 00ff00ff00ff00ff X query\n\n@@MX 00ff00ff00ff00ff D\n")
+    out = parse_frames(data, "00ff00ff00ff00ff")
+    assert out.sections["query"].stdout.startswith("line") and "more" in out.sections["query"].stdout
+    assert out.timed_out_in is None
