@@ -131,10 +131,11 @@ class NodeCollector:
             sections["_bus_map"] = "\n".join(f"{c.bus_id}={c.index}" for c in self._previous.cards if c.bus_id)
         assert self._vendor_parse is not None
         result = self._vendor_parse(sections)
-        if self._previous is not None and any(c.bus_id is None for c in result.cards):
+        known = {c.index: c.bus_id for c in self._previous.cards if c.bus_id} if self._previous is not None else {}
+        if known and any(c.bus_id is None and c.index in known for c in result.cards):
             # keep the bus ids a lost card had, for the next sweep's mapping
-            known = {c.index: c.bus_id for c in self._previous.cards if c.bus_id}
-            result = replace(result, cards=tuple(replace(c, bus_id=c.bus_id or known.get(c.index)) for c in result.cards))
+            result = replace(result, cards=tuple(c if c.bus_id or c.index not in known else replace(c, bus_id=known[c.index])
+                                                 for c in result.cards))
         self._previous = result
         faults = self._new_faults(result.faults)
         keep_raw = bool(result.warnings) or not result.cards

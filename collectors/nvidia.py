@@ -132,7 +132,7 @@ def parse_query_csv(text: str, fields: tuple[str, ...] | None = QUERY_FIELDS,
             warnings.append(f"nvidia: {command}: expected {len(names)} fields, got {len(row)}: "
                             f"{first_line(','.join(row))}")
             continue
-        values = dict(zip(names, (c.strip() for c in row), strict=True))
+        values = dict(zip(names, [c.strip() for c in row], strict=True))
         index = integer(values.get("index"))
         if index is None:
             index = pos
@@ -146,7 +146,7 @@ def parse_query_csv(text: str, fields: tuple[str, ...] | None = QUERY_FIELDS,
             model=None if is_na(values.get("name", "")) else values.get("name"),
             serial=serial,
             bus_id=norm_bus_id(values.get("pci.bus_id")),
-            health=Health.CRITICAL if any(v.lower() == "[gpu is lost]" for v in values.values()) else Health.OK,
+            health=Health.CRITICAL if "[gpu is lost]" in ",".join(row).lower() else Health.OK,
             temperature_c=number(values.get("temperature.gpu")),
             utilization_pct=number(values.get("utilization.gpu")),
             memory_used_mib=number(values.get("memory.used")),
