@@ -158,8 +158,15 @@ def test_proxyjump_through_a_jump_host(fleet):
     site = load_site(site_path)
     ep = site.endpoint(next(n for n in site.nodes if n.name == target.name))
     assert ep.jump is not None and ep.jump.port == jump.port
-    report = NodeCollector(ep, "nvidia").sweep()
+    nc = NodeCollector(ep, "nvidia")
+    report = nc.sweep()
     assert report.ok, report.error
+    inner = nc.session._client.get_transport()
+    outer = inner.mixops_jump.get_transport()
+    nc.close()                                   # both reader threads end at once, not at their next wake
+    inner.join(1.0)
+    outer.join(1.0)
+    assert not inner.is_alive() and not outer.is_alive()
 
 
 def test_script_contains_only_plan_constants():
