@@ -121,7 +121,8 @@ def with_times(events: tuple[JobEvent, ...] | list[JobEvent], now: float) -> lis
             bound = nxt[i]
             ts = max(previous, now if bound is None else min(now, bound))
         previous = max(previous, ts)
-        out.append((ts, e.kind, e.step, e.detail))
+        detail = str(e.total) if e.kind == "progress" and e.total is not None else e.detail
+        out.append((ts, e.kind, e.step, detail))
     return out
 
 

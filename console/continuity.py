@@ -94,7 +94,8 @@ class Changes:
 
 @dataclass(slots=True)
 class Tracker:
-    """A job's continuity state between reads. `phase` is no data | running | stalled | down | resuming."""
+    """A job's continuity state between reads. `phase` is no data | running | stalled | down | resuming |
+    finished (the log said training ended normally: no stall is looked for until progress starts again)."""
 
     phase: str = "no data"
     since: float | None = None          # start of the open phase segment
@@ -108,6 +109,7 @@ class Tracker:
     saved_s: float = 0.0                # a save finished since the last progress took this long
     stop: _Stop | None = None
     k: float = K_DEFAULT
+    total: int | None = None            # the training progress bar's total (an evaluation bar has another)
 
     # ---- persistence
 
@@ -153,7 +155,7 @@ class Tracker:
     def open_segments(self) -> list[Segment]:
         """The segments still going on (end None)."""
         out = []
-        if self.phase != "no data" and self.since is not None:
+        if self.phase not in ("no data", "finished") and self.since is not None:
             out.append(Segment(self.phase, self.since, None))
         if self.save_at is not None and self.phase == "running":
             out.append(Segment("checkpointing", self.save_at, None))
@@ -168,7 +170,10 @@ class Tracker:
             if kind != "save_time" and self.saved is not None:
                 self._close_save(ch)
             if kind == "progress" and step is not None:
-                self._progress(ts, step, ch)
+                if self._training_bar(step, detail):
+                    self._progress(ts, step, ch)
+            elif kind == "finished":
+                self._finished(ts, ch)
             elif kind == "load" and step is not None:
                 self._load(ts, step, ch)
             elif kind in ("fatal", "restart"):
@@ -193,13 +198,34 @@ class Tracker:
             ch.interruptions.append(self._interruption(None, None))
         return ch
 
+    def _training_bar(self, step: int, detail: str) -> bool:
+        """False for a progress line of another bar than training's (an evaluation bar `50/50` in an HF
+        log): one with another total whose step is not past the last training step. A larger step with a new
+        total is training extended (a raised max_steps): the new total is kept."""
+        total = int(detail) if detail.isdigit() else None
+        if total is None or self.total is None or total == self.total:
+            self.total = self.total if total is None else total
+            return True
+        if self.last_step is not None and step <= self.last_step:
+            return False
+        self.total = total
+        return True
+
+    def _finished(self, t: float, ch: Changes) -> None:
+        if self.phase != "running" or self.stop is not None or self.since is None:
+            return
+        if self.save_at is not None:
+            ch.segments.append(Segment("checkpointing", self.save_at, max(t, self.save_at)))
+            self.save_at = None
+        self._switch("finished", max(t, self.since), ch)
+
     def _close_save(self, ch: Changes) -> None:
         if self.saved is not None:
             ch.segments.append(Segment("checkpointing", self.saved[0], self.saved[1]))
             self.saved = None
 
     def _switch(self, phase: str, at: float, ch: Changes) -> None:
-        if self.since is not None and self.phase != "no data":
+        if self.since is not None and self.phase not in ("no data", "finished"):
             ch.segments.append(Segment(self.phase, self.since, max(at, self.since)))
         self.phase, self.since = phase, at
 
@@ -215,6 +241,9 @@ class Tracker:
     def _progress(self, t: float, s: int, ch: Changes) -> None:
         if self.last_at is None or self.last_step is None or self.phase == "no data":
             self.phase, self.since, self.first_at, self.last_at, self.last_step = "running", t, t, t, s
+            return
+        if self.phase == "finished":                # a new run of the job after a normal end
+            self.phase, self.since, self.last_at, self.last_step = "running", t, t, s
             return
         if self.stop is not None:
             self._resume(t, s, ch)
@@ -234,7 +263,7 @@ class Tracker:
         self.last_at, self.last_step, self.saved_s = t, s, 0.0
 
     def _load(self, t: float, step: int, ch: Changes) -> None:
-        if self.phase == "no data":
+        if self.phase in ("no data", "finished"):
             return                                  # the job's first start, from an older run's checkpoint
         stop = self.stop if self.stop is not None else self._open_stop("down", t, None, ch)
         stop.load_at, stop.load_step = t, step
@@ -242,7 +271,7 @@ class Tracker:
         self._switch("resuming", max(t, stop.stopped_at), ch)
 
     def _failure(self, t: float, detail: str, ch: Changes) -> None:
-        if self.phase == "no data" or self.last_at is None or t < self.last_at:
+        if self.phase in ("no data", "finished") or self.last_at is None or t < self.last_at:
             return
         if self.stop is None:
             self._open_stop("down", t, detail, ch)
@@ -364,16 +393,20 @@ def summarize(name: str, now: float, *, state: str | None = None, first_at: floa
     model = JobModel(name, state or ("no data" if first_at is None else "running"),
                      None if last is None else last[1], None if last is None else last[0], step_time_s,
                      threshold_s, list(stops), sorted(segments, key=lambda s: (s.start, s.kind)))
+    finished = model.state == "finished"
+    # a finished job's figures end where its training did; its checkpoints put nothing at risk any more
+    end = min(now, last[0]) if finished and last is not None else now
     if first_at is not None:
-        model.ettr = ettr(first_at, now, stops, now)
-        model.ettr_24h = ettr(max(first_at, now - 86400.0), now, stops, now)
+        model.ettr = ettr(first_at, end, stops, end)
+        model.ettr_24h = ettr(max(first_at, end - 86400.0), end, stops, end)
         runs, run_start = [], first_at
         for i in stops:
             runs.append(i.stopped_at - run_start)
             run_start = i.resumed_at if i.resumed_at is not None else math.inf
-        if run_start < now:
-            model.current_run_s = now - run_start
-            runs.append(model.current_run_s)
+        if run_start < end:
+            runs.append(end - run_start)
+            if not finished:
+                model.current_run_s = end - run_start
         model.longest_run_s = max(runs, default=0.0)
     ckpts = sorted(checkpoints)
     if ckpts:
@@ -382,13 +415,13 @@ def summarize(name: str, now: float, *, state: str | None = None, first_at: floa
         if len(ckpts) >= 2:
             model.checkpoint_interval_s = statistics.median(b[0] - a[0] for a, b in zip(ckpts, ckpts[1:],
                                                                                          strict=False))
-        model.gpu_hours_at_risk = cards * model.checkpoint_age_s / 3600.0
+        model.gpu_hours_at_risk = 0.0 if finished else cards * model.checkpoint_age_s / 3600.0
     durations = [s.end - s.start for s in segments if s.kind == "checkpointing" and s.end is not None]
     if durations:
         model.save_duration_s = statistics.median(durations)
         if max(durations) > SAVE_TOO_LONG_S:
             model.flags.append("a checkpoint save took longer than 15 minutes")
-    if first_at is not None and stops and model.save_duration_s and now > first_at:
+    if first_at is not None and stops and model.save_duration_s and now > first_at and not finished:
         mttf = (now - first_at) / len(stops)
         model.optimal_interval_s = math.sqrt(2.0 * mttf * model.save_duration_s)      # Young/Daly
         if model.checkpoint_age_s is not None and model.checkpoint_age_s > model.optimal_interval_s:

@@ -67,6 +67,7 @@ T: dict[str, dict[str, str]] = {
                            "(✓ met, ✗ missed, – not known yet).",
                      "zh": "目标依次为：每次恢复 ≤ 10 分钟 · 连续运行 15 天无中断 · ETTR ≥ 90%（✓ 达到，✗ 未达到，– 尚不可知）。"},
     "running": {"en": "running", "zh": "运行中"}, "stalled": {"en": "stalled", "zh": "停滞"},
+    "finished": {"en": "finished", "zh": "已完成"},
     "down": {"en": "down", "zh": "中断"}, "no data": {"en": "no data", "zh": "无数据"}, "resuming": {"en": "resuming", "zh": "恢复中"},
     "cannot read": {"en": "cannot read", "zh": "无法读取"}, "no progress pattern": {"en": "no progress pattern",
                                                                                    "zh": "无法识别进度"},

@@ -22,7 +22,7 @@ COLUMNS = ("Job", "Cards", "State", "Last step", "Step age", "Checkpoint", "Chec
            "ETTR", "ETTR 24 h", "GPU-hours at risk", "Slurm")
 RED, GREEN, ORANGE, GREY = QColor(215, 48, 39), QColor(26, 152, 80), QColor(230, 120, 30), QColor(120, 120, 120)
 STATE_COLOURS = {"running": GREEN, "stalled": ORANGE, "down": RED, "resuming": QColor(150, 80, 190),
-                 "cannot read": RED, "no progress pattern": RED, "no data": GREY}
+                 "cannot read": RED, "no progress pattern": RED, "no data": GREY, "finished": QColor(69, 117, 180)}
 
 
 def _pct(value: float | None) -> str:

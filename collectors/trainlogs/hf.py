@@ -14,6 +14,7 @@ ALIASES = ("hf", "accelerate")
 RULES = (
     rule("save_start", r"Saving model checkpoint to \S*checkpoint-(?P<step>\d+)"),
     rule("load", r"Continuing training from global step (?P<step>\d+)"),
+    rule("finished", r"Training completed\. Do not forget to share your model"),
     rule("progress", r"\d+%\|[^|]*\|\s*(?P<step>\d+)/(?P<total>\d+) \["),
     rule("progress", r"'global_step': (?P<step>\d+), 'epoch'"),                      # PaddleNLP's Trainer
 )

@@ -21,6 +21,7 @@ RULES = (
     rule("load", r"successfully loaded checkpoint from \S+(?: \[[^\]]*\])? at iteration (?P<step>\d+)"),
     rule("load", r"Loading checkpoint and starting from iteration (?P<step>\d+)"),          # gpt-neox
     rule("fresh_start", r"will not load any checkpoints and will start from random"),
+    rule("finished", r"^\[after training is done\] datetime:"),
     # --log-progress writes <save>/progress.txt: tab-separated, one line per start and per save
     rule("restart", r"\tStarting job$"),
     rule("save_start", r"\tSaving (?:async )?checkpoint\tIteration: (?P<step>\d+)"),

@@ -26,6 +26,7 @@ def _global_step(g: Groups) -> tuple[int | None, int | None]:
 RULES = (
     rule("progress", r"Epoch:\[\s*(?P<ep>\d+)/\s*(?P<eps>\d+)\], step:\[\s*(?P<step>\d+)/\s*(?P<per>\d+)\]",
          steps=_global_step),
+    rule("finished", r"\.{3,}Training Over!\.{3,}"),
     *megatron.RULES,
 )
 

@@ -21,6 +21,7 @@ RULES = (
     rule("save_end", r"Async checkpoint save for step (?P<step>\d+) .*?finalized successfully"),
     rule("load", r"Restoring states from the checkpoint (?:file|path) at \S*step=(?P<step>\d+)"),
     rule("load", r"\"key\": \"init_checkpoint_step\", \"value\": (?P<step>\d+)"),
+    rule("finished", r"\"key\": \"run_stop\"|`Trainer\.fit` stopped: `max_(?:steps|epochs)=\d+` reached"),
 )
 
 LAYOUTS = (

@@ -19,6 +19,7 @@ class JobEvent:
     """One thing a training log says: progress, a checkpoint save/load, a restart, a fatal error."""
 
     kind: str                  # progress | save_start | save_end | save_time | load | fresh_start | restart | fatal
+                               # | finished (training ended normally)
     ts: float | None           # from the line when it has a timestamp, else None (the reader uses its read time)
     step: int | None = None
     total: int | None = None

@@ -86,6 +86,46 @@ def test_a_fatal_line_ends_the_run_at_once_and_a_long_save_is_not_a_stall():
     assert [s for s in m.segments if s.kind == "checkpointing"][0].end == T0 + 900
 
 
+def test_a_finished_job_is_not_a_stall_and_its_figures_stop_at_its_end():
+    text = ("[2026-11-22 01:00:00] iteration      990/    1000 | consumed samples: 1 |\n"
+            "[2026-11-22 01:00:10] iteration     1000/    1000 | consumed samples: 1 |\n"
+            "[after training is done] datetime: 2026-11-22 01:00:20\n")
+    events = jobs.with_times(jobs.parse_log(text, "megatron").events, T0)
+    assert [e[1] for e in events] == ["progress", "progress", "finished"]
+    start = events[0][0]
+    steady = [(start - 600 + t, "progress", t // 10, "1000") for t in range(0, 600, 10)]   # 10 min before
+    reads = [start - 600 + t for t in range(5, 600 + 7200, 10)]                          # then 2 h of silence
+    m = continuity.replay("done", steady + events, reads, checkpoints=[(start, 990)], cards=64)
+    assert m.state == "finished" and m.interruptions == []
+    assert m.ettr == 1.0 and m.current_run_s is None and m.longest_run_s == pytest.approx(610)
+    assert m.gpu_hours_at_risk == 0.0 and not m.flags
+    assert all(s.end is not None for s in m.segments)             # the lane ends with the training
+    # the same job started again later: a new run, not an interruption
+    again = [(start + 7300 + t, "progress", 1000 + t // 10, "2000") for t in range(0, 100, 10)]
+    m2 = continuity.replay("done", steady + events + again, reads + [start + 7300 + t for t in range(5, 100, 10)])
+    assert m2.state == "running" and m2.interruptions == []
+
+
+def test_an_evaluation_progress_bar_is_not_a_restart():
+    bar = "{pct}%|███▋      | {step}/{total} [06:17<10:46,  1.31it/s]"
+    lines = [bar.format(pct=74, step=s, total=1350) for s in range(990, 1001)]
+    lines += [bar.format(pct=p, step=s, total=50) for p, s in ((2, 1), (50, 25), (100, 50))]      # eval
+    lines += [bar.format(pct=74, step=s, total=1350) for s in range(1001, 1011)]
+    events = jobs.parse_log("\r".join(lines) + "\n", "hf").events
+    timed = [(T0 + 10 * i, e.kind, e.step, str(e.total)) for i, e in enumerate(events)]
+    m = continuity.replay("hf", timed, [T0 + 10 * i + 5 for i in range(len(timed))])
+    assert m.state == "running" and m.interruptions == [] and m.last_step == 1010
+
+
+def test_completion_lines_of_each_framework():
+    for framework, line in (("hf", "Training completed. Do not forget to share your model on huggingface.co/models =)"),
+                            ("mindformers", "2026-11-22 01:00:00,000 - mindformers - INFO - .........Training Over!......"),
+                            ("nemo", "`Trainer.fit` stopped: `max_steps=1000` reached."),
+                            ("nemo", ':::MLLOG {"time_ms": 1, "event_type": "INTERVAL_END", "key": "run_stop", "value": 0.9}'),
+                            ("megatron", "[after training is done] datetime: 2026-11-22 01:00:00")):
+        assert [e.kind for e in jobs.parse_log(line + "\n", framework).events] == ["finished"], line
+
+
 def test_no_progress_says_no_data():
     assert continuity.replay("x", [], [T0]).state == "no data"
 
