@@ -90,6 +90,7 @@ class Changes:
 
     segments: list[Segment] = field(default_factory=list)
     interruptions: list[Interruption] = field(default_factory=list)
+    withdrawn: list[float] = field(default_factory=list)   # stopped_at of stalls that were the job's normal end
 
 
 @dataclass(slots=True)
@@ -212,7 +213,15 @@ class Tracker:
         return True
 
     def _finished(self, t: float, ch: Changes) -> None:
-        if self.phase != "running" or self.stop is not None or self.since is None:
+        stop = self.stop
+        if (self.phase == "stalled" and stop is not None and stop.cause is None and stop.evidence_at is None
+                and stop.load_at is None and t >= stop.stopped_at):
+            # The silence after the last step was the job winding down (final save, teardown), not a stall:
+            # the stall already stored is withdrawn and the job is finished from its last step.
+            ch.withdrawn.append(stop.stopped_at)
+            self.stop, self.phase, self.since = None, "finished", t
+            return
+        if self.phase != "running" or stop is not None or self.since is None:
             return
         if self.save_at is not None:
             ch.segments.append(Segment("checkpointing", self.save_at, max(t, self.save_at)))
@@ -445,6 +454,8 @@ def replay(name: str, events: Sequence[Event], reads: Sequence[float], *, k: flo
         i = j
         segments += ch.segments
         stops.update((x.stopped_at, x) for x in ch.interruptions)
+        for at in ch.withdrawn:
+            stops.pop(at, None)
     now = max(reads) if reads else 0.0
     last = None if tracker.last_at is None or tracker.last_step is None else (tracker.last_at, tracker.last_step)
     return summarize(name, now, state=tracker.phase, first_at=tracker.first_at, last=last,

@@ -298,6 +298,8 @@ class Store:
                 (u.job, u.offset, u.now, u.problem, u.lines, u.unmatched))
             self.conn.executemany('INSERT INTO job_segments VALUES (?,?,?,?)',
                                   [(u.job, s.kind, s.start, s.end) for s in u.changes.segments])
+            self.conn.executemany("DELETE FROM job_interruptions WHERE job = ? AND stopped_at = ?",
+                                  [(u.job, at) for at in u.changes.withdrawn])
             self.conn.execute('DELETE FROM job_segments WHERE job = ? AND "end" IS NULL', (u.job,))
             self.conn.executemany('INSERT INTO job_segments VALUES (?,?,?,NULL)',
                                   [(u.job, s.kind, s.start) for s in t.open_segments()])

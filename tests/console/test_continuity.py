@@ -294,3 +294,45 @@ def test_unreadable_log_or_checkpoint_dir_is_never_healthy(tmp_path):
     assert rows["a"].state == "cannot read" and "cannot read log" in rows["a"].problem
     collector.close()
     store.close()
+
+
+def test_a_stall_that_was_the_jobs_end_is_withdrawn_when_the_end_line_arrives(tmp_path):
+    """The last step, a quiet final save and teardown longer than the stall rule, then the framework's
+    end-of-training line: the job is finished, with no interruption stored and no stopped-job incident."""
+    from datetime import UTC, datetime
+
+    from console import jobview
+    from console.service import Collector
+    from console.site import Job, Node, Site, SSHDefaults
+    from console.store import Store
+
+    site = Site("<t>", "t", "UTC", 10.0, SSHDefaults(known_hosts="/dev/null", config_file="/dev/null"), (),
+                (Node("n1", "127.0.0.1", None, None, None, "nvidia", None),),
+                (Job("llm", ("n1",), None, "/logs/llm", "megatron", None),), ())
+    store = Store(str(tmp_path / "f.db"))
+    collector = Collector(site, store, session_factory=lambda ep: None, incidents=False)
+    log = b""
+
+    def read(now: float, *lines: str) -> list:
+        nonlocal log
+        start = len(log)
+        log += "".join(line + "\n" for line in lines).encode()
+        return collector.update_jobs(now, {"job0.log": f"MIXOPS-LOG {len(log)} {start}\n" + log[start:].decode()})
+
+    def stamp(t: float) -> str:
+        return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+    collector._tz = UTC
+    for k in range(10):                                   # one step every 10 s up to the last one
+        t = T0 + 10 * k
+        assert read(t + 1, f" [{stamp(t)}] iteration {991 + k:8d}/    1000 | consumed samples: 1 |") == []
+    stopped = read(T0 + 200)                              # 110 s of silence: more than 5 x 10 s
+    assert [s[:2] for s in stopped] == [("llm", "stalled")]
+    assert store.conn.execute("SELECT count(*) FROM job_interruptions").fetchone()[0] == 1
+    assert read(T0 + 210, f"[after training is done] datetime: {stamp(T0 + 205)}") == []
+    (row,) = jobview.read_jobs(store.conn, T0 + 3600)
+    assert row.state == "finished" and row.model.interruptions == [] and row.model.ettr == 1.0
+    assert [s.kind for s in row.model.segments] == ["running"]      # no stalled segment left on the timeline
+    assert store.conn.execute("SELECT count(*) FROM job_interruptions").fetchone()[0] == 0
+    collector.close()
+    store.close()
