@@ -29,8 +29,7 @@ class JobRow:
     """One job: the panel's line and the timeline's lane."""
 
     name: str
-    vendors: str                    # e.g. "NVIDIA 512 · Ascend 256 · MetaX 256"
-    cards: int
+    mix: list[tuple[str, int]]      # (vendor, cards) on the job's nodes, most cards first
     state: str
     model: continuity.JobModel
     problem: str | None = None
@@ -40,6 +39,15 @@ class JobRow:
     unmatched: int = 0
     checkpoints: list[tuple[float, int]] = field(default_factory=list)     # in the window, for ticks
     markers: list[Marker] = field(default_factory=list)
+
+    @property
+    def cards(self) -> int:
+        return sum(n for _, n in self.mix)
+
+    @property
+    def vendors(self) -> str:
+        """E.g. "NVIDIA 512 · Ascend 256 · MetaX 256"."""
+        return " · ".join(f"{vendor_label(v)} {n}" for v, n in self.mix)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +110,7 @@ def read_jobs(conn: sqlite3.Connection, now: float, window_s: float = 30 * 86400
             step_time_s=step_time, threshold_s=stall_after, segments=segments.get(name, []),
             interruptions=stops.get(name, []), checkpoints=ckpts.get(name, []), cards=cards)
         problem, lines, unmatched = logs.get(name, (None, 0, 0))
-        out.append(JobRow(name, " · ".join(f"{vendor_label(v)} {n}" for v, n in parts), cards, state or "no data",
+        out.append(JobRow(name, parts, state or "no data",
                           model, problem, slurm_state, requeues, int(lines or 0), int(unmatched or 0),
                           [c for c in ckpts.get(name, []) if c[0] >= since], markers.get(name, [])))
     if stats is not None:

@@ -18,6 +18,7 @@ import numpy as np
 
 from console import continuity
 from console import incidents as inc
+from console.fmt import vendor_label
 from console.jobview import read_jobs
 from console.live import Snapshot, read_snapshot
 
@@ -250,7 +251,7 @@ def build(conn: sqlite3.Connection, start: float, end: float, lang: str = "en", 
         verdict = " ".join("✓" if ok else "✗" if ok is False else "–" for ok in
                              (g["ttr_le_10_min"], g["15_days_uninterrupted"], g["ettr_ge_90"]))
         # The job's name, then its composition on a second line (HTML breaks it, Markdown joins it)
-        mix = job.vendors if " · " in job.vendors else job.vendors.rsplit(" ", 1)[0]   # one vendor: no repeated count
+        mix = job.vendors if len(job.mix) > 1 else " · ".join(vendor_label(v) for v, _ in job.mix)  # one: no repeat
         who = f"{job.name}\n{job.cards:,} {t('cards_n', lang)}" + (f": {mix}" if mix else "")
         ettr = " / ".join("N/A" if v is None else f"{100 * v:.1f}" for v in (m.ettr_24h, m.ettr)) + " %"
         rep.jobs.append([who, word(job.state, lang), "N/A" if m.last_step is None else f"{m.last_step:,}",

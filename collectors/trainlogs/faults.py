@@ -3,8 +3,6 @@ runtime errors, out-of-memory, and GPU Xid events echoed into the job's log."""
 
 from collectors.trainlogs.rules import rule
 
-NAME = "faults"
-
 RULES = (
     rule("fatal", r"Watchdog caught collective operation|Some NCCL operations have failed or timed out|NCCL (?:communicator was aborted|error)"
                   r"|ncclSystemError|ncclInternalError|ProcessGroupNCCL.*Timeout|ProcessGroupNCCL watchdog hang", "nccl"),

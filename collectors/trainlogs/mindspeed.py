@@ -8,8 +8,9 @@ Checkpoints: Megatron's `iter_NNNNNNN/` and newer MindFormers' `iteration_NNNNNN
 `latest_checkpointed_iteration.txt`.
 """
 
+from collectors.model import integer
 from collectors.trainlogs import megatron
-from collectors.trainlogs.rules import Groups, layout, number, rule
+from collectors.trainlogs.rules import Groups, layout, rule
 
 NAME = "mindspeed"
 ALIASES = ("mindspeed", "mindformers")
@@ -17,7 +18,7 @@ ALIASES = ("mindspeed", "mindformers")
 
 def _global_step(g: Groups) -> tuple[int | None, int | None]:
     """MindFormers counts steps within an epoch: the global step is (epoch - 1) × steps per epoch + step."""
-    epoch, epochs, step, per = (number(g.get(k)) for k in ("ep", "eps", "step", "per"))
+    epoch, epochs, step, per = (integer(g.get(k)) for k in ("ep", "eps", "step", "per"))
     if epoch is None or epochs is None or step is None or per is None:
         return step, None
     return (epoch - 1) * per + step, epochs * per

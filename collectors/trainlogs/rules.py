@@ -11,6 +11,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from collectors.model import integer
+
 Groups = dict[str, str | None]
 
 
@@ -24,19 +26,6 @@ class JobEvent:
     step: int | None = None
     total: int | None = None
     detail: str = ""
-
-
-def number(value: str | None) -> int | None:
-    """An integer group; NeMo 1 progress bars print steps in e-notation (`global_step=3.2e+4`)."""
-    if not value:
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        try:
-            return int(float(value))
-        except ValueError:
-            return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +47,7 @@ class Rule:
         if self.steps is not None:
             step, total = self.steps(groups)
         else:
-            step, total = number(groups.get("step")), number(groups.get("total"))
+            step, total = integer(groups.get("step")), integer(groups.get("total"))   # 3.2e+4 reads too
         if self.kind == "fresh_start":
             step = 0
         detail = ""
