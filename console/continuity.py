@@ -424,7 +424,10 @@ def summarize(name: str, now: float, *, state: str | None = None, first_at: floa
         if len(ckpts) >= 2:
             model.checkpoint_interval_s = statistics.median(b[0] - a[0] for a, b in zip(ckpts, ckpts[1:],
                                                                                          strict=False))
-        model.gpu_hours_at_risk = 0.0 if finished else cards * model.checkpoint_age_s / 3600.0
+        if finished:
+            model.gpu_hours_at_risk = 0.0
+        elif cards:                     # cards not known yet (no sweep of the job's nodes): unknown, not 0
+            model.gpu_hours_at_risk = cards * model.checkpoint_age_s / 3600.0
     durations = [s.end - s.start for s in segments if s.kind == "checkpointing" and s.end is not None]
     if durations:
         model.save_duration_s = statistics.median(durations)

@@ -252,7 +252,7 @@ def build(conn: sqlite3.Connection, start: float, end: float, lang: str = "en", 
                              (g["ttr_le_10_min"], g["15_days_uninterrupted"], g["ettr_ge_90"]))
         # The job's name, then its composition on a second line (HTML breaks it, Markdown joins it)
         mix = job.vendors if len(job.mix) > 1 else " · ".join(vendor_label(v) for v, _ in job.mix)  # one: no repeat
-        who = f"{job.name}\n{job.cards:,} {t('cards_n', lang)}" + (f": {mix}" if mix else "")
+        who = f"{job.name}\n" + (f"{job.cards:,} {t('cards_n', lang)}: {mix}" if mix else f"N/A {t('cards_n', lang)}")
         ettr = " / ".join("N/A" if v is None else f"{100 * v:.1f}" for v in (m.ettr_24h, m.ettr)) + " %"
         rep.jobs.append([who, word(job.state, lang), "N/A" if m.last_step is None else f"{m.last_step:,}",
                          "N/A" if m.checkpoint_age_s is None else _dur(m.checkpoint_age_s),

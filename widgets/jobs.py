@@ -55,7 +55,7 @@ class JobModel(RowModel):
         if role == Qt.ItemDataRole.DisplayRole:
             slurm = "N/A" if r.slurm_state is None else r.slurm_state + (
                 f" ({r.requeues} {tr('requeues')})" if r.requeues else "")
-            values = (r.name, r.vendors or str(r.cards), tr(r.state),
+            values = (r.name, r.vendors or "N/A", tr(r.state),
                       "N/A" if m.last_step is None else f"{m.last_step:,}",
                       duration(None if m.last_progress_at is None else self.now - m.last_progress_at),
                       "N/A" if m.checkpoint_step is None else f"{m.checkpoint_step:,}", duration(ckpt_age),
@@ -75,7 +75,7 @@ class JobModel(RowModel):
                 return None if value is None else GREEN if value >= GOAL_ETTR else RED
         if role == Qt.ItemDataRole.ToolTipRole:
             if col == 1:
-                return f"{r.cards} {tr('cards')}"
+                return f"{r.cards} {tr('cards')}" if r.mix else None
             if col == 2:
                 tip = r.problem or ""
                 if r.unmatched:

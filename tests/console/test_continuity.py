@@ -44,6 +44,8 @@ def test_ground_truth_ettr_resume_and_lost_work():
     assert abs(m.ettr - truth) <= 0.005                       # within 0.5 percentage points
     assert m.checkpoint_step == 1300 and m.checkpoint_age_s == pytest.approx(now - T0 - 2000)
     assert m.gpu_hours_at_risk == pytest.approx(1024 * (now - T0 - 2000) / 3600)
+    # before any sweep of the job's nodes its cards are not known: the risk is unknown, not 0
+    assert continuity.replay("llm", events, READS, checkpoints=checkpoints).gpu_hours_at_risk is None
     assert m.save_duration_s == pytest.approx(10)
     kinds = [s.kind for s in m.segments]
     assert {"running", "checkpointing", "down", "resuming", "stalled"} <= set(kinds)
