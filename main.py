@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import sys
 
 HEADLESS = {"collect", "check", "parse", "incidents"}
-_GUI_RAN = False
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,22 +39,12 @@ def main(argv: list[str] | None = None) -> int:
                    demo=ns.command == "demo" or bool(getattr(ns, "demo", False)),
                    language=getattr(ns, "lang", None), cards=cards,
                    history_s=7200.0 if days is None else days * 86400.0)
-    global _GUI_RAN
-    _GUI_RAN = True
     return code
 
 
 def entry() -> None:
     """The program (`python main.py`, the `mixops` script)."""
-    code = main()
-    if _GUI_RAN:
-        # The window has closed, its worker threads have stopped and every database connection is
-        # closed. Leave without the interpreter's teardown of Qt objects: PySide6 6.12 can abort
-        # there ("bool_dealloc"), which an operator would see as a crash on exit.
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
-    sys.exit(code)
+    sys.exit(main())
 
 
 if __name__ == "__main__":

@@ -83,6 +83,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    code = main()
-    sys.stdout.flush()
-    os._exit(code)  # skip interpreter teardown of Qt objects: a PySide6 refcount bug there aborts
+    sys.exit(main())
