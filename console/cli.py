@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
+import sqlite3
+import stat
 import sys
 import threading
 import time
@@ -19,24 +20,73 @@ import paramiko
 from collectors import registry
 from collectors.ssh import Endpoint, HostKeyChanged, HostKeyUnknown, SSHError, connect_client, trust_host_key
 from console import incidents, paths
-from console.argv import UsageError, build_parser
+from console.argv import UsageError, build_parser, json_line, printable
 from console.parse_cmd import ParseInputError, parse_capture, to_json
 from console.site import Site, SiteError, load_site
-from console.store import Store, StoreError
+from console.store import SCHEMA_VERSION, Store, StoreError, connect
 
 EXIT_OK, EXIT_NODES_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+MAX_CAPTURE_BYTES = 64 * 1024 * 1024
 
+
+def say(*parts: object, err: bool = False) -> None:
+    """Print one line to the terminal with every control character shown as an escape (never run)."""
+    print(printable(" ".join(str(p) for p in parts)), file=sys.stderr if err else sys.stdout, flush=err)
 
 
 def _db_path(args: argparse.Namespace, site: Site | None) -> str:
     if getattr(args, "db", None):
-        return str(args.db)
-    if site is not None:
-        return str(paths.default_db(site.name))
-    configured = paths.configured_site()
-    if configured is None:
-        raise UsageError("no --db given and no site configured ($MIXOPS_SITE or ~/.config/mixops/site.toml)")
-    return str(paths.default_db(load_site(configured).name))
+        path = str(args.db)
+    elif site is not None:
+        path = str(paths.default_db(site.name))
+    else:
+        configured = paths.configured_site()
+        if configured is None:
+            raise UsageError("no --db given and no site configured ($MIXOPS_SITE or ~/.config/mixops/site.toml)")
+        path = str(paths.default_db(load_site(configured).name))
+    args.db_file = path          # named by the one line run() prints for a database error
+    return path
+
+
+def _existing_db(path: str) -> None:
+    """A command that only reads or changes incidents never creates a database: it must exist already.
+
+    A mistyped --db would otherwise be a new empty database and a false "no incidents" (issue 16).
+    """
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such database (check --db; this command never creates one)") from None
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot open database: {exc.strerror or exc}") from None
+    except ValueError:          # an embedded NUL
+        raise UsageError(f"{path!r}: not a database path") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise UsageError(f"{path}: is a directory, not a database")
+    if not stat.S_ISREG(st.st_mode):
+        raise UsageError(f"{path}: not a regular file, not a database")
+    if st.st_size == 0:
+        raise UsageError(f"{path}: empty file, not a mixops database")
+
+
+def _open_reader(path: str) -> tuple[sqlite3.Connection, Store | None]:
+    """An existing database opened read-only (a read-only file or filesystem is fine for reading).
+
+    A database of an older schema is migrated through the store first (it exists: this creates nothing).
+    """
+    _existing_db(path)
+    db = connect(path, readonly=True)
+    conn = db.conn
+    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    tables = {str(r[0]) for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if "incidents" not in tables and (version == 0 or "nodes" not in tables):
+        conn.close()
+        raise StoreError(f"{path}: not a mixops database (no incidents table)")
+    if version < SCHEMA_VERSION:
+        conn.close()
+        store = Store(path)
+        return store.conn, store
+    return conn, None
 
 
 # ---- collect ---------------------------------------------------------------------------------------
@@ -68,14 +118,15 @@ def cmd_collect(args: argparse.Namespace) -> int:
             any_failed = bool(summary.failed)
             for r in summary.reports:
                 if not r.ok:
-                    print(f"{r.node}: FAILED: {r.error}", file=sys.stderr)
+                    say(f"{r.node}: FAILED: {r.error}", err=True)
                 elif r.warnings and not args.quiet:
                     for w in r.warnings[:3]:
-                        print(f"{r.node}: warning: {w}", file=sys.stderr)
+                        say(f"{r.node}: warning: {w}", err=True)
             ok = len(summary.reports) - len(summary.failed)
             cards = sum(len(r.cards) for r in summary.reports)
-            print(f"sweep {summary.sweep_id}: {ok} ok, {len(summary.failed)} failed, {len(summary.stale)} stale, "
-                  f"{cards} cards in {summary.duration_s:.2f} s -> {store.path}", flush=True)
+            say(f"sweep {summary.sweep_id}: {ok} ok, {len(summary.failed)} failed, {len(summary.stale)} stale, "
+                f"{cards} cards in {summary.duration_s:.2f} s -> {store.path}")
+            sys.stdout.flush()
             if args.once or stop.is_set():
                 break
             stop.wait(max(0.0, args.interval - (time.monotonic() - t0)))
@@ -116,8 +167,9 @@ def _check_node(ep: Endpoint, vendor: str | None, trust_new: bool) -> CheckResul
                                    f"host key {exc.key.get_name()} {exc.fingerprint} is not in "
                                    f"{ep.known_hosts}; verify it, then run again with --trust-new")
             with _trust_lock:
-                print(f"{ep.name}: trusting new host key {exc.key.get_name()} {exc.fingerprint} "
-                      f"for {ep.known_hosts_entry} -> {ep.known_hosts}", flush=True)
+                say(f"{ep.name}: trusting new host key {exc.key.get_name()} {exc.fingerprint} "
+                    f"for {ep.known_hosts_entry} -> {ep.known_hosts}")
+                sys.stdout.flush()
                 trust_host_key(ep, exc.key)
             client = connect_client(ep)
             hostkey = "trusted now"
@@ -157,24 +209,26 @@ def cmd_check(args: argparse.Namespace) -> int:
     """`mixops check`: one line per node; exit 1 if any node is not ready."""
     site = load_site(args.site)
     registry.register_adapters(site.adapters)
-    print(f"site file {args.site}: ok ({len(site.nodes)} nodes, {len(site.racks)} racks, {len(site.jobs)} jobs)")
+    say(f"site file {args.site}: ok ({len(site.nodes)} nodes, {len(site.racks)} racks, {len(site.jobs)} jobs)")
     eps = [(site.endpoint(n), n.vendor) for n in site.nodes]
     with ThreadPoolExecutor(max_workers=max(1, min(site.ssh.max_parallel, len(eps) or 1))) as pool:
         results = list(pool.map(lambda e: _check_node(e[0], e[1], args.trust_new), eps))
-    width = max((len(r.node) for r in results), default=4)
-    for r in results:
+    names = [printable(r.node) for r in results]     # padded after escaping, so the columns line up
+    width = max((len(n) for n in names), default=4)
+    for name, r in zip(names, results, strict=True):
         status = "ok" if r.ok else "FAIL"
-        print(f"{r.node:<{width}}  {status:<4}  {r.address:<21}  host key {r.hostkey:<11}  {r.detail}")
+        say(f"{name:<{width}}  {status:<4}  {printable(r.address):<21}  host key {r.hostkey:<11}  {r.detail}")
     changed = [r for r in results if r.hostkey == "CHANGED"]
     if changed:
         db = args.db or (str(paths.default_db(site.name)) if paths.default_db(site.name).exists() else None)
         if db:
+            args.db_file = db
             store = Store(db)
             for r in changed:
                 store.add_fault(time.time(), r.node, "ssh-hostkey-changed", "critical", "isolate", r.detail)
             store.close()
     bad = sum(1 for r in results if not r.ok)
-    print(f"{len(results) - bad} ready, {bad} not ready")
+    say(f"{len(results) - bad} ready, {bad} not ready")
     return EXIT_NODES_FAILED if bad else EXIT_OK
 
 
@@ -182,25 +236,50 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_parse(args: argparse.Namespace) -> int:
     """`mixops parse FILE`: the contract JSON on stdout."""
-    try:
-        data = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
-    except OSError as exc:
-        raise UsageError(f"{args.file}: cannot read: {exc.strerror or exc}") from None
+    data = _read_capture(args.file)
     text = data.decode("utf-8", errors="replace")
     try:
         result = parse_capture(text, args.vendor, args.tool_command)
     except ParseInputError as exc:
         raise UsageError(f"{args.file}: {exc}") from None
-    print(json.dumps(to_json(result), ensure_ascii=False, indent=2))
+    print(json_line(to_json(result), indent=2))
     return EXIT_OK
+
+
+def _read_capture(name: str) -> bytes:
+    """A capture file's bytes (or stdin's); a directory, a device, a huge or unreadable file is one line."""
+    if name == "-":
+        data = sys.stdin.buffer.read(MAX_CAPTURE_BYTES + 1)
+    else:
+        try:
+            st = os.stat(name)
+            if stat.S_ISDIR(st.st_mode):
+                raise UsageError(f"{name}: is a directory, not a capture file")
+            if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) or stat.S_ISSOCK(st.st_mode):
+                raise UsageError(f"{name}: not a regular file")
+            with Path(name).open("rb") as fh:
+                data = fh.read(MAX_CAPTURE_BYTES + 1)
+        except OSError as exc:
+            raise UsageError(f"{name}: cannot read: {exc.strerror or exc}") from None
+        except ValueError:
+            raise UsageError(f"{name!r}: not a file name") from None
+    if len(data) > MAX_CAPTURE_BYTES:
+        raise UsageError(f"{name}: larger than {MAX_CAPTURE_BYTES // (1024 * 1024)} MiB: not one captured output")
+    return data
 
 
 # ---- incidents -------------------------------------------------------------------------------------
 
 def cmd_incidents(args: argparse.Namespace) -> int:
-    """`mixops incidents …` over the incidents table."""
-    store = Store(_db_path(args, None))
-    conn = store.conn
+    """`mixops incidents …` over the incidents table of an existing database."""
+    path = _db_path(args, None)
+    store: Store | None
+    if args.action == "list":
+        conn, store = _open_reader(path)
+    else:
+        _existing_db(path)
+        store = Store(path)
+        conn = store.conn
     try:
         if args.action == "list":
             sql = ("SELECT id, opened_at, severity, state, title, node, card_idx, job, acknowledged_at, "
@@ -211,15 +290,16 @@ def cmd_incidents(args: argparse.Namespace) -> int:
             rows = [dict(zip(cols, row, strict=True)) for row in cur]
             if args.json:
                 for row in rows:
-                    print(json.dumps(row, ensure_ascii=False))
+                    print(json_line(row))
             elif not rows:
                 print("no incidents" + (f" in state {args.state}" if args.state else ""))
             else:
                 for row in rows:
                     hidden = f"  (suppressed by #{row['suppressed_by']})" if row["suppressed_by"] else ""
                     repeats = f" ×{row['count']}" if row["count"] and row["count"] > 1 else ""
-                    print(f"#{row['id']:<5} {row['severity']}  {row['state']:<12} {row['node'] or '-':<16} "
-                          f"{row['title']}{repeats}  → {row['action'] or '-'}{hidden}")
+                    node = printable(str(row["node"] or "-"))
+                    say(f"#{row['id']:<5} {row['severity']}  {row['state']:<12} {node:<16} "
+                        f"{row['title']}{repeats}  → {row['action'] or '-'}{hidden}")
             return EXIT_OK
         try:
             if args.action == "ack":
@@ -229,11 +309,14 @@ def cmd_incidents(args: argparse.Namespace) -> int:
             elif args.action == "note":
                 incidents.add_note(conn, args.id, os.environ.get("USER") or "unknown", args.text)
         except incidents.IncidentError as exc:
-            raise UsageError(f"{exc} ({store.path})") from None
+            raise UsageError(f"{exc} ({path})") from None
         print(f"incident {args.id}: {args.action} done")
         return EXIT_OK
     finally:
-        store.close()
+        if store is not None:
+            store.close()
+        else:
+            conn.close()
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -260,24 +343,42 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def run(argv: list[str]) -> int:
-    """Run a headless command; every expected failure becomes one line on stderr and exit 2."""
+    """Run a headless command; every expected failure becomes one line on stderr and exit 2.
+
+    The environment's errors (a database that cannot be written, a file that cannot be read) are one line
+    naming the file; a bug in mixops still shows its traceback.
+    """
     parser = build_parser()
+    args = argparse.Namespace()
     try:
-        args = parser.parse_args(argv)
+        parser.parse_args(argv, namespace=args)
         handler = {"collect": cmd_collect, "check": cmd_check, "parse": cmd_parse,
                    "incidents": cmd_incidents, "demo": cmd_demo}.get(args.command)
         if handler is None:
             raise UsageError(f"mixops {args.command}: not available in this version yet")
         return handler(args)
+    except SystemExit as exc:          # --help (argparse exits after printing it)
+        return exc.code if isinstance(exc.code, int) else EXIT_OK
     except UsageError as exc:
-        print(f"mixops: {exc}" if not str(exc).startswith("mixops") else str(exc), file=sys.stderr)
+        say(f"mixops: {exc}" if not str(exc).startswith("mixops") else str(exc), err=True)
         return EXIT_BAD_INPUT
     except SiteError as exc:
         for problem in exc.problems:
-            print(f"mixops: {problem}", file=sys.stderr)
+            say(f"mixops: {problem}", err=True)
         return EXIT_BAD_INPUT
     except StoreError as exc:
-        print(f"mixops: database {exc}", file=sys.stderr)
+        say(f"mixops: database {exc}", err=True)
+        return EXIT_BAD_INPUT
+    except sqlite3.Error as exc:       # e.g. "attempt to write a readonly database", "disk I/O error"
+        db = getattr(args, "db_file", None) or getattr(args, "db", None) or "?"
+        say(f"mixops: database {db}: {exc}", err=True)
         return EXIT_BAD_INPUT
     except BrokenPipeError:
         return EXIT_OK
+    except OSError as exc:             # a file the command needs: known_hosts, a key, the output directory
+        where = f"{exc.filename}: " if exc.filename else ""
+        say(f"mixops: {where}{exc.strerror or exc}", err=True)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        say("mixops: interrupted", err=True)
+        return 130

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import fnmatch
+import math
 import os
 import re
+import stat
 import tomllib
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -15,6 +16,7 @@ from collectors import jobs as jobs_mod
 from collectors import slurm
 from collectors.adapter import KINDS, TARGETS, UNITS, Adapter, FieldMap
 from collectors.registry import KNOWN_VENDORS
+from console.argv import printable
 
 if TYPE_CHECKING:  # paramiko is imported only when a site's SSH endpoints are built (fast GUI start)
     import paramiko
@@ -26,7 +28,8 @@ class SiteError(Exception):
     """A site file that cannot be used; `problems` holds one line per problem."""
 
     def __init__(self, problems: list[str]) -> None:
-        self.problems = problems
+        # a problem line quotes the operator's file: never let a control character through to a terminal
+        self.problems = [printable(p) for p in problems]
         super().__init__("\n".join(problems))
 
 
@@ -140,6 +143,73 @@ TOP_KEYS = {"site", "ssh", "racks", "nodes", "jobs", "shifts", "adapters", "thre
 _TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", list: "a list", bool: "true/false"}
 
 
+@dataclass(frozen=True, slots=True)
+class _Range:
+    """The sane values of a numeric key: finite, lo < or <= value <= hi."""
+
+    lo: float
+    hi: float
+    lo_open: bool = False
+
+    def accepts(self, value: float) -> bool:
+        if not math.isfinite(value):
+            return False
+        return (value > self.lo if self.lo_open else value >= self.lo) and value <= self.hi
+
+    def text(self) -> str:
+        lo = f"{self.lo:g}"
+        return f"{'> ' + lo if self.lo_open else '>= ' + lo} and <= {self.hi:g}"
+
+
+_POSITIVE_S = _Range(0, 86_400, lo_open=True)             # a period or timeout: above 0, at most a day
+_TIMEOUT_S = _Range(0, 3_600, lo_open=True)
+_PORT = _Range(1, 65_535)
+_TEMP_C = _Range(-50, 200)
+_PCT = _Range(0, 100, lo_open=True)
+# Every numeric key of the site file, by table: a value outside is one problem line (nan, inf, 1e300, -3 ...).
+RANGES: dict[str, dict[str, _Range]] = {
+    "site": {"interval_s": _POSITIVE_S},
+    "ssh": {"port": _PORT, "connect_timeout_s": _TIMEOUT_S, "command_timeout_s": _TIMEOUT_S,
+            "max_parallel": _Range(1, 4_096)},
+    "racks": {"slots": _Range(1, 1_024)},
+    "nodes": {"port": _PORT, "slot": _Range(1, 1_024)},
+    "jobs": {"slurm_job": _Range(1, 2**63 - 1)},
+    "shifts": {"hours": _Range(0, 24, lo_open=True)},
+    "thresholds": {"temp_warn_c": _TEMP_C, "temp_crit_c": _TEMP_C, "temp_clear_margin_c": _Range(0, 100),
+                   "memory_full_pct": _PCT, "power_clear_pct": _PCT},
+    "thresholds.vendors": {"temp_warn_c": _TEMP_C, "temp_crit_c": _TEMP_C,
+                           "power_warn_w": _Range(0, 100_000, lo_open=True)},
+}
+# Keys that name things or paths: never empty, never a control character (a node name is printed on
+# terminals and in reports; a newline or ESC in it would forge lines or terminal commands there).
+NAME_KEYS: dict[str, set[str]] = {
+    "site": {"name", "timezone"}, "ssh": {"user", "identity_file", "known_hosts", "config_file"},
+    "racks": {"name", "row"}, "nodes": {"name", "host", "rack", "vendor", "jump"},
+    "jobs": {"name", "checkpoint_dir", "log", "framework"}, "shifts": {"name", "start"},
+    "adapters": {"name", "tool", "command"},
+}
+# Regular expressions may hold a TAB; nothing else from C0/C1, no DEL, no bidirectional override.
+_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_CONTROL_OR_TAB = re.compile("[\t]|" + _CONTROL.pattern)
+MAX_SITE_BYTES = 16 * 1024 * 1024
+
+
+def _show(value: Any, limit: int = 60) -> str:
+    """A value for a problem line: repr (control characters escaped), shortened."""
+    try:
+        text = repr(value)
+    except RecursionError:
+        text = f"<deeply nested {type(value).__name__}>"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _control_problem(value: str, allow_tab: bool) -> str | None:
+    m = (_CONTROL if allow_tab else _CONTROL_OR_TAB).search(value)
+    if m is None:
+        return None
+    return f"contains the control character {ascii(m.group())[1:-1]} (at {m.start() + 1}): {_show(value)}"
+
+
 class _Checker:
     def __init__(self, path: str, text: str) -> None:
         self.path = path
@@ -195,21 +265,33 @@ class _Checker:
             ok = isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
             if not ok:
                 want = " or ".join(_TYPE_NAMES.get(t, t.__name__) for t in types)
-                self.add(table, index, key, f"must be {want}, got {value!r}")
+                self.add(table, index, key, f"must be {want}, got {_show(value)}")
+                continue
+            problem = self.value_problem(table, key, value)
+            if problem is not None:
+                self.add(table, index, key, problem)
                 continue
             out[key] = value
         return out
+
+    def value_problem(self, table: str, key: str, value: Any) -> str | None:
+        """Range of a number, emptiness and control characters of a string; None when fine."""
+        sane = RANGES.get(table, {}).get(key)
+        if sane is not None and isinstance(value, int | float) and not isinstance(value, bool):
+            if not sane.accepts(value):
+                return f"must be {sane.text()}, got {_show(value)}"
+            return None
+        if isinstance(value, str):
+            if key in NAME_KEYS.get(table, set()) and not value.strip():
+                return "must not be empty"
+            return _control_problem(value, allow_tab=key not in NAME_KEYS.get(table, set()))
+        return None
 
 
 def load_site(path: str | os.PathLike[str]) -> Site:
     """Read and validate a site file; raises SiteError listing every problem with file:line: field."""
     p = str(path)
-    try:
-        text = Path(p).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SiteError([f"{p}: no such file"]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SiteError([f"{p}: cannot read: {exc}"]) from None
+    text = _read_text(p)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -217,7 +299,38 @@ def load_site(path: str | os.PathLike[str]) -> Site:
         msg = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc))
         where = f"{p}:{m.group(1)}:{m.group(2)}" if m else p
         raise SiteError([f"{where}: TOML syntax error: {msg}"]) from None
+    except RecursionError:
+        raise SiteError([f"{p}: TOML nested too deeply (arrays or inline tables inside each other)"]) from None
+    except ValueError as exc:      # an integer too long to convert (sys.get_int_max_str_digits) and the like
+        raise SiteError([f"{p}: TOML value cannot be read: {_show(str(exc), 120)}"]) from None
     return parse_site(data, p, text)
+
+
+def _read_text(p: str) -> str:
+    """The site file's text; a missing, non-regular, huge, unreadable or non-UTF-8 file is one SiteError."""
+    if not p:
+        raise SiteError(["(empty path): no such file"])
+    try:
+        st = os.stat(p)
+        if stat.S_ISDIR(st.st_mode):
+            raise SiteError([f"{p}: is a directory, not a site file"])
+        if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) or stat.S_ISSOCK(st.st_mode):
+            raise SiteError([f"{p}: not a regular file"])
+        with open(p, "rb") as fh:
+            raw = fh.read(MAX_SITE_BYTES + 1)
+    except FileNotFoundError:
+        raise SiteError([f"{p}: no such file"]) from None
+    except OSError as exc:
+        raise SiteError([f"{p}: cannot read: {exc.strerror or exc}"]) from None
+    except ValueError as exc:     # an embedded NUL in the path
+        raise SiteError([f"{_show(p)}: cannot read: {exc}"]) from None
+    if len(raw) > MAX_SITE_BYTES:
+        raise SiteError([f"{p}: larger than {MAX_SITE_BYTES // (1024 * 1024)} MiB: not a site file"])
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise SiteError([f"{p}:{line}: not UTF-8 text (byte {raw[exc.start]:#04x})"]) from None
 
 
 def parse_site(data: dict[str, Any], path: str = "<site>", text: str = "") -> Site:
@@ -232,18 +345,12 @@ def parse_site(data: dict[str, Any], path: str = "<site>", text: str = "") -> Si
     tz = s.get("timezone", "UTC")
     try:
         ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError):
-        c.add("site", None, "timezone", f"unknown timezone '{tz}' (use an IANA name like Asia/Shanghai)")
-    interval = float(s.get("interval_s", 10))
-    if interval <= 0:
-        c.add("site", None, "interval_s", "must be > 0")
+    except (ZoneInfoNotFoundError, ValueError, OSError):   # OSError: a name too long, or a tzdata directory
+        c.add("site", None, "timezone", f"unknown timezone {_show(tz)} (use an IANA name like Asia/Shanghai)")
+        tz = "UTC"
+    interval = float(s.get("interval_s", 10))      # in range: checked by the table (RANGES)
     sh = c.table(data.get("ssh", {}), "ssh", None, SSH_KEYS)
     ssh = SSHDefaults(**{k: v for k, v in sh.items()})
-    for key in ("connect_timeout_s", "command_timeout_s"):
-        if getattr(ssh, key) <= 0:
-            c.add("ssh", None, key, "must be > 0")
-    if ssh.max_parallel < 1:
-        c.add("ssh", None, "max_parallel", "must be >= 1")
 
     adapters = _adapters(c, data)
     vendor_names = set(KNOWN_VENDORS) | {a.name for a in adapters}
@@ -285,16 +392,22 @@ def parse_site(data: dict[str, Any], path: str = "<site>", text: str = "") -> Si
             c.add("nodes", i, "vendor", f"unknown vendor '{vendor}' (known: {', '.join(sorted(vendor_names))}; "
                   "or define an [[adapters]] entry)")
         port = n.get("port")
-        if port is not None and not 1 <= port <= 65535:
-            c.add("nodes", i, "port", f"port {port} out of range")
-        nodes.append(Node(name, n.get("host", name), port, rack, slot, vendor, n.get("jump")))
+        jump = n.get("jump")
+        if jump is not None and _jump_port(jump) is None:
+            c.add("nodes", i, "jump", f"must be [user@]host[:port] with a port 1..65535, got {_show(jump)}")
+            jump = None
+        nodes.append(Node(name, n.get("host", name), port, rack, slot, vendor, jump))
 
     jobs: list[Job] = []
     for i, raw in enumerate(_array(c, data, "jobs")):
         j = c.table(raw, "jobs", i, JOB_KEYS)
         if "name" not in j or "nodes" not in j:
             continue
+        if any(x.name == j["name"] for x in jobs):
+            c.add("jobs", i, "name", f"duplicate job '{j['name']}'")
         globs = j["nodes"]
+        if not globs:
+            c.add("jobs", i, "nodes", "must list at least one node name or glob")
         for g in globs:
             problem = _glob_problem(g, names)
             if problem:
@@ -304,8 +417,8 @@ def parse_site(data: dict[str, Any], path: str = "<site>", text: str = "") -> Si
             try:
                 if "step" not in re.compile(regex).groupindex:
                     c.add("jobs", i, "progress_regex", "needs a (?P<step>…) group for the step number")
-            except re.error as exc:
-                c.add("jobs", i, "progress_regex", f"invalid regular expression: {exc}")
+            except (re.error, OverflowError, RecursionError) as exc:
+                c.add("jobs", i, "progress_regex", f"invalid regular expression: {_regex_error(exc)}")
         framework = j.get("framework")
         if framework is not None and framework not in jobs_mod.FRAMEWORKS:
             c.add("jobs", i, "framework", f"unknown framework {framework!r} (known: {', '.join(jobs_mod.FRAMEWORKS)};"
@@ -323,14 +436,14 @@ def parse_site(data: dict[str, Any], path: str = "<site>", text: str = "") -> Si
             continue
         if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", sf["start"]):
             c.add("shifts", i, "start", f"must be HH:MM, got '{sf['start']}'")
-        if not 0 < sf["hours"] <= 24:
-            c.add("shifts", i, "hours", "must be between 0 and 24")
+        if any(x.name == sf["name"] for x in shifts):
+            c.add("shifts", i, "name", f"duplicate shift '{sf['name']}'")
         shifts.append(Shift(sf["name"], sf["start"], float(sf["hours"])))
 
     thresholds = c.table(data.get("thresholds", {}), "thresholds", None, THRESHOLD_KEYS)
     for key, value in list(thresholds.get("vendors", {}).items()):
         if key not in vendor_names:
-            c.add("thresholds", None, "vendors", f"unknown vendor '{key}'")
+            c.add("thresholds", None, "vendors", f"unknown vendor {_show(key)}")
         else:
             thresholds["vendors"][key] = c.table(value, "thresholds.vendors", None, VENDOR_THRESHOLD_KEYS)
     if thresholds.get("temp_crit_c", 95) <= thresholds.get("temp_warn_c", 85):
@@ -345,7 +458,7 @@ def parse_site(data: dict[str, Any], path: str = "<site>", text: str = "") -> Si
 
         try:
             config = paramiko.SSHConfig.from_path(cfg_path)
-        except (OSError, paramiko.ConfigParseError) as exc:
+        except (OSError, ValueError, paramiko.ConfigParseError) as exc:   # ValueError: not UTF-8
             raise SiteError([f"{cfg_path}: cannot read SSH config: {exc}"]) from None
     return Site(path, s.get("name", ""), tz, interval, ssh, tuple(racks), tuple(nodes), tuple(jobs),
                 tuple(shifts), tuple(adapters), thresholds, config)
@@ -365,8 +478,8 @@ def _adapters(c: _Checker, data: dict[str, Any]) -> list[Adapter]:
         if a.get("block_start") is not None:
             try:
                 re.compile(a["block_start"])
-            except re.error as exc:
-                c.add("adapters", i, "block_start", f"invalid regular expression: {exc}")
+            except (re.error, OverflowError, RecursionError) as exc:
+                c.add("adapters", i, "block_start", f"invalid regular expression: {_regex_error(exc)}")
         fields: dict[str, FieldMap] = {}
         for target, spec in a["fields"].items():
             if target not in TARGETS:
@@ -401,9 +514,18 @@ def _array(c: _Checker, data: dict[str, Any], key: str) -> list[Any]:
     return value
 
 
+def _regex_error(exc: Exception) -> str:
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    return str(exc)
+
+
 def _glob_problem(pattern: Any, names: set[str]) -> str | None:
     if not isinstance(pattern, str) or not pattern:
-        return f"bad glob {pattern!r}: must be a non-empty string"
+        return f"bad glob {_show(pattern)}: must be a non-empty string"
+    control = _control_problem(pattern, allow_tab=False)
+    if control is not None:
+        return f"bad glob: {control}"
     depth = 0
     for ch in pattern:
         if ch == "[":
@@ -422,7 +544,8 @@ def _endpoint(site: Site, host_alias: str, port: int | None, jump: str | None, d
 
     cfg: dict[str, Any] = dict(site._ssh_config.lookup(host_alias)) if site._ssh_config else {}
     hostname = str(cfg.get("hostname", host_alias))
-    final_port = port or (int(cfg["port"]) if "port" in cfg else site.ssh.port)
+    cfg_port = _config_port(site, host_alias, cfg.get("port"))
+    final_port = port or cfg_port or site.ssh.port
     user = cfg.get("user") or site.ssh.user
     idents = tuple(str(x) for x in cfg.get("identityfile", ()))
     if site.ssh.identity_file:
@@ -432,8 +555,11 @@ def _endpoint(site: Site, host_alias: str, port: int | None, jump: str | None, d
     if jump_name and str(jump_name).lower() != "none" and depth < 3:
         first = str(jump_name).split(",")[0]
         juser, _, jhost = first.rpartition("@")
-        jhost, _, jport = jhost.partition(":")
-        jump_ep = _endpoint(site, jhost, int(jport) if jport else None, None, depth + 1)
+        jhost, _, _jport = jhost.partition(":")
+        jport = _jump_port(first)
+        if jport is None:
+            raise SiteError([f"{site.path}: host {host_alias}: ProxyJump {_show(first)}: not [user@]host[:port]"])
+        jump_ep = _endpoint(site, jhost, jport or None, None, depth + 1)
         if juser:
             jump_ep = Endpoint(**{**_fields(jump_ep), "user": juser})
     return Endpoint(
@@ -442,6 +568,28 @@ def _endpoint(site: Site, host_alias: str, port: int | None, jump: str | None, d
         connect_timeout_s=site.ssh.connect_timeout_s, command_timeout_s=site.ssh.command_timeout_s,
         jump=jump_ep,
     )
+
+
+def _jump_port(jump: str) -> int | None:
+    """The port of `[user@]host[:port]` (0 when not given); None when it is not a port."""
+    host = jump.rpartition("@")[2]
+    if not host or host.startswith(":"):
+        return None
+    _, colon, port = host.partition(":")
+    if not colon:
+        return 0
+    return int(port) if port.isascii() and port.isdigit() and 1 <= int(port) <= 65535 else None
+
+
+def _config_port(site: Site, alias: str, value: Any) -> int | None:
+    """`Port` from ~/.ssh/config for a host: a number 1..65535, else one SiteError naming the file."""
+    if value is None:
+        return None
+    text = str(value)
+    if text.isascii() and text.isdigit() and 1 <= int(text) <= 65535:
+        return int(text)
+    raise SiteError([f"{os.path.expanduser(site.ssh.config_file)}: Host {alias}: Port {_show(text)} "
+                     "is not a port (1..65535)"])
 
 
 def _fields(ep: Endpoint) -> dict[str, Any]:

@@ -98,8 +98,19 @@ def test_parse_unknown_text_exits_2(tmp_path):
 
 
 def test_incidents_unknown_id_exits_2(tmp_path):
+    from console.store import Store
+
+    Store(str(tmp_path / "ops.db")).close()
     out = mixops("incidents", "ack", "42", "--by", "li", "--db", tmp_path / "ops.db", check=2)
     assert out.stderr.strip() == f"mixops: incident 42: no such incident ({tmp_path / 'ops.db'})"
+
+
+def test_incidents_on_a_mistyped_db_exit_2_and_create_nothing(tmp_path):
+    typo = tmp_path / "typo" / "x.db"
+    for args in (("list",), ("ack", "1", "--by", "li"), ("resolve", "1", "--by", "li"), ("note", "1", "x")):
+        out = mixops("incidents", *args, "--db", typo, check=2)
+        assert out.stderr.strip() == f"mixops: {typo}: no such database (check --db; this command never creates one)"
+    assert not typo.parent.exists()
 
 
 def test_help_lists_commands():
