@@ -1,38 +1,151 @@
-"""Card detail: history plots (last hour, 24 hours, 7 days) with the card's faults marked."""
+"""Card detail: history plots (last hour, 24 hours, 7 days) with the card's faults and limits marked.
+
+The four plots share one time axis (linked, same left-axis width, so a moment lines up across them)
+and keep a minimum span per metric, so a flat line looks flat (issue 15): utilization 0–100 %, memory
+0 to the card's total, temperature up to the crit threshold, power from 0 up to the vendor's limit.
+Node text (fault evidence) is escaped before it reaches Qt's rich-text tooltips (issue 16 #9).
+"""
 
 from __future__ import annotations
 
+import math
+import sqlite3
+from dataclasses import dataclass
+
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QThreadPool, Signal
+from PySide6.QtCore import Qt, QThreadPool, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QButtonGroup, QDialog, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
+from console.incidents import Thresholds
 from console.live import History, read_history, read_with
 from widgets.common import Task
 from widgets.i18n import tr
+from widgets.incidents import escaped, plain_text, span_text
 
 RANGES = (("1 h", 3600.0), ("24 h", 86400.0), ("7 d", 7 * 86400.0))
 PLOTS = (("temperature_c", "Temperature", "°C"), ("utilization_pct", "Utilization", "%"),
          ("memory_used_mib", "Memory used", "MiB"), ("power_w", "Power", "W"))
+RAW_S = 86400.0             # read_history keeps raw samples up to this range; beyond it, hourly rollups
+LEFT_AXIS_PX = 62           # the same tick width on every plot, so their x axes line up
+MIN_SPAN = {"temperature_c": 20.0, "utilization_pct": 100.0, "memory_used_mib": 1024.0, "power_w": 50.0}
+FAULT_COLOUR = QColor(215, 48, 39)
+WARN_COLOUR = QColor(244, 160, 40)
+LIMIT_COLOUR = QColor(150, 150, 150)
+
+
+@dataclass(frozen=True, slots=True)
+class CardHistory:
+    """What the detail draws for one range: the history, how much of it is rollups, and the card's total."""
+
+    history: History
+    seconds: float
+    rollups: int                    # hourly averages among the points (the rest are raw samples)
+    memory_total_mib: float | None
+
+
+def read_card_history(conn: sqlite3.Connection, card_id: int, seconds: float,
+                      now: float | None = None) -> CardHistory:
+    """The range's history; beyond 24 h the hourly rollups plus the raw samples not rolled up yet.
+
+    The raw part of the last day is read too: its timestamps tell the rollups from the raw tail, and
+    its memory total is the card's (rollups do not keep the total).
+    """
+    history = read_history(conn, card_id, seconds, now)
+    raw = history if seconds <= RAW_S else read_history(conn, card_id, RAW_S, history.end)
+    rollups = 0
+    if seconds > RAW_S and len(history.t):
+        raw_ts = set(raw.t.tolist())
+        rollups = sum(1 for t in history.t.tolist() if t not in raw_ts)
+    totals = raw.metrics["memory_total_mib"]
+    finite = totals[np.isfinite(totals)]
+    total = float(finite[-1]) if len(finite) and finite[-1] > 0 else None
+    return CardHistory(history, seconds, rollups, total)
+
+
+def value_range(key: str, values: np.ndarray, limits: list[float], memory_total: float | None) -> tuple[float, float]:
+    """The y range of one plot: the data and its limit lines, never narrower than the metric's minimum span."""
+    finite = values[np.isfinite(values)] if len(values) else values
+    lo_data = float(finite.min()) if len(finite) else None
+    hi_data = float(finite.max()) if len(finite) else None
+    if key == "utilization_pct":
+        return 0.0, max(100.0, hi_data or 0.0)
+    if key == "memory_used_mib":
+        top = max(memory_total or 0.0, hi_data or 0.0)
+        return 0.0, top * 1.03 if top > 0 else MIN_SPAN[key]
+    if key == "power_w":
+        top = max([hi_data or 0.0, *limits])
+        return 0.0, max(top * 1.08, MIN_SPAN[key])
+    # temperature: the data with a margin, up to just above the crit line, at least MIN_SPAN wide
+    lo = 20.0 if lo_data is None else min(lo_data - 5.0, 20.0 if hi_data is None else hi_data - 5.0)
+    hi = max([(hi_data or lo) + 5.0, *(v + 3.0 for v in limits)])
+    if hi - lo < MIN_SPAN[key]:
+        hi = lo + MIN_SPAN[key]
+    return math.floor(max(lo, -40.0)), math.ceil(hi)
+
+
+def status_text(data: CardHistory, label: str) -> str:
+    """What the plots show, honestly: the span of history held, rollups and samples, faults, N/A."""
+    h = data.history
+    n = len(h.t)
+    faults = f"{len(h.faults)} {tr('faults')}"
+    if n == 0:
+        return f"{tr(label)}: {tr('no history in the database for this range')} · {faults}"
+    first = float(h.t[0]) - (1800.0 if data.rollups else 0.0)     # a rollup point stands for its whole hour
+    held = max(0.0, h.end - first)
+    parts = [f"{tr(label)}: " + tr("%1 of history").replace("%1", span_text(held))]
+    if held < data.seconds - max(600.0, 0.02 * data.seconds):
+        parts[0] += f" ({tr('the database holds less than the range')})"
+    raw = n - data.rollups
+    counts = []
+    if data.rollups:
+        counts.append(f"{data.rollups} {tr('hourly averages')}")
+    if raw:
+        counts.append(f"{raw} {tr('samples')}")
+    parts.append(" + ".join(counts))
+    parts.append(faults)
+    missing = int(n - np.isfinite(h.metrics["temperature_c"]).sum())
+    if missing:
+        parts.append(f"{missing} N/A")
+    return " · ".join(parts)
+
+
+def fault_tooltip(ts: float, code: str, message: str) -> str:
+    """A fault marker's tooltip: Qt shows tooltips as rich text, so every node character is escaped."""
+    import time
+
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+    return f"<p style='white-space:pre-wrap'><b>{escaped(code)}</b> · {when}<br>{escaped(message)}</p>"
 
 
 class CardDetail(QDialog):
-    """History of one card; opened from a click in the room view."""
+    """History of one card; opened from a click in the room view.
+
+    `thresholds` and `vendor` give the warn/crit temperature lines and the vendor's power limit; without
+    them the defaults (85/95 °C) are drawn and no power limit.
+    """
 
     loaded = Signal()
 
     def __init__(self, db_path: str, card_id: int, title: str, parent: QWidget | None = None,
-                 pool: QThreadPool | None = None) -> None:
+                 pool: QThreadPool | None = None, *, vendor: str | None = None,
+                 thresholds: Thresholds | None = None) -> None:
         super().__init__(parent)
         self.pool = pool or QThreadPool.globalInstance()
         self.db_path = db_path
         self.card_id = card_id
+        self.vendor = vendor
+        self.thresholds = thresholds or Thresholds()
         self.history: History | None = None
-        self.setWindowTitle(title)
-        self.resize(900, 680)
-        self.header = QLabel(title)
+        self.data: CardHistory | None = None
+        self.range_index = 0
+        self.setWindowTitle(plain_text(title))
+        self.resize(900, 720)
+        self.header = QLabel(plain_text(title))
+        self.header.setTextFormat(Qt.TextFormat.PlainText)
         self.status = QLabel(tr("Loading…"))
+        self.status.setTextFormat(Qt.TextFormat.PlainText)
         buttons = QHBoxLayout()
         self.group = QButtonGroup(self)
         for i, (label, _seconds) in enumerate(RANGES):
@@ -44,20 +157,36 @@ class CardDetail(QDialog):
         buttons.addWidget(self.status)
         self.group.idClicked.connect(self.load_range)
         self.plots: dict[str, pg.PlotWidget] = {}
+        self.curves: dict[str, pg.PlotDataItem] = {}
+        self.limit_lines: dict[str, list[pg.InfiniteLine]] = {}
+        self.fault_lines: list[tuple[pg.PlotWidget, pg.InfiniteLine]] = []
+        self.na_labels: dict[str, pg.TextItem] = {}
         layout = QVBoxLayout(self)
         layout.addWidget(self.header)
         layout.addLayout(buttons)
         first: pg.PlotWidget | None = None
         for key, label, unit in PLOTS:
             w = pg.PlotWidget(axisItems={"bottom": pg.DateAxisItem()})
-            w.setLabel("left", tr(label), units=None)
-            w.getPlotItem().setTitle(f"{tr(label)} ({unit})", size="9pt")
+            item = w.getPlotItem()
+            left = item.getAxis("left")
+            left.enableAutoSIPrefix(False)          # "80000 MiB", never "80 kMiB"
+            w.setLabel("left", f"{tr(label)} ({tr(unit) or unit})")
+            left.setWidth(LEFT_AXIS_PX)
+            if key == PLOTS[-1][0]:
+                w.setLabel("bottom", tr("Time"))            # once, under the last plot: the axes are linked
             w.showGrid(x=True, y=True, alpha=0.2)
             w.setMouseEnabled(x=True, y=False)
+            item.hideButtons()
             if first is None:
                 first = w
             else:
                 w.setXLink(first)
+            self.curves[key] = w.plot([], [], pen=pg.mkPen((80, 170, 255), width=1.5), connect="finite")
+            na = pg.TextItem(tr("N/A (not reported)"), color=(160, 160, 160), anchor=(0.5, 0.5))
+            na.setVisible(False)
+            w.addItem(na, ignoreBounds=True)
+            self.na_labels[key] = na
+            self.limit_lines[key] = []
             self.plots[key] = w
             layout.addWidget(w, 1)
         self.group.button(0).setChecked(True)
@@ -65,33 +194,68 @@ class CardDetail(QDialog):
 
     def load_range(self, which: int) -> None:
         """Read the chosen range in the background; plots update when it arrives."""
+        self.range_index = which
         seconds = RANGES[which][1]
         self.status.setText(tr("Loading…"))
         path, card = self.db_path, self.card_id
-        loader = Task(lambda: read_with(path, lambda conn: read_history(conn, card, seconds)))
+        loader = Task(lambda: read_with(path, lambda conn: read_card_history(conn, card, seconds)))
         loader.signals.done.connect(self.show_history)
         loader.signals.failed.connect(self.status.setText)
         self.pool.start(loader)
 
-    def show_history(self, history: History) -> None:
-        """Draw the plots and the fault markers."""
-        self.history = history
+    def _limits(self, key: str, memory_total: float | None) -> list[tuple[float, str, QColor]]:
+        """The horizontal lines of one plot: (value, label, colour)."""
+        if key == "temperature_c":
+            warn, crit = self.thresholds.temp_limits(self.vendor)
+            return [(warn, f"{tr('warn')} {warn:g} °C", WARN_COLOUR), (crit, f"{tr('crit')} {crit:g} °C", FAULT_COLOUR)]
+        if key == "memory_used_mib" and memory_total:
+            return [(memory_total, f"{tr('total')} {memory_total:g} MiB", LIMIT_COLOUR)]
+        if key == "power_w":
+            limit = self.thresholds.power_warn_w.get(self.vendor or "")
+            if limit:
+                return [(limit, f"{tr('power limit')} {limit:g} W", WARN_COLOUR)]
+        return []
+
+    def show_history(self, data: object) -> None:
+        """Draw the plots, the limit lines and the fault markers."""
+        if isinstance(data, History):                  # a plain History (older callers): no rollup count
+            data = CardHistory(data, data.end - data.start, 0, None)
+        if not isinstance(data, CardHistory):
+            return
+        self.data = data
+        history = self.history = data.history
+        for w, line in self.fault_lines:
+            w.removeItem(line)
+        self.fault_lines = []
         for key, w in self.plots.items():
-            w.clear()
             y = history.metrics[key]
-            if len(history.t):
-                w.plot(history.t, y, pen=pg.mkPen((80, 170, 255), width=1.5), connect="finite")
-            for ts, code, message in history.faults:
-                line = pg.InfiniteLine(pos=ts, angle=90, pen=pg.mkPen(QColor(215, 48, 39), width=1.5),
-                                       label=code if key == "temperature_c" else None,
-                                       labelOpts={"position": 0.9, "color": (215, 48, 39)})
-                line.setToolTip(message)
+            has_values = bool(len(y)) and bool(np.isfinite(y).any())
+            self.curves[key].setData(history.t, y, connect="finite")
+            for line in self.limit_lines[key]:
+                w.removeItem(line)
+            limits = self._limits(key, data.memory_total_mib)
+            self.limit_lines[key] = []
+            for value, label, colour in limits:
+                line = pg.InfiniteLine(pos=value, angle=0, pen=pg.mkPen(colour, width=1, style=Qt.PenStyle.DashLine),
+                                       label=label.replace("{", "{{").replace("}", "}}"),
+                                       labelOpts={"position": 0.02, "color": colour, "anchors": [(0, 0), (0, 0)],
+                                                  "fill": (0, 0, 0, 170)})
                 w.addItem(line)
+                self.limit_lines[key].append(line)
+            for ts, code, message in history.faults:
+                safe_code = plain_text(code).replace("{", "{{").replace("}", "}}")   # the label is a format string
+                line = pg.InfiniteLine(pos=ts, angle=90, pen=pg.mkPen(FAULT_COLOUR, width=1.5),
+                                       label=safe_code if key == "temperature_c" else None,
+                                       labelOpts={"position": 0.9, "color": FAULT_COLOUR, "fill": (0, 0, 0, 170)})
+                line.setToolTip(fault_tooltip(ts, code, message))
+                w.addItem(line)
+                self.fault_lines.append((w, line))
+            lo, hi = value_range(key, y, [v for v, _l, _c in limits], data.memory_total_mib)
+            w.setYRange(lo, hi, padding=0.02)
             w.setXRange(history.start, history.end, padding=0.01)
-        n = len(history.t)
-        kind = tr("hourly averages") if history.rolled_up else tr("samples")
-        finite = np.isfinite(history.metrics["temperature_c"]) if n else np.zeros(0, bool)
-        missing = int(n - finite.sum())
-        self.status.setText(f"{n} {kind}, {len(history.faults)} {tr('faults')}"
-                            + (f", {missing} N/A" if missing else ""))
+            na = self.na_labels[key]
+            na.setVisible(not has_values)
+            na.setPos((history.start + history.end) / 2, (lo + hi) / 2)
+        label = next((name for name, seconds in RANGES if seconds == data.seconds), RANGES[self.range_index][0])
+        self.status.setText(status_text(data, label))
         self.loaded.emit()

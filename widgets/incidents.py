@@ -1,24 +1,49 @@
 """The on-call view: open incidents by severity and age, a detail pane, and one-key actions.
 
 A acknowledge · R resolve · N note · S silence · Enter show the card in the room. Actions and detail
-reads run in a thread pool; the operator's name comes from the settings (View → Operator name).
+reads run in a thread pool; the operator's name comes from the settings (View → Operator name), asked
+for once when it was never set. The list filters by text (title, node, code, job), severity and state,
+and exports to CSV. Text from nodes (titles, evidence, notes, job names) is never interpreted as rich
+text: control sequences are dropped and the rest escaped (issue 16 #9). Incident titles are stored in
+English by console/incidents.py; the Chinese UI translates the known title patterns at display time.
 """
 
 from __future__ import annotations
 
+import csv
 import html
 import os
+import re
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, QThreadPool, QUrl, Signal
-from PySide6.QtGui import QColor, QKeySequence, QShortcut
+from PySide6.QtCore import (
+    QCoreApplication,
+    QEvent,
+    QObject,
+    QPoint,
+    QSortFilterProxyModel,
+    Qt,
+    QThreadPool,
+    QUrl,
+    Signal,
+)
+from PySide6.QtGui import QAction, QColor, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QHBoxLayout,
     QHeaderView,
     QInputDialog,
     QLabel,
+    QLineEdit,
+    QMenu,
+    QPushButton,
     QSplitter,
     QTableView,
     QTextBrowser,
@@ -28,7 +53,7 @@ from PySide6.QtWidgets import (
 
 from console import incidents as engine
 from console import knowledge
-from console.fmt import duration
+from console.fmt import duration, vendor_label
 from console.live import IncidentDetail, IncidentRow, read_incident_detail, read_with
 from console.store import connect
 from widgets.common import Index, RowModel, Task
@@ -37,6 +62,95 @@ from widgets.i18n import tr
 SEVERITY_COLOURS = {"P1": QColor(215, 48, 39), "P2": QColor(244, 109, 67), "P3": QColor(253, 174, 97),
                     "P4": QColor(145, 191, 219)}
 COLUMNS = ("Severity", "Age", "State", "Title", "Node", "Card", "Job", "Action", "Repeats")
+COL_SEVERITY, COL_AGE, COL_STATE, COL_TITLE, COL_NODE, COL_CARD, COL_JOB, COL_ACTION, COL_REPEATS = range(9)
+MIN_CHARS = (4, 5, 7, 24, 8, 3, 5, 7, 4)        # column minimums (in "M" widths) before content sizing
+STATES = ("open", "acknowledged", "silenced")
+SEVERITIES = ("P1", "P2", "P3", "P4")
+
+# ---- node text: never markup, never terminal control -----------------------------------------------
+
+_CONTROL = re.compile(r"\x1b\][^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?"        # OSC … BEL / ST (window titles, links)
+                      r"|\x9d[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?"         # 8-bit OSC
+                      r"|\x1b\[[0-?]*[ -/]*[@-~]"                           # CSI (colours, cursor moves)
+                      r"|\x1b[@-_]?"                                          # any other escape
+                      r"|[\x00-\x08\x0b-\x1f\x7f-\x9f]")                     # the remaining C0/C1 controls
+
+
+def plain_text(text: object) -> str:
+    """Node text with terminal control sequences (OSC, CSI, other ESC, C0/C1 controls) removed."""
+    return _CONTROL.sub("", str(text))
+
+
+def escaped(text: object) -> str:
+    """Node text ready to go inside Qt rich text: control sequences removed, markup escaped."""
+    return html.escape(plain_text(text), quote=True)
+
+
+def tr_known(text: str) -> str:
+    """tr() of a value that may have no catalogue entry (a state, an action): the text itself then."""
+    return tr(text) or text
+
+
+def span_text(seconds: float | None) -> str:
+    """A duration as console.fmt writes it (`12 min`, `3.4 h`), its unit translated."""
+    text = duration(seconds)
+    number, _, unit = text.partition(" ")
+    return f"{number} {tr_known(unit)}" if unit else text
+
+
+# ---- Chinese display of English titles and vendor names -------------------------------------------
+
+VENDOR_NAMES_ZH = {"nvidia": "英伟达", "ascend": "昇腾", "cambricon": "寒武纪", "hygon": "海光", "metax": "沐曦",
+                   "mthreads": "摩尔线程", "iluvatar": "天数智芯", "enflame": "燧原", "biren": "壁仞",
+                   "kunlunxin": "昆仑芯", "denglin": "登临", "amd": "AMD"}
+
+
+def vendor_name(vendor: str | None, lang: str) -> str:
+    """The vendor as operators write it in the UI's language (`NVIDIA` / `英伟达`); N/A when unknown."""
+    if not vendor:
+        return "N/A"
+    if lang.startswith("zh") and vendor in VENDOR_NAMES_ZH:
+        return VENDOR_NAMES_ZH[vendor]
+    return vendor_label(vendor)
+
+
+# The title formats of console/incidents.py (read there, not imported: they are f-strings), most specific
+# first. Each English template is a catalogue key; its Chinese keeps the {fields} verbatim.
+_NODE = r"(?P<node>.+?)"
+TITLE_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = tuple((re.compile(rx, re.DOTALL), template) for rx, template in (
+    (r"job (?P<job>.+?): training stopped \((?P<state>[\w ]+)\)", "job {job}: training stopped ({state})"),
+    (_NODE + r": SSH host key CHANGED", "{node}: SSH host key CHANGED"),
+    (_NODE + r": vendor tool failed", "{node}: vendor tool failed"),
+    (_NODE + r": output mixops cannot fully read", "{node}: output mixops cannot fully read"),
+    (r"rack (?P<rack>.+?): (?P<count>\d+) nodes not answering", "rack {rack}: {count} nodes not answering"),
+    (_NODE + r": not answering \(jobs: (?P<jobs>.+)\)", "{node}: not answering (jobs: {jobs})"),
+    (_NODE + r": not answering", "{node}: not answering"),
+    (_NODE + r" card (?P<card>\d+): temperature (?P<value>[-+\d.e]+) °C", "{node} card {card}: temperature {value} °C"),
+    (_NODE + r" card (?P<card>\d+): power (?P<value>[-+\d.e]+) W", "{node} card {card}: power {value} W"),
+    (_NODE + r" card (?P<card>\d+): memory full", "{node} card {card}: memory full"),
+    (_NODE + r" card (?P<card>\d+): health critical", "{node} card {card}: health critical"),
+    (_NODE + r": (?P<code>.+?) on (?P<count>\d+) cards", "{node}: {code} on {count} cards"),
+    (_NODE + r" card (?P<card>\d+): (?P<code>.+)", "{node} card {card}: {code}"),
+))
+
+
+def display_title(title: str) -> str:
+    """An incident title in the UI's language: a known pattern translated with its node, card, code and
+    values kept verbatim; an unknown title as stored. Control sequences are dropped either way."""
+    title = plain_text(title)
+    for pattern, template in TITLE_PATTERNS:
+        m = pattern.fullmatch(title)
+        if m is None:
+            continue
+        translated = QCoreApplication.translate("mixops", template)
+        if not translated or translated == template:
+            return title
+        fields = m.groupdict()
+        if "state" in fields:
+            fields["state"] = tr_known(fields["state"])
+        # fields are substituted by name, so a node called "{card}" stays "{card}"
+        return re.sub(r"\{(\w+)\}", lambda f, values=fields: values.get(f.group(1)) or f.group(0), translated)
+    return title
 
 
 class IncidentModel(RowModel):
@@ -49,16 +163,40 @@ class IncidentModel(RowModel):
         self.rows: list[IncidentRow] = []
         self.now = time.time()
 
-    def set_rows(self, rows: list[IncidentRow], now: float) -> None:
-        """Replace the rows (a reset only when the set of incidents or their state changed)."""
+    def set_rows(self, rows: list[IncidentRow], now: float) -> bool:
+        """Replace the rows (a reset only when the set of incidents or their state changed); True on a reset."""
         self.now = now
         if rows == self.rows:
             if rows:
-                self.dataChanged.emit(self.index(0, 1), self.index(len(rows) - 1, 1))   # ages move on
-            return
+                self.dataChanged.emit(self.index(0, COL_AGE), self.index(len(rows) - 1, COL_AGE))   # ages move on
+            return False
         self.beginResetModel()
         self.rows = list(rows)
         self.endResetModel()
+        return True
+
+    def display(self, r: IncidentRow, col: int) -> str:
+        """The text of one cell, as shown (and exported)."""
+        if col == COL_SEVERITY:
+            return r.severity
+        if col == COL_AGE:
+            return span_text(self.now - r.opened_at)
+        if col == COL_STATE:
+            by = plain_text(r.acknowledged_by or "")
+            return tr_known(r.state) + (f" ({by})" if by and r.state == "acknowledged" else "")
+        if col == COL_TITLE:
+            return display_title(r.title)
+        if col == COL_NODE:
+            return plain_text(r.node or "-")
+        if col == COL_CARD:
+            return "-" if r.card_idx is None else str(r.card_idx)
+        if col == COL_JOB:
+            return plain_text(r.job or "-")
+        if col == COL_ACTION:
+            return tr_known(r.action or "-")
+        if col == COL_REPEATS:
+            return str(r.count)
+        return ""
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         r = self.row_at(index)
@@ -66,26 +204,107 @@ class IncidentModel(RowModel):
             return None
         col = index.column()
         if role == Qt.ItemDataRole.DisplayRole:
-            state = tr(r.state) + (f" ({r.acknowledged_by})" if r.acknowledged_by and r.state == "acknowledged" else "")
-            values = (r.severity, duration(self.now - r.opened_at), state, r.title, r.node or "-",
-                      "-" if r.card_idx is None else str(r.card_idx), r.job or "-", tr(r.action or "-"),
-                      str(r.count))
-            return values[col] if 0 <= col < len(values) else None
-        if role == Qt.ItemDataRole.BackgroundRole and col == 0:
+            return self.display(r, col) if 0 <= col < len(COLUMNS) else None
+        if role == Qt.ItemDataRole.UserRole:            # sort keys
+            keys: tuple[object, ...] = (r.severity, -r.opened_at, r.state, display_title(r.title), r.node or "",
+                                        -1 if r.card_idx is None else r.card_idx, r.job or "", r.action or "", r.count)
+            return keys[col] if 0 <= col < len(keys) else None
+        if role == Qt.ItemDataRole.BackgroundRole and col == COL_SEVERITY:
             return SEVERITY_COLOURS.get(r.severity)
         if role == Qt.ItemDataRole.ForegroundRole and r.state == "silenced":
             return QColor(140, 140, 140)
-        if role == Qt.ItemDataRole.ToolTipRole and col == 3:
-            return r.title
+        if role == Qt.ItemDataRole.ToolTipRole and col == COL_TITLE:
+            # tooltips are rich text when they look like it: escape, and wrap so they always are
+            shown, stored = display_title(r.title), plain_text(r.title)
+            return f"<p>{html.escape(shown)}" + (f"<br><i>{html.escape(stored)}</i>" if stored != shown else "") + "</p>"
         return None
 
 
+class IncidentFilter(QSortFilterProxyModel):
+    """Filters the list by text (title as shown and as stored, node, code, job), severity and state."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.text = ""
+        self.severity = ""          # "" all, else "P1".."P4": that severity and worse
+        self.state = ""             # "" all, else one state
+        self.setSortRole(Qt.ItemDataRole.UserRole)
+
+    def _refilter(self) -> None:
+        if hasattr(self, "beginFilterChange"):           # Qt ≥ 6.10
+            self.beginFilterChange()
+            self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
+        else:
+            self.invalidateRowsFilter()
+
+    def set_filters(self, text: str | None = None, severity: str | None = None, state: str | None = None) -> None:
+        """Change one or more filters ("" clears one)."""
+        if text is not None:
+            self.text = text.strip().casefold()
+        if severity is not None:
+            self.severity = severity
+        if state is not None:
+            self.state = state
+        self._refilter()
+
+    def filterAcceptsRow(self, source_row: int, source_parent: Index) -> bool:  # noqa: N802 - Qt API
+        model = self.sourceModel()
+        if not isinstance(model, IncidentModel) or not 0 <= source_row < len(model.rows):
+            return False
+        r = model.rows[source_row]
+        if self.severity and r.severity > self.severity:
+            return False
+        if self.state and r.state != self.state:
+            return False
+        if self.text:
+            haystack = " ".join(str(v) for v in (r.title, display_title(r.title), r.node, r.code, r.job, r.serial,
+                                                  f"#{r.id}") if v)
+            return all(word in haystack.casefold() for word in self.text.split())
+        return True
+
+
 def operator_name() -> str:
-    """The operator's name from the settings, else the login name."""
+    """The operator's name from the settings, else the login name (never asks; see ask_operator_name)."""
     from widgets import i18n
 
     name = i18n.settings().value("operator", "", str)
     return str(name) or os.environ.get("USER") or "operator"
+
+
+def ask_operator_name(parent: QWidget | None) -> str | None:
+    """The stored operator name; when none was ever set, asked once (prefilled with the login name) and
+    remembered. None when the operator cancels or gives no name: the action is then not done."""
+    from widgets import i18n
+
+    stored = str(i18n.settings().value("operator", "", str) or "").strip()
+    if stored:
+        return stored
+    name, ok = QInputDialog.getText(parent, tr("Operator name"), tr("Name shown on acknowledgements and notes"),
+                                    text=os.environ.get("USER", ""))
+    name = plain_text(name).strip() if ok else ""
+    if not name:
+        return None
+    i18n.settings().setValue("operator", name)
+    return name
+
+
+def write_csv(path: str | Path, header: list[str], rows: list[list[str]]) -> None:
+    """Write a CSV file atomically (a temporary file beside it, then renamed). UTF-8 with a BOM so
+    spreadsheet programs read the Chinese; a cell a spreadsheet would run as a formula is quoted with '."""
+    target = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=str(target.parent))
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8-sig", newline="") as f:
+            out = csv.writer(f)
+            out.writerow(header)
+            for row in rows:
+                out.writerow(["'" + c if c[:1] in ("=", "+", "-", "@") and c != "-" else c for c in row])
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 class IncidentsView(QWidget):
@@ -102,36 +321,83 @@ class IncidentsView(QWidget):
         self.pool = pool
         self.language = language
         self.model = IncidentModel()
+        self.proxy = IncidentFilter()
+        self.proxy.setSourceModel(self.model)
         self.table = QTableView()
-        self.table.setModel(self.model)
+        self.table.setModel(self.proxy)
         self.table.setSelectionBehavior(QTableView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QTableView.SelectionMode.SingleSelection)
         self.table.verticalHeader().setVisible(False)
-        em = self.table.fontMetrics().horizontalAdvance("M")
-        for col, chars in enumerate((3.5, 4, 7, 20, 8, 3, 5, 7, 3)):
-            self.table.setColumnWidth(col, int(chars * em))
-        self.table.horizontalHeader().setSectionResizeMode(3, QHeaderView.ResizeMode.Stretch)
         self.table.setWordWrap(False)
+        self.table.setSortingEnabled(True)
+        self.table.sortByColumn(-1, Qt.SortOrder.AscendingOrder)     # the source's order: P1 first, oldest first
+        header = self.table.horizontalHeader()
+        header.setStretchLastSection(False)
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        header.sectionResized.connect(self._on_header_section_resized)
+        em = self.table.fontMetrics().horizontalAdvance("M")
+        self._min_widths = [int(chars * em) for chars in MIN_CHARS]
+        header.setMinimumSectionSize(int(2.5 * em))
+        for col, width in enumerate(self._min_widths):
+            if col != COL_TITLE:
+                self.table.setColumnWidth(col, width)
         self.table.doubleClicked.connect(lambda _i: self.open_selected())
         self.table.selectionModel().currentRowChanged.connect(lambda *_: self.load_detail())
+        self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.table.customContextMenuRequested.connect(self._on_table_context_menu_requested)
+        self.search = QLineEdit()
+        self.search.setPlaceholderText(tr("Filter: title, node, code, job"))
+        self.search.setClearButtonEnabled(True)
+        self.search.textChanged.connect(lambda text: self.proxy.set_filters(text=text))
+        self.severity_filter = QComboBox()
+        self.severity_filter.addItem(tr("All severities"), "")
+        for sev in SEVERITIES[:-1]:
+            self.severity_filter.addItem(tr("%1 and worse").replace("%1", sev), sev)
+        self.severity_filter.currentIndexChanged.connect(
+            lambda _i: self.proxy.set_filters(severity=str(self.severity_filter.currentData())))
+        self.state_filter = QComboBox()
+        self.state_filter.addItem(tr("All states"), "")
+        for state in STATES:
+            self.state_filter.addItem(tr_known(state), state)
+        self.state_filter.currentIndexChanged.connect(
+            lambda _i: self.proxy.set_filters(state=str(self.state_filter.currentData())))
+        self.export_button = QPushButton(tr("Export CSV…"))
+        self.export_button.clicked.connect(lambda _checked=False: self.export_csv())
+        self.shown_label = QLabel()
+        self.shown_label.setTextFormat(Qt.TextFormat.PlainText)
+        for signal in (self.proxy.rowsInserted, self.proxy.rowsRemoved, self.proxy.modelReset,
+                       self.proxy.layoutChanged):
+            signal.connect(self._update_shown)
+        filters = QHBoxLayout()
+        filters.addWidget(self.search, 1)
+        filters.addWidget(self.severity_filter)
+        filters.addWidget(self.state_filter)
+        filters.addWidget(self.shown_label)
+        filters.addWidget(self.export_button)
         self.detail = QTextBrowser()
         self.detail.setOpenExternalLinks(False)
         self.detail.setOpenLinks(False)
         self.detail.anchorClicked.connect(self._link)
-        self.plot = pg.PlotWidget(axisItems={"bottom": pg.DateAxisItem()})
-        self.plot.setMaximumHeight(180)
-        self.plot.setTitle(tr("Snapshot: 15 min before and after"), size="9pt")
+        self.snapshot_title = QLabel(tr("Snapshot: 15 min before and after"))
+        self._build_plot()
         self.status = QLabel(tr("A acknowledge · R resolve · N note · S silence · Enter show the card · J show the job"))
+        self.status.setTextFormat(Qt.TextFormat.PlainText)
+        left = QWidget()
+        ll = QVBoxLayout(left)
+        ll.setContentsMargins(0, 0, 0, 0)
+        ll.addLayout(filters)
+        ll.addWidget(self.table, 1)
         right = QWidget()
         rl = QVBoxLayout(right)
         rl.setContentsMargins(0, 0, 0, 0)
         rl.addWidget(self.detail, 1)
-        rl.addWidget(self.plot)
+        rl.addWidget(self.snapshot_title)
+        rl.addWidget(self.plot_widget)
         split = QSplitter(Qt.Orientation.Horizontal)
-        split.addWidget(self.table)
+        split.addWidget(left)
         split.addWidget(right)
-        split.setStretchFactor(0, 3)
-        split.setStretchFactor(1, 2)
+        split.setStretchFactor(0, 2)
+        split.setStretchFactor(1, 1)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(split, 1)
@@ -142,32 +408,120 @@ class IncidentsView(QWidget):
             shortcut = QShortcut(QKeySequence(key), self.table)
             shortcut.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
             shortcut.activated.connect(slot)
+        self._update_shown()
+        self.table.viewport().installEventFilter(self)
+
+    def _build_plot(self) -> None:
+        """The snapshot plot: temperature and utilization on the left axis, power on its own right axis; the
+        legend in its own row above the plot, so it never covers the curves."""
+        self.plot_widget = pg.GraphicsLayoutWidget()
+        self.plot_widget.setMaximumHeight(240)
+        self.plot_widget.setMinimumHeight(190)
+        self.legend = pg.LegendItem(colCount=4, labelTextSize="8pt", verSpacing=-6)
+        self.plot_widget.addItem(self.legend, row=0, col=0)
+        item = self.plot = self.plot_widget.addPlot(row=1, col=0, axisItems={"bottom": pg.DateAxisItem()})
+        self.plot_widget.ci.layout.setRowStretchFactor(1, 10)
+        item.setLabel("left", f"{tr('Temperature')} (°C) · {tr('Utilization')} (%)")
+        item.setLabel("bottom", tr("Time"))
+        item.getAxis("left").enableAutoSIPrefix(False)
+        item.showGrid(x=True, y=True, alpha=0.2)
+        item.hideButtons()
+        item.setMouseEnabled(x=True, y=False)
+        self.power_box = pg.ViewBox()
+        self.power_box.setMouseEnabled(x=False, y=False)
+        item.showAxis("right")
+        item.scene().addItem(self.power_box)
+        right = item.getAxis("right")
+        right.linkToView(self.power_box)
+        right.enableAutoSIPrefix(False)
+        right.setLabel(f"{tr('Power')} (W)")
+        self.power_box.setXLink(item)
+        item.vb.sigResized.connect(lambda *_: self.power_box.setGeometry(item.vb.sceneBoundingRect()))
+        self.temp_curve = item.plot([], [], pen=pg.mkPen((215, 48, 39), width=1.5), connect="finite")
+        self.util_curve = item.plot([], [], pen=pg.mkPen((80, 170, 255), width=1.2), connect="finite")
+        self.power_curve = pg.PlotDataItem([], [], pen=pg.mkPen((120, 200, 120), width=1.2), connect="finite")
+        self.power_box.addItem(self.power_curve)
+        self.opened_line = pg.InfiniteLine(angle=90, pen=pg.mkPen((230, 230, 230), style=Qt.PenStyle.DashLine))
+        self.opened_line.setVisible(False)
+        item.addItem(self.opened_line, ignoreBounds=True)
+        self.opened_legend = pg.PlotDataItem([], [], pen=pg.mkPen((230, 230, 230), style=Qt.PenStyle.DashLine))
+        for curve, name in ((self.temp_curve, f"{tr('Temperature')} (°C)"),
+                            (self.util_curve, f"{tr('Utilization')} (%)"),
+                            (self.power_curve, f"{tr('Power')} (W)"), (self.opened_legend, tr("opened"))):
+            self.legend.addItem(curve, name)
 
     # ---- data -------------------------------------------------------------------------------------
 
     def set_rows(self, rows: list[IncidentRow], now: float) -> None:
         """New list from a snapshot; the selection follows the incident, not the row number."""
         selected = self.selected()
-        self.model.set_rows(rows, now)
+        reset = self.model.set_rows(rows, now)
+        if reset:
+            self.fit_columns()
         if selected is not None:
             for i, r in enumerate(self.model.rows):
                 if r.id == selected.id:
-                    self.table.selectRow(i)
+                    self._select_source_row(i)
                     break
         elif rows and not self.table.selectionModel().hasSelection():
             self.table.selectRow(0)
 
+    def fit_columns(self) -> None:
+        """Every column but Title as wide as its content (never below its minimum, never narrowed under the
+        operator's own widening); Title takes the rest."""
+        for col, minimum in enumerate(self._min_widths):
+            if col == COL_TITLE:
+                continue
+            content = max(self.table.sizeHintForColumn(col), self.table.horizontalHeader().sectionSizeHint(col))
+            if content > self.table.columnWidth(col) or self.table.columnWidth(col) < minimum:
+                self.table.setColumnWidth(col, max(minimum, content))
+        self._fit_title()
+
+    def _fit_title(self) -> None:
+        """Title takes the width the other columns leave, never less than its minimum (then the table
+        scrolls sideways instead of cutting every column)."""
+        others = sum(self.table.columnWidth(c) for c in range(len(COLUMNS)) if c != COL_TITLE)
+        self.table.setColumnWidth(COL_TITLE, max(self._min_widths[COL_TITLE], self.table.viewport().width() - others))
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt API
+        if watched is self.table.viewport() and event.type() == QEvent.Type.Resize:
+            self._fit_title()
+        return super().eventFilter(watched, event)
+
+    def _on_header_section_resized(self, col: int, _old: int, _new: int) -> None:
+        if col != COL_TITLE:
+            self._fit_title()
+
+    def _select_source_row(self, source_row: int) -> None:
+        index = self.proxy.mapFromSource(self.model.index(source_row, 0))
+        if index.isValid():
+            self.table.selectRow(index.row())
+
+    def _update_shown(self, *_args: object) -> None:
+        self.shown_label.setText(tr("%1 of %2 shown").replace("%1", str(self.proxy.rowCount()))
+                                 .replace("%2", str(self.model.rowCount())))
+
     def selected(self) -> IncidentRow | None:
         """The incident under the cursor."""
         index = self.table.currentIndex()
-        if not index.isValid() or index.row() >= len(self.model.rows):
+        if not index.isValid():
             return None
-        return self.model.rows[index.row()]
+        source = self.proxy.mapToSource(index)
+        return self.model.row_at(source)
+
+    def visible_rows(self) -> list[IncidentRow]:
+        """The incidents as the table shows them (filtered, in the table's order)."""
+        out = []
+        for row in range(self.proxy.rowCount()):
+            r = self.model.row_at(self.proxy.mapToSource(self.proxy.index(row, 0)))
+            if r is not None:
+                out.append(r)
+        return out
 
     def _run(self, work: Callable[[], object], done: Callable[[object], None]) -> None:
         job = Task(work)
         job.signals.done.connect(done)
-        job.signals.failed.connect(lambda text: self.status.setText(f"{tr('Not done')}: {text}"))
+        job.signals.failed.connect(lambda text: self.status.setText(f"{tr('Not done')}: {plain_text(text)}"))
         self.pool.start(job)
 
     def load_detail(self) -> None:
@@ -181,15 +535,16 @@ class IncidentsView(QWidget):
 
     @staticmethod
     def _job_links(jobs: object) -> str:
-        names = [j.strip() for j in str(jobs or "").split(",") if j.strip()]
+        names = [plain_text(j).strip() for j in str(jobs or "").split(",") if plain_text(j).strip()]
         if not names:
             return "-"
-        return ", ".join(f"<a href='job:{html.escape(j)}'>{html.escape(j)}</a>" for j in names) + \
-            f" <small>({tr('J: open the job timeline')})</small>"
+        return ", ".join(f"<a href='job:{QUrl.toPercentEncoding(j).data().decode()}'>{escaped(j)}</a>"
+                         for j in names) + f" <small>({tr('J: open the job timeline')})</small>"
 
     def _link(self, url: QUrl) -> None:
         if url.scheme() == "job" and self.current is not None:
-            self.show_job.emit(url.path(), float(str(self.current.row["opened_at"])))
+            self.show_job.emit(url.path(QUrl.ComponentFormattingOption.FullyDecoded),
+                               float(str(self.current.row["opened_at"])))
 
     def open_job(self) -> None:
         """From the selected incident to its (first) job's lane in the timeline, at the incident's time."""
@@ -198,7 +553,10 @@ class IncidentsView(QWidget):
             self.show_job.emit(row.job.split(",")[0].strip(), float(row.opened_at))
 
     def show_detail(self, detail: object) -> None:
-        """Evidence, meaning, action, jobs, cards, the card's history and notes; the snapshot plot."""
+        """Evidence, meaning, action, jobs, cards, the card's history and notes; the snapshot plot.
+
+        Every value that came from a node or the database goes through `escaped` (controls dropped,
+        markup escaped); only this method's own tags are markup."""
         if not isinstance(detail, IncidentDetail):
             return
         self.current = detail
@@ -209,40 +567,50 @@ class IncidentsView(QWidget):
         elif r.get("source") == "threshold":
             entry = knowledge.lookup(str(r.get("code")))
         lang = self.language
-        esc = html.escape
+        esc = escaped
         opened = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(str(r["opened_at"]))))
-        parts = [f"<h3>{esc(str(r['severity']))} · {esc(str(r['title']))}</h3>",
-                 f"<p><b>{tr('State')}:</b> {esc(tr(str(r['state'])))} · <b>{tr('Opened')}:</b> {opened} · "
-                 f"<b>{tr('Repeats')}:</b> {r['count']}</p>",
-                 f"<p><b>{tr('Evidence')}:</b><br><code>{esc(str(r.get('evidence') or ''))}</code></p>",
+        card = r.get("card_idx") if r.get("card_idx") is not None else r.get("cards") or "-"
+        parts = [f"<h3>{esc(r['severity'])} · {esc(display_title(str(r['title'])))}</h3>",
+                 f"<p><b>{tr('State')}:</b> {esc(tr_known(str(r['state'])))} · <b>{tr('Opened')}:</b> {opened} · "
+                 f"<b>{tr('Repeats')}:</b> {esc(r['count'])}</p>",
+                 f"<p><b>{tr('Evidence')}:</b><br><code style='white-space:pre-wrap'>{esc(r.get('evidence') or '')}"
+                 f"</code></p>",
                  f"<p><b>{tr('Meaning')}:</b> {esc(entry.meaning(lang))}</p>",
-                 f"<p><b>{tr('Recommended action')}:</b> {esc(tr(str(r.get('action') or '-')))} — "
+                 f"<p><b>{tr('Recommended action')}:</b> {esc(tr_known(str(r.get('action') or '-')))} — "
                  f"{esc(entry.action(lang))}</p>",
                  f"<p><b>{tr('Affected job(s)')}:</b> {self._job_links(r.get('job'))} · <b>{tr('Node')}:</b> "
-                 f"{esc(str(r.get('node') or '-'))} · <b>{tr('Card')}:</b> "
-                 f"{esc(str(r.get('card_idx') if r.get('card_idx') is not None else r.get('cards') or '-'))}"
-                 f" · <b>{tr('serial')}:</b> {esc(str(r.get('serial') or 'N/A'))}</p>"]
+                 f"{esc(r.get('node') or '-')} · <b>{tr('Card')}:</b> {esc(card)}"
+                 f" · <b>{tr('Vendor')}:</b> {esc(vendor_name(str(r.get('vendor') or '') or None, lang))}"
+                 f" · <b>{tr('serial')}:</b> {esc(r.get('serial') or 'N/A')}</p>"]
         if detail.history:
             parts.append(f"<p><b>{tr('History of this card')}:</b></p><ul>")
-            parts += [f"<li>{time.strftime('%m-%d %H:%M', time.localtime(t))} {esc(sev)} {esc(title)} "
-                      f"({esc(tr(state))})</li>" for t, sev, title, state in detail.history]
+            parts += [f"<li>{time.strftime('%m-%d %H:%M', time.localtime(t))} {esc(sev)} {esc(display_title(title))} "
+                      f"({esc(tr_known(state))})</li>" for t, sev, title, state in detail.history]
             parts.append("</ul>")
             if len(detail.history) >= 2:
                 parts.append(f"<p style='color:#d73027'><b>{tr('Repeat offender: replace (RMA) candidate')}</b></p>")
         if detail.notes:
             parts.append(f"<p><b>{tr('Notes')}:</b></p><ul>")
-            parts += [f"<li>{time.strftime('%m-%d %H:%M', time.localtime(t))} {esc(a or '?')}: {esc(text)}</li>"
-                      for t, a, text in detail.notes]
+            parts += [f"<li>{time.strftime('%m-%d %H:%M', time.localtime(t))} {esc(a or '?')}: "
+                      f"<span style='white-space:pre-wrap'>{esc(text)}</span></li>" for t, a, text in detail.notes]
             parts.append("</ul>")
         self.detail.setHtml("".join(parts))
-        self.plot.clear()
         s = detail.samples
-        if len(s["t"]):
-            self.plot.plot(s["t"], s["temperature_c"], pen=pg.mkPen((215, 48, 39), width=1.5), connect="finite",
-                           name="°C")
-            self.plot.plot(s["t"], s["utilization_pct"], pen=pg.mkPen((80, 170, 255), width=1), connect="finite")
-            self.plot.addItem(pg.InfiniteLine(pos=float(str(r["opened_at"])), angle=90,
-                                              pen=pg.mkPen((255, 255, 255), style=Qt.PenStyle.DashLine)))
+        t = s["t"]
+        self.temp_curve.setData(t, s["temperature_c"], connect="finite")
+        self.util_curve.setData(t, s["utilization_pct"], connect="finite")
+        self.power_curve.setData(t, s["power_w"], connect="finite")
+        opened_at = float(str(r["opened_at"]))
+        self.opened_line.setPos(opened_at)
+        self.opened_line.setVisible(True)
+        item = self.plot
+        item.setXRange(opened_at - engine.SNAPSHOT_S, opened_at + engine.SNAPSHOT_S, padding=0.01)
+        left = np.concatenate([s["temperature_c"], s["utilization_pct"]]) if len(t) else np.zeros(0)
+        left = left[np.isfinite(left)]
+        item.setYRange(0.0, max(100.0, float(left.max()) if len(left) else 0.0) * 1.05, padding=0)
+        power = s["power_w"][np.isfinite(s["power_w"])] if len(t) else np.zeros(0)
+        self.power_box.setYRange(0.0, max(50.0, float(power.max()) * 1.1 if len(power) else 0.0), padding=0)
+        self.power_box.setGeometry(item.vb.sceneBoundingRect())
 
     # ---- actions ----------------------------------------------------------------------------------
 
@@ -264,21 +632,30 @@ class IncidentsView(QWidget):
                                      self.load_detail()))
 
     def acknowledge(self) -> None:
-        """A: take the incident."""
-        row, by = self.selected(), operator_name()
-        if row is not None:
-            self._write(lambda conn: engine.acknowledge(conn, row.id, by), tr("acknowledged"))
+        """A: take the incident (the operator's name is asked for once when it was never set)."""
+        row = self.selected()
+        if row is None:
+            return
+        by = ask_operator_name(self)
+        if by is None:
+            self.status.setText(f"#{row.id}: {tr('not acknowledged: no operator name')}")
+            return
+        self._write(lambda conn: engine.acknowledge(conn, row.id, by), tr("acknowledged"))
 
     def resolve(self) -> None:
         """R: resolve it."""
-        row, by = self.selected(), operator_name()
-        if row is not None:
+        row = self.selected()
+        by = ask_operator_name(self) if row is not None else None
+        if row is not None and by is not None:
             self._write(lambda conn: engine.resolve(conn, row.id, by), tr("resolved"))
 
     def note(self, text: str | None = None) -> None:
         """N: add a note (asked for when not given)."""
-        row, by = self.selected(), operator_name()
+        row = self.selected()
         if row is None:
+            return
+        by = ask_operator_name(self)
+        if by is None:
             return
         if text is None:
             text, ok = QInputDialog.getText(self, tr("Add note"), tr("Note for #%1").replace("%1", str(row.id)))
@@ -289,8 +666,11 @@ class IncidentsView(QWidget):
 
     def silence(self, minutes: int | None = None) -> None:
         """S: silence notifications for some minutes (asked for when not given)."""
-        row, by = self.selected(), operator_name()
+        row = self.selected()
         if row is None:
+            return
+        by = ask_operator_name(self)
+        if by is None:
             return
         if minutes is None:
             minutes, ok = QInputDialog.getInt(self, tr("Silence"), tr("Minutes"), 60, 5, 7 * 24 * 60)
@@ -304,3 +684,34 @@ class IncidentsView(QWidget):
         row = self.selected()
         if row is not None and row.node:
             self.show_card.emit(row.node, -1 if row.card_idx is None else row.card_idx)
+
+    # ---- export -----------------------------------------------------------------------------------
+
+    def _on_table_context_menu_requested(self, pos: QPoint) -> None:
+        menu = QMenu(self)
+        export = QAction(tr("Export CSV…"), menu)
+        export.triggered.connect(lambda _checked=False: self.export_csv())
+        menu.addAction(export)
+        menu.exec(self.table.viewport().mapToGlobal(pos))
+
+    def export_csv(self, path: str | None = None) -> str | None:
+        """Export the incidents as shown (filters and order kept) to CSV; asks for the file when not given.
+        Returns the path written, None when cancelled or failed (the reason is in the status line)."""
+        if path is None:
+            default = str(Path.home() / time.strftime("mixops-incidents-%Y%m%d-%H%M.csv"))
+            path, _filter = QFileDialog.getSaveFileName(self, tr("Export CSV…"), default, tr("CSV files (*.csv)"))
+            if not path:
+                return None
+            if not path.lower().endswith(".csv"):
+                path += ".csv"
+        header = ["id", tr("Opened"), *(tr(c) for c in COLUMNS), tr("Code"), tr("serial")]
+        rows = [[str(r.id), time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.opened_at)),
+                 *(self.model.display(r, col) for col in range(len(COLUMNS))),
+                 plain_text(r.code or ""), plain_text(r.serial or "")] for r in self.visible_rows()]
+        try:
+            write_csv(path, header, rows)
+        except OSError as exc:
+            self.status.setText(f"{tr('Not done')}: {path}: {exc.strerror or exc}")
+            return None
+        self.status.setText(tr("%1 incidents exported to %2").replace("%1", str(len(rows))).replace("%2", path))
+        return path
