@@ -12,7 +12,7 @@ import sqlite3
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 
@@ -78,6 +78,11 @@ T: dict[str, dict[str, str]] = {
     "restart_job": {"en": "restart job", "zh": "重启作业"}, "reset_card": {"en": "reset card", "zh": "复位卡"},
     "reboot_node": {"en": "reboot node", "zh": "重启节点"}, "isolate": {"en": "isolate", "zh": "隔离"},
     "replace": {"en": "replace (RMA)", "zh": "更换（RMA）"},
+    "kind": {"en": "Kind", "zh": "类型"}, "serial_or_node": {"en": "Card serial / node", "zh": "卡序列号/节点"},
+    "incidents_30d": {"en": "Incidents (30 d)", "zh": "事件数（30 天）"},
+    "kind_card": {"en": "card", "zh": "卡"}, "kind_node": {"en": "node", "zh": "节点"},
+    "gap_merged": {"en": "{n} intervals between sweeps, longest {longest}",
+                   "zh": "{n} 个采集间隔，最长 {longest}"},
 }
 
 
@@ -120,10 +125,11 @@ class Report:
     notes: list[list[str]] = field(default_factory=list)
     heatmap_png: bytes | None = None
     heatmap_at: float | None = None
+    card_peak_c: dict[int, float] = field(default_factory=dict, repr=False)   # card id → hottest reading
 
     def local(self, ts: float, fmt: str = "%Y-%m-%d %H:%M") -> str:
         """A timestamp in the site's timezone."""
-        return datetime.fromtimestamp(ts, ZoneInfo(self.timezone)).strftime(fmt)
+        return datetime.fromtimestamp(ts, zone(self.timezone)).strftime(fmt)
 
 
 def meta(conn: sqlite3.Connection) -> dict[str, str]:
@@ -131,9 +137,26 @@ def meta(conn: sqlite3.Connection) -> dict[str, str]:
     return {str(k): str(v) for k, v in conn.execute("SELECT key, value FROM meta")}
 
 
+def zone(name: str) -> ZoneInfo:
+    """The site's timezone; a name the tz database does not know is bad input (one line), not a traceback."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ReportError(f"timezone '{name}' (database meta): not a known IANA timezone") from None
+
+
 def _shifts(info: dict[str, str]) -> dict[str, tuple[str, float]]:
     """The site's shifts as the collector stored them: name → (start HH:MM, hours)."""
-    return {str(name): (str(start), float(hours)) for name, start, hours in json.loads(info.get("shifts", "[]"))}
+    try:
+        out = {str(name): (str(start), float(hours)) for name, start, hours in json.loads(info.get("shifts", "[]"))}
+        for start_hm, hours in out.values():
+            hh, mm = (int(x) for x in start_hm.split(":"))
+            if not (0 <= hh < 24 and 0 <= mm < 60 and 0 < hours <= 48):
+                raise ValueError(start_hm)
+    except (ValueError, TypeError):
+        raise ReportError(f"the shifts stored in the database (meta 'shifts') are unreadable: "
+                          f"{info.get('shifts', '')[:80]!r}") from None
+    return out
 
 
 def _window(day: datetime, start_hm: str, hours: float) -> tuple[float, float]:
@@ -152,30 +175,47 @@ def shift_window(conn: sqlite3.Connection, spec: str) -> tuple[float, float]:
     if m.group(2) not in shifts:
         known = ", ".join(shifts) or "none defined in the site file"
         raise ReportError(f"--shift '{spec}': unknown shift '{m.group(2)}' (known: {known})")
-    day = datetime.strptime(m.group(1), "%Y-%m-%d").replace(tzinfo=ZoneInfo(info.get("timezone", "UTC")))
-    return _window(day, *shifts[m.group(2)])
+    try:
+        day = datetime.strptime(m.group(1), "%Y-%m-%d").replace(tzinfo=zone(info.get("timezone", "UTC")))
+        return _window(day, *shifts[m.group(2)])
+    except (ValueError, OverflowError):
+        raise ReportError(f"--shift '{spec}': '{m.group(1)}' is not a date this report can cover") from None
+
+
+def _shift_windows(conn: sqlite3.Connection, now: float) -> list[tuple[float, float, str]]:
+    """Every window of the site's shifts that began within two days before `now` (or soon after)."""
+    info = meta(conn)
+    tz = zone(info.get("timezone", "UTC"))
+    out = []
+    for name, (start_hm, hours) in _shifts(info).items():
+        for back in range(-1, 4):           # a night shift may have begun yesterday, a long one before
+            day = datetime.fromtimestamp(now, tz) - timedelta(days=back)
+            begin, end = _window(day, start_hm, hours)
+            out.append((begin, end, f"{datetime.fromtimestamp(begin, tz):%Y-%m-%d} {name}"))
+    return out
 
 
 def current_shift(conn: sqlite3.Connection, now: float) -> tuple[float, float, str]:
-    """The site's shift containing `now`, with its "DATE NAME" label (the last 8 hours when none does)."""
-    info = meta(conn)
-    tz = ZoneInfo(info.get("timezone", "UTC"))
-    for name, (start_hm, hours) in _shifts(info).items():
-        for back in (0, 1):                 # a night shift may have begun yesterday
-            day = datetime.fromtimestamp(now, tz) - timedelta(days=back)
-            begin, end = _window(day, start_hm, hours)
-            if begin <= now < end:
-                return begin, end, f"{datetime.fromtimestamp(begin, tz):%Y-%m-%d} {name}"
-    return now - 8 * 3600, now, "last 8 h"
+    """The site's shift containing `now`, with its "DATE NAME" label (the last 12 hours when none does)."""
+    running = [w for w in _shift_windows(conn, now) if w[0] <= now < w[1]]
+    return max(running) if running else (now - 12 * 3600, now, "last 12 h")
 
 
-def hottest(conn: sqlite3.Connection, start: float, end: float) -> tuple[Snapshot | None, float | None]:
+def last_finished_shift(conn: sqlite3.Connection, now: float) -> tuple[float, float, str]:
+    """The site's most recent shift that ended by `now`, with its "DATE NAME" label (DESIGN §4: the last
+    12 hours when the site has no shifts)."""
+    done = [w for w in _shift_windows(conn, now) if w[1] <= now]
+    return max(done, key=lambda w: (w[1], w[0])) if done else (now - 12 * 3600, now, "last 12 h")
+
+
+def hottest(conn: sqlite3.Connection, start: float, end: float, peaks: dict[int, float] | None = None
+            ) -> tuple[Snapshot | None, float | None]:
     """The room with each card at its hottest reading of the window (for the report's heatmap), and the
-    time of the hottest reading."""
+    time of the hottest reading. `peaks` (card id → °C, Report.card_peak_c) saves reading them again."""
     snap = read_snapshot(conn, now=end)
     if not snap.card_node:
         return None, None
-    peak = {int(a): b for a, b in conn.execute(
+    peak: dict[int, float | None] = dict(peaks) if peaks else {int(a): b for a, b in conn.execute(
         "SELECT card_id, max(temperature_c) FROM samples WHERE ts >= ? AND ts < ? GROUP BY card_id", (start, end))}
     snap.metrics["temperature_c"] = np.array(
         [np.nan if peak.get(int(cid)) is None else peak[int(cid)] for cid in snap.card_id], dtype=np.float32)
@@ -191,15 +231,24 @@ def add_handover_note(conn: sqlite3.Connection, author: str, text: str, now: flo
                  (time.time() if now is None else now, author, text))
 
 
-def parse_when(text: str, tz_name: str) -> float:
-    """An ISO date-time (site timezone when it has none) → unix seconds."""
+EARLIEST = 0.0                      # 1970-01-01: the store holds nothing older
+LATEST = 253_402_128_000.0          # 9999-12-30 UTC: a date every timezone can still show
+
+
+def parse_when(text: str, tz_name: str, what: str = "") -> float:
+    """An ISO date-time (site timezone when it has none) → unix seconds; anything else is one line of
+    ReportError naming the option (`what`, e.g. "--from")."""
+    name = f"{what} '{text}'" if what else f"'{text}'"
     try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
-        raise ReportError(f"'{text}': not an ISO date-time (e.g. 2026-11-22T20:00)") from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=ZoneInfo(tz_name))
-    return when.timestamp()
+        when = datetime.fromisoformat(text.strip())
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=zone(tz_name))
+        ts = when.timestamp()
+    except (ValueError, OverflowError, OSError):
+        raise ReportError(f"{name}: not an ISO date-time (e.g. 2026-11-22T20:00)") from None
+    if not EARLIEST <= ts <= LATEST:
+        raise ReportError(f"{name}: out of range (1970-01-01 … 9999-12-30)")
+    return ts
 
 
 def _dur(seconds: float | None) -> str:
@@ -221,6 +270,7 @@ def build(conn: sqlite3.Connection, start: float, end: float, lang: str = "en", 
     now = time.time() if now is None else now
     rep = Report(lang, info.get("site_name", "?"), info.get("timezone", "UTC"), start, end, now, by,
                  "demo" in info)
+    zone(rep.timezone)                      # an unknown zone is one line of bad input, before any work
     cards = conn.execute("SELECT count(*) FROM cards WHERE first_seen < ?", (end,)).fetchone()[0]
     nodes = conn.execute("SELECT count(*) FROM nodes").fetchone()[0]
     sweeps = conn.execute("SELECT count(*), sum(cards) FROM sweeps WHERE started >= ? AND started < ?",
@@ -257,49 +307,184 @@ def build(conn: sqlite3.Connection, start: float, end: float, lang: str = "en", 
         rep.jobs.append([who, word(job.state, lang), "N/A" if m.last_step is None else f"{m.last_step:,}",
                          "N/A" if m.checkpoint_age_s is None else _dur(m.checkpoint_age_s),
                          str(len(in_shift)), _dur(max(ttrs)) if ttrs else "-", ettr, verdict])
-    for rack, tmax, tavg in conn.execute(
-            """SELECT n.rack, max(r.temperature_c_max), avg(r.temperature_c_avg) FROM rollups_hourly r
-               JOIN cards c ON c.id = r.card_id JOIN nodes n ON n.name = c.node
-               WHERE r.hour >= ? AND r.hour < ? AND n.rack IS NOT NULL GROUP BY n.rack
-               ORDER BY 2 DESC LIMIT 5""", (start - start % 3600, end)):
-        if tmax is not None:
-            rep.hot_racks.append([rack, f"{tmax:.0f}", f"{tavg:.1f}"])
-    hours = (end - start) / 3600.0
-    for vendor, n in conn.execute(
-            "SELECT coalesce(vendor, '?'), count(*) FROM faults WHERE ts >= ? AND ts < ? GROUP BY 1 ORDER BY 2 DESC",
-            (start, end)):
-        vendor_cards = conn.execute("SELECT count(*) FROM cards WHERE vendor = ?", (vendor,)).fetchone()[0]
-        card_hours = vendor_cards * hours
-        rep.vendor_faults.append([vendor, str(n), f"{card_hours:,.0f}",
-                                  f"{1000.0 * n / card_hours:.2f}" if card_hours else "N/A"])
-    rep.offenders = [[kind, name, str(count)] for kind, name, count in inc.repeat_offenders(conn, end)]
-    rep.isolated = [[node, "-" if card is None else str(card), code, word(action, lang)] for node, card, code, action in
-                    conn.execute("""SELECT DISTINCT node, card_idx, code, action FROM faults WHERE ts >= ? AND ts < ?
-                                    AND action IN ('isolate', 'replace') ORDER BY node, card_idx""", (start, end))]
-    times = [r[0] for r in conn.execute("SELECT started FROM sweeps WHERE started >= ? AND started < ? ORDER BY 1",
-                                        (start, end))]
-    spacing = sorted(b - a for a, b in zip(times, times[1:], strict=False))
-    typical = spacing[len(spacing) // 2] if spacing else None
+    rep.hot_racks, rep.card_peak_c = _hot_racks(conn, start, end)
+    rep.vendor_faults = _vendor_faults(conn, start, end)
+    rep.offenders = _offenders(conn, end, lang)
+    rep.isolated = _isolated(conn, start, end, lang)
+    typical, rep.gaps = _gaps(rep, conn, min(end, now))
     for node, bad, last_error in conn.execute(
             """SELECT o.node, count(*), (SELECT last_error FROM nodes WHERE name = o.node) FROM node_outcomes o
                JOIN sweeps s ON s.id = o.sweep_id WHERE s.started >= ? AND s.started < ? AND o.status != 'ok'
                GROUP BY o.node ORDER BY 2 DESC LIMIT 20""", (start, end)):
         how_long = f"{bad} (≈ {_dur(bad * typical)})" if typical else str(bad)
         rep.collector.append([node, how_long, (last_error or "-")[:100]])
-    if typical:
-        for a, b in zip(times, times[1:], strict=False):
-            if b - a > max(3 * typical, 120):
-                rep.gaps.append(f"{rep.local(a, '%H:%M')} – {rep.local(b, '%H:%M')} ({_dur(b - a)})")
     rep.notes = [[rep.local(ts), author or "-", text] for ts, author, text in conn.execute(
         "SELECT ts, author, text FROM handover_notes WHERE ts >= ? AND ts < ? ORDER BY ts", (start, end))]
     return rep
 
 
+def _hot_racks(conn: sqlite3.Connection, start: float, end: float) -> tuple[list[list[str]], dict[int, float]]:
+    """The five hottest racks of [start, end) (max, mean °C) and each card's hottest reading.
+
+    Raw samples are read wherever they are still held; the hourly rollups only for the hours whose raw
+    samples have expired. Rollups hold finished hours only (the store rolls an hour up minutes after it
+    ends), so reading them alone left the current hour out of a report made during the shift (the
+    window's dialog) while the same window reported later (the CLI) had it."""
+    rack_of = {int(cid): str(rack) for cid, rack in conn.execute(
+        "SELECT c.id, n.rack FROM cards c JOIN nodes n ON n.name = c.node WHERE n.rack IS NOT NULL")}
+    oldest = conn.execute("SELECT min(ts) FROM samples").fetchone()[0]
+    rolled = conn.execute("SELECT value FROM meta WHERE key = 'rolled_until'").fetchone()
+    # hours before `boundary` come from rollups (all rolled up, their raw samples partly gone), after it raw
+    boundary = start
+    if oldest is not None and rolled is not None and float(oldest) > start:
+        boundary = max(start, min(float(oldest) - float(oldest) % 3600 + 3600, float(rolled[0])))
+    peak: dict[int, float] = {}
+    racks: dict[str, list[float]] = {}                  # rack → [max, sum, n]
+
+    def add(cid: int, tmax: float | None, tsum: float | None, n: int | None) -> None:
+        if tmax is None:
+            return
+        peak[cid] = max(tmax, peak.get(cid, tmax))
+        rack = rack_of.get(cid)
+        if rack is None:
+            return
+        acc = racks.setdefault(rack, [tmax, 0.0, 0.0])
+        acc[0] = max(acc[0], tmax)
+        acc[1] += tsum or 0.0
+        acc[2] += n or 0
+
+    if boundary > start:
+        for cid, tmax, tsum, n in conn.execute(
+                """SELECT card_id, max(temperature_c_max), sum(temperature_c_avg * n),
+                          sum(CASE WHEN temperature_c_avg IS NULL THEN 0 ELSE n END)
+                   FROM rollups_hourly WHERE hour >= ? AND hour < ? GROUP BY card_id""",
+                (start - start % 3600, boundary)):
+            add(int(cid), tmax, tsum, n)
+    for cid, tmax, tsum, n in conn.execute(
+            """SELECT card_id, max(temperature_c), sum(temperature_c), count(temperature_c) FROM samples
+               WHERE ts >= ? AND ts < ? GROUP BY card_id""", (boundary, end)):
+        add(int(cid), tmax, tsum, n)
+    ranked = sorted(racks.items(), key=lambda kv: (-kv[1][0], -(kv[1][1] / kv[1][2] if kv[1][2] else 0.0), kv[0]))
+    rows = [[rack, f"{tmax:.0f}", f"{tsum / n:.1f}" if n else "N/A"] for rack, (tmax, tsum, n) in ranked[:5]]
+    return rows, peak
+
+
+def _vendor_faults(conn: sqlite3.Connection, start: float, end: float) -> list[list[str]]:
+    """Faults per vendor in [start, end) and per 1,000 card-hours: every vendor on the site, 0 included."""
+    hours = (end - start) / 3600.0
+    cards = {str(v): int(n) for v, n in conn.execute(
+        "SELECT vendor, count(*) FROM cards WHERE vendor IS NOT NULL AND first_seen < ? GROUP BY vendor", (end,))}
+    vendors = dict.fromkeys(cards, 0)
+    vendors.update({str(v): 0 for (v,) in conn.execute("SELECT DISTINCT vendor FROM nodes WHERE vendor IS NOT NULL")})
+    for vendor, n in conn.execute(
+            """SELECT coalesce(f.vendor, n.vendor, '?'), count(*) FROM faults f LEFT JOIN nodes n ON n.name = f.node
+               WHERE f.ts >= ? AND f.ts < ? GROUP BY 1""", (start, end)):
+        vendors[str(vendor)] = int(n)
+    rows = []
+    for vendor, n in sorted(vendors.items(), key=lambda kv: (-kv[1], vendor_label(kv[0]).lower())):
+        card_hours = cards.get(vendor, 0) * hours
+        rows.append([vendor_label(vendor), str(n), f"{card_hours:,.0f}" if card_hours else "N/A",
+                     f"{1000.0 * n / card_hours:.2f}" if card_hours else "N/A"])
+    return rows
+
+
+def _offenders(conn: sqlite3.Connection, end: float, lang: str) -> list[list[str]]:
+    """Repeat offenders: kind, the card's serial (with where it sits) or the node, incidents in 30 days."""
+    rows = []
+    for kind, name, count in inc.repeat_offenders(conn, end):
+        where = name
+        if kind == "card":
+            at = conn.execute("SELECT node, idx FROM cards WHERE serial = ? ORDER BY last_seen DESC LIMIT 1",
+                              (name,)).fetchone()
+            where = f"{name} ({at[0]} / {at[1]})" if at else name
+        rows.append([t("kind_card" if kind == "card" else "kind_node", lang), where, str(count)])
+    return rows
+
+
+GENERIC_CODES = ("HEALTH",)          # collectors.ladder: the card's state, not the vendor's reason for it
+
+
+def _isolated(conn: sqlite3.Connection, start: float, end: float, lang: str) -> list[list[str]]:
+    """Cards to isolate or replace in [start, end), one row each, with the vendor codes that explain it.
+
+    A card the vendor tool reports as failed gets the generic HEALTH fault; the code that says why (Xid 79,
+    an Ascend alarm such as 8C084E00) is another fault of the same card, in the window or the day before."""
+    cards: dict[tuple[str, int | None], tuple[list[str], str]] = {}
+    for node, card, code, action in conn.execute(
+            """SELECT node, card_idx, code, action FROM faults WHERE ts >= ? AND ts < ?
+               AND action IN ('isolate', 'replace') ORDER BY ts""", (start, end)):
+        codes, worst = cards.get((node, card), ([], action))
+        codes.append(str(code))
+        cards[(node, card)] = (codes, "replace" if "replace" in (worst, action) else worst)
+    rows = []
+    for (node, card), (codes, action) in sorted(cards.items(), key=lambda kv: (kv[0][0], kv[0][1] or -1)):
+        named = [c for c in codes if c not in GENERIC_CODES]
+        if len(named) < len(codes):
+            named += [str(c) for (c,) in conn.execute(
+                f"""SELECT code FROM faults WHERE node = ? AND card_idx IS ? AND ts >= ? AND ts < ?
+                    AND code NOT IN ({",".join("?" * len(GENERIC_CODES))}) ORDER BY ts DESC""",
+                (node, card, start - 86400, end, *GENERIC_CODES))]
+        shown = list(dict.fromkeys(named)) or list(dict.fromkeys(codes))
+        rows.append([node, "-" if card is None else str(card), ", ".join(shown), word(action, lang)])
+    return rows
+
+
+def _gaps(rep: Report, conn: sqlite3.Connection, until: float) -> tuple[float | None, list[str]]:
+    """The typical spacing of sweeps in the window and its gaps (longer than 3 × that, and 2 min), with
+    back-to-back or overlapping gaps merged into one range."""
+    start, end = rep.start, rep.end
+    times = [float(r[0]) for r in conn.execute(
+        "SELECT started FROM sweeps WHERE started >= ? AND started < ? ORDER BY 1", (start, end))]
+    spacing = sorted(b - a for a, b in zip(times, times[1:], strict=False))
+    typical = spacing[len(spacing) // 2] if spacing else None
+    if typical is None:
+        return None, []
+    # the collector may have been down at the edges: look at the sweeps just outside the window too
+    before = conn.execute("SELECT max(started) FROM sweeps WHERE started < ?", (start,)).fetchone()[0]
+    after = conn.execute("SELECT min(started) FROM sweeps WHERE started >= ?", (end,)).fetchone()[0]
+    points = ([float(before)] if before is not None else []) + times + [
+        float(after) if after is not None else max(until, times[-1])]
+    limit = max(3 * typical, 120.0)
+    merged: list[list[float]] = []                       # [from, to, intervals, longest]
+    for a, b in zip(points, points[1:], strict=False):
+        a, b = max(a, start), min(b, until)
+        if b - a <= limit:
+            continue
+        if merged and a <= merged[-1][1]:
+            last = merged[-1]
+            last[1], last[2], last[3] = max(last[1], b), last[2] + 1, max(last[3], b - a)
+        else:
+            merged.append([a, b, 1, b - a])
+    fmt = "%H:%M" if end - start <= 86400 else "%m-%d %H:%M"
+    out = []
+    for a, b, n, longest in merged:
+        text = f"{rep.local(a, fmt)} – {rep.local(b, fmt)} ({_dur(b - a)}"
+        if n > 1:
+            text += "; " + t("gap_merged", rep.lang).format(n=int(n), longest=_dur(longest))
+        out.append(text + ")")
+    return typical, out
+
+
 # ---- Markdown and HTML ------------------------------------------------------------------------------
 
+# `(`, `#`, `+`, `-` only act after a `]` or at the start of a line, which an escaped cell never has
+MD_SPECIAL = frozenset("\\`*_[]{}!|~")
+MD_ENTITY = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
+
+
+def md_escape(value: str) -> str:
+    """A value from the database as literal Markdown text: every metacharacter backslash-escaped (a card
+    serial `[x](http://…)` must not become a link, `*` no emphasis), `&<>` as entities (no raw HTML), one
+    line (a line break would end a table row)."""
+    out = []
+    for ch in value.replace("\r", "").replace("\n", " — "):
+        out.append(MD_ENTITY.get(ch) or ("\\" + ch if ch in MD_SPECIAL else ch))
+    return "".join(out)
+
+
 def _md_cell(value: str) -> str:
-    """Markdown table cell: pipes and HTML neutralised, one line."""
-    return html.escape(value.replace("|", "\\|").replace("\n", " — "), quote=False)
+    """Markdown table cell: metacharacters, pipes and HTML neutralised, one line."""
+    return md_escape(value)
 
 
 def _md_table(head: list[str], rows: list[list[str]]) -> list[str]:
@@ -323,7 +508,7 @@ def _sections(rep: Report) -> list[tuple[str, list[str], list[list[str]], str | 
          t("goals_legend", L) if rep.jobs else t("jobs_none", L)),
         (t("hot", L), [t("rack", L), t("max_temp", L), t("avg_temp", L)], rep.hot_racks, None),
         (t("faults", L), [t("vendor", L), t("count", L), t("card_hours", L), t("rate", L)], vendor_rows, None),
-        (t("offenders", L), ["", t("node", L), t("count", L)], rep.offenders, None),
+        (t("offenders", L), [t("kind", L), t("serial_or_node", L), t("incidents_30d", L)], rep.offenders, None),
         (t("isolated", L), [t("node", L), t("card", L), t("code", L), t("next", L)], rep.isolated, None),
         (t("collector", L), [t("node", L), t("failed_for", L), t("last_error", L)], rep.collector,
          (t("gaps", L) + ": " + "; ".join(rep.gaps)) if rep.gaps else None),
@@ -352,7 +537,12 @@ def to_markdown(rep: Report) -> str:
     return "\n".join(lines)
 
 
-CSS = """body{font-family:'Noto Sans CJK SC','Noto Sans',sans-serif;font-size:10pt;color:#222;margin:18px}
+# Latin first, CJK second: digits and Latin letters come from a Latin font. Qt's PDF engine gives the digits
+# of Noto Sans CJK SC no text in the PDF's text layer (pdftotext read "Shift window: - - :"), so a
+# handover PDF could not be searched for a time or a node name (issue 16 #11).
+FONT_FAMILIES = ("Noto Sans", "DejaVu Sans", "Liberation Sans", "Arial", "Noto Sans CJK SC", "Source Han Sans SC",
+                 "WenQuanYi Micro Hei", "Microsoft YaHei")
+CSS = "body{font-family:" + ",".join(f"'{f}'" for f in FONT_FAMILIES) + ",sans-serif;" + """font-size:10pt;color:#222;margin:18px}
 h1{font-size:16pt;margin:0 0 4px}h2{font-size:12pt;border-bottom:1px solid #999;margin:14px 0 4px}
 table{border-collapse:collapse;width:100%;margin:4px 0}th,td{border:1px solid #bbb;padding:2px 5px;
 text-align:left;vertical-align:top}th{background:#eee}.demo{background:#b8860b;color:#000;padding:2px 8px;
@@ -380,8 +570,9 @@ def to_html(rep: Report, with_image: bool = True) -> str:
     for title, head, rows, text in _sections(rep):
         parts.append(f"<h2>{e(title)}</h2>")
         if rows:
-            parts.append("<table width='100%'>" + ("<tr>" + "".join(f"<th>{e(h)}</th>" for h in head) + "</tr>"
-                                                  if head else ""))
+            # <thead>: a table broken across PDF pages repeats its header row
+            parts.append("<table width='100%'>" + ("<thead><tr>" + "".join(f"<th>{e(h)}</th>" for h in head)
+                                                  + "</tr></thead>" if head else ""))
             wide = " width='30%'" if title == t("jobs", L) else ""
             for r in rows:
                 cls = f" class='{r[0]}'" if r and r[0] in ("P1", "P2") else ""
