@@ -10,6 +10,7 @@ import stat
 import sys
 import threading
 import time
+import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,7 @@ from console import incidents, paths
 from console.argv import UsageError, build_parser, json_line, printable
 from console.parse_cmd import ParseInputError, parse_capture, to_json
 from console.site import Site, SiteError, load_site
-from console.store import SCHEMA_VERSION, Store, StoreError, connect
+from console.store import SCHEMA_VERSION, Store, StoreError
 
 EXIT_OK, EXIT_NODES_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 MAX_CAPTURE_BYTES = 64 * 1024 * 1024
@@ -69,14 +70,37 @@ def _existing_db(path: str) -> None:
         raise UsageError(f"{path}: empty file, not a mixops database")
 
 
+def _connect_readonly(path: str) -> sqlite3.Connection:
+    """mode=ro; on a read-only medium (no -shm can be made beside a WAL database) immutable=1, which is
+    safe there because nobody can be writing the file either."""
+    absolute = os.path.abspath(path)
+    uri = "file:" + urllib.parse.quote(absolute) + "?mode=ro"
+    conn = sqlite3.connect(uri, uri=True, timeout=30)
+    try:
+        conn.execute("PRAGMA user_version").fetchone()
+    except sqlite3.OperationalError:
+        conn.close()
+        if os.access(os.path.dirname(absolute), os.W_OK):
+            raise
+        conn = sqlite3.connect(uri + "&immutable=1", uri=True)
+    return conn
+
+
+def _read_only_hint(path: str) -> str:
+    """Why a database cannot be written, when the reason is plain: the file or its directory is read-only."""
+    absolute = os.path.abspath(path)
+    if os.path.exists(absolute) and not (os.access(absolute, os.W_OK) and os.access(os.path.dirname(absolute), os.W_OK)):
+        return " (the file or its directory is read-only)"
+    return ""
+
+
 def _open_reader(path: str) -> tuple[sqlite3.Connection, Store | None]:
     """An existing database opened read-only (a read-only file or filesystem is fine for reading).
 
     A database of an older schema is migrated through the store first (it exists: this creates nothing).
     """
     _existing_db(path)
-    db = connect(path, readonly=True)
-    conn = db.conn
+    conn = _connect_readonly(path)
     version = int(conn.execute("PRAGMA user_version").fetchone()[0])
     tables = {str(r[0]) for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     if "incidents" not in tables and (version == 0 or "nodes" not in tables):
@@ -98,6 +122,8 @@ def cmd_collect(args: argparse.Namespace) -> int:
     site = load_site(args.site)
     if not site.nodes:
         raise UsageError(f"{args.site}: no [[nodes]] to collect")
+    for node in site.nodes:            # ~/.ssh/config problems (a bad Port) before any database is made
+        site.endpoint(node)
     store = Store(_db_path(args, site))
     stop = threading.Event()
 
@@ -367,11 +393,12 @@ def run(argv: list[str]) -> int:
             say(f"mixops: {problem}", err=True)
         return EXIT_BAD_INPUT
     except StoreError as exc:
-        say(f"mixops: database {exc}", err=True)
+        db = getattr(args, "db_file", None)
+        say(f"mixops: database {exc}{_read_only_hint(db) if db else ''}", err=True)
         return EXIT_BAD_INPUT
     except sqlite3.Error as exc:       # e.g. "attempt to write a readonly database", "disk I/O error"
-        db = getattr(args, "db_file", None) or getattr(args, "db", None) or "?"
-        say(f"mixops: database {db}: {exc}", err=True)
+        db = getattr(args, "db_file", None) or getattr(args, "db", None)
+        say(f"mixops: database {db or '?'}: {exc}{_read_only_hint(db) if db else ''}", err=True)
         return EXIT_BAD_INPUT
     except BrokenPipeError:
         return EXIT_OK

@@ -7,14 +7,21 @@ import re
 from pathlib import Path
 
 
+def _xdg(variable: str, default: Path) -> Path:
+    """An XDG base directory: the variable when it is an absolute path, else the default (XDG spec:
+    relative values are invalid and ignored, so a stray `XDG_DATA_HOME=data` cannot move the database)."""
+    value = os.environ.get(variable, "")
+    return Path(value) if os.path.isabs(value) else default
+
+
 def config_dir() -> Path:
     """~/.config/mixops (XDG_CONFIG_HOME honoured)."""
-    return Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "mixops"
+    return _xdg("XDG_CONFIG_HOME", Path.home() / ".config") / "mixops"
 
 
 def data_dir() -> Path:
     """~/.local/share/mixops (XDG_DATA_HOME honoured)."""
-    return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "mixops"
+    return _xdg("XDG_DATA_HOME", Path.home() / ".local" / "share") / "mixops"
 
 
 def configured_site() -> Path | None:

@@ -152,8 +152,8 @@ class _Range:
     lo_open: bool = False
 
     def accepts(self, value: float) -> bool:
-        if not math.isfinite(value):
-            return False
+        if isinstance(value, float) and not math.isfinite(value):   # an int is finite, and may be too big
+            return False                                            # for a float: compare it as an int
         return (value > self.lo if self.lo_open else value >= self.lo) and value <= self.hi
 
     def text(self) -> str:

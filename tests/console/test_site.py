@@ -96,3 +96,52 @@ def test_ssh_config_is_honoured(tmp_path):
     assert (ep.host, ep.port, ep.user) == ("10.9.9.9", 2222, "admin")
     assert ep.identity_files[-1].endswith("id_gpu")
     assert ep.jump is not None and (ep.jump.host, ep.jump.port, ep.jump.user) == ("jump.example", 2200, "bastion")
+
+
+@pytest.mark.parametrize(("change", "expected"), [
+    (('slots = 4', 'slots = -3'), ":11: racks[0].slots: must be >= 1 and <= 1024, got -3"),
+    (('slots = 4', 'slots = 1000000000000'), ":11: racks[0].slots: must be >= 1 and <= 1024, got 1000000000000"),
+    (('name = "hall 2"', 'name = ""'), ":3: site.name: must not be empty"),
+    (('timezone = "Asia/Shanghai"', 'timezone = "Asia/Shanghai"\ninterval_s = nan'),
+     ":5: site.interval_s: must be > 0 and <= 86400, got nan"),
+    (('timezone = "Asia/Shanghai"', 'timezone = "Asia/Shanghai"\ninterval_s = inf'), "site.interval_s: must be > 0"),
+    (('timezone = "Asia/Shanghai"', 'timezone = "Asia/Shanghai"\ninterval_s = -1'), "site.interval_s: must be > 0"),
+    (('timezone = "Asia/Shanghai"', 'timezone = "Asia/Shanghai"\ninterval_s = 0'), "site.interval_s: must be > 0"),
+    (('timezone = "Asia/Shanghai"', 'timezone = "Asia/Shanghai"\ninterval_s = 1e9'), "site.interval_s: must be > 0"),
+    (('user = "ops"', 'user = "ops"\nconnect_timeout_s = nan'), ":8: ssh.connect_timeout_s: must be > 0 and <= 3600"),
+    (('user = "ops"', 'user = "ops"\nconnect_timeout_s = 1e300'), "ssh.connect_timeout_s: must be > 0 and <= 3600"),
+    (('user = "ops"', 'user = "ops"\nmax_parallel = true'), "ssh.max_parallel: must be an integer, got True"),
+    (('nodes = ["gpu-a01-*", "npu-*"]', 'nodes = []'), ":27: jobs[0].nodes: must list at least one node"),
+    (('name = "gpu-a01-1"', 'name = "gpu\\u001b]0;x\\u0007\\n"'),
+     ":14: nodes[0].name: contains the control character \\x1b (at 4): 'gpu\\x1b]0;x\\x07\\n'"),
+    (('name = "gpu-a01-1"', 'name = "\\u202egpu"'), "nodes[0].name: contains the control character \\u202e"),
+    (('hours = 12', 'hours = nan'), "shifts[0].hours: must be > 0 and <= 24, got nan"),
+    (('name = "llm"', 'name = "llm"\nprogress_regex = \'(?P<step>a{99999999999})\''),
+     "jobs[0].progress_regex: invalid regular expression: the repetition number is too large"),
+])
+def test_values_out_of_range_are_named(tmp_path, change, expected):
+    with pytest.raises(SiteError) as info:
+        load_site(_write(tmp_path, GOOD.replace(*change, 1)))
+    assert any(expected in p for p in info.value.problems), info.value.problems
+    assert all("\x1b" not in p and "\n" not in p for p in info.value.problems)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("[site]\nname = 'x'\na = " + "[" * 3000 + "]" * 3000 + "\n", ": TOML nested too deeply"),
+    ("[site]\nname = 'x'\ninterval_s = " + "9" * 5000 + "\n", ": TOML value cannot be read"),
+    ("[site]\nname = 'x'\ninterval_s = " + "9" * 400 + "\n", ":3: site.interval_s: must be > 0 and <= 86400"),
+])
+def test_toml_that_python_cannot_hold_is_one_line(tmp_path, text, expected):
+    with pytest.raises(SiteError) as info:
+        load_site(_write(tmp_path, text))
+    (problem,) = info.value.problems
+    assert problem.startswith(str(tmp_path / "site.toml")) and expected in problem, problem
+
+
+def test_files_that_are_not_site_files(tmp_path):
+    for path, expected in ((tmp_path, "is a directory"), ("/dev/null", "not a regular file"), ("", "no such file")):
+        with pytest.raises(SiteError, match=expected):
+            load_site(path)
+    (tmp_path / "latin1.toml").write_bytes(b'[site]\nname = "caf\xe9"\n')
+    with pytest.raises(SiteError, match=r"latin1.toml:2: not UTF-8 text"):
+        load_site(tmp_path / "latin1.toml")
