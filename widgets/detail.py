@@ -89,7 +89,7 @@ def status_text(data: CardHistory, label: str) -> str:
     """What the plots show, honestly: the span of history held, rollups and samples, faults, N/A."""
     h = data.history
     n = len(h.t)
-    faults = f"{len(h.faults)} {tr('faults')}"
+    faults = f"{len(h.faults)} {tr('fault') if len(h.faults) == 1 else tr('faults')}"
     if n == 0:
         return f"{tr(label)}: {tr('no history in the database for this range')} · {faults}"
     first = float(h.t[0]) - (1800.0 if data.rollups else 0.0)     # a rollup point stands for its whole hour
@@ -100,9 +100,9 @@ def status_text(data: CardHistory, label: str) -> str:
     raw = n - data.rollups
     counts = []
     if data.rollups:
-        counts.append(f"{data.rollups} {tr('hourly averages')}")
+        counts.append(f"{data.rollups} {tr('hourly average') if data.rollups == 1 else tr('hourly averages')}")
     if raw:
-        counts.append(f"{raw} {tr('samples')}")
+        counts.append(f"{raw} {tr('sample') if raw == 1 else tr('samples')}")
     parts.append(" + ".join(counts))
     parts.append(faults)
     missing = int(n - np.isfinite(h.metrics["temperature_c"]).sum())
@@ -154,7 +154,7 @@ class CardDetail(QDialog):
             self.group.addButton(b, i)
             buttons.addWidget(b)
         buttons.addStretch(1)
-        buttons.addWidget(self.status)
+        self.status.setWordWrap(True)
         self.group.idClicked.connect(self.load_range)
         self.plots: dict[str, pg.PlotWidget] = {}
         self.curves: dict[str, pg.PlotDataItem] = {}
@@ -164,6 +164,7 @@ class CardDetail(QDialog):
         layout = QVBoxLayout(self)
         layout.addWidget(self.header)
         layout.addLayout(buttons)
+        layout.addWidget(self.status)
         first: pg.PlotWidget | None = None
         for key, label, unit in PLOTS:
             w = pg.PlotWidget(axisItems={"bottom": pg.DateAxisItem()})

@@ -63,7 +63,7 @@ SEVERITY_COLOURS = {"P1": QColor(215, 48, 39), "P2": QColor(244, 109, 67), "P3":
                     "P4": QColor(145, 191, 219)}
 COLUMNS = ("Severity", "Age", "State", "Title", "Node", "Card", "Job", "Action", "Repeats")
 COL_SEVERITY, COL_AGE, COL_STATE, COL_TITLE, COL_NODE, COL_CARD, COL_JOB, COL_ACTION, COL_REPEATS = range(9)
-MIN_CHARS = (4, 5, 7, 24, 8, 3, 5, 7, 4)        # column minimums (in "M" widths) before content sizing
+MIN_CHARS = (4, 5, 7, 16, 8, 3, 5, 7, 4)        # column minimums (in "M" widths) before content sizing
 STATES = ("open", "acknowledged", "silenced")
 SEVERITIES = ("P1", "P2", "P3", "P4")
 
