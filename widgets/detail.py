@@ -29,6 +29,7 @@ PLOTS = (("temperature_c", "Temperature", "°C"), ("utilization_pct", "Utilizati
          ("memory_used_mib", "Memory used", "MiB"), ("power_w", "Power", "W"))
 RAW_S = 86400.0             # read_history keeps raw samples up to this range; beyond it, hourly rollups
 LEFT_AXIS_PX = 62           # the same tick width on every plot, so their x axes line up
+LATE_S = 120.0              # the newest point older than this is said in the label (nothing drawn after it)
 MIN_SPAN = {"temperature_c": 20.0, "utilization_pct": 100.0, "memory_used_mib": 1024.0, "power_w": 50.0}
 FAULT_COLOUR = QColor(215, 48, 39)
 WARN_COLOUR = QColor(244, 160, 40)
@@ -97,6 +98,9 @@ def status_text(data: CardHistory, label: str) -> str:
     parts = [f"{tr(label)}: " + tr("%1 of history").replace("%1", span_text(held))]
     if held < data.seconds - max(600.0, 0.02 * data.seconds):
         parts[0] += f" ({tr('the database holds less than the range')})"
+    quiet = h.end - float(h.t[-1])
+    if quiet > LATE_S:
+        parts[0] += f", {tr('last sample %1 ago').replace('%1', span_text(quiet))}"
     raw = n - data.rollups
     counts = []
     if data.rollups:

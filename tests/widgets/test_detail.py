@@ -179,3 +179,18 @@ def test_value_range_minimum_spans():
     assert (lo, hi) == (0.0, 50.0)                            # all N/A: a sensible empty axis, no crash
     lo, hi = value_range("utilization_pct", np.zeros(0), [], None)
     assert (lo, hi) == (0.0, 100.0)
+
+
+def test_status_says_when_the_newest_point_is_old_and_when_nothing_is_held():
+    from console.live import History
+    from widgets.detail import CardHistory, status_text
+
+    now = 1_800_000_000.0
+    t = np.array([now - 3000 + 60 * k for k in range(20)])          # 20 min of samples, the last 31 min ago
+    metrics = {k: np.full(len(t), 50.0) for k in ("temperature_c", "utilization_pct", "memory_used_mib",
+                                                   "memory_total_mib", "power_w")}
+    text = status_text(CardHistory(History(1, now - 3600, now, t, metrics, [], False), 3600.0, 0, None), "1 h")
+    assert "last sample 31 min ago" in text and "20 samples" in text and "0 faults" in text
+    empty = {k: np.zeros(0) for k in metrics}
+    text = status_text(CardHistory(History(1, now - 3600, now, np.zeros(0), empty, [], False), 3600.0, 0, None), "1 h")
+    assert "no history in the database for this range" in text
