@@ -5,7 +5,9 @@ the same new fault become one node incident; several nodes of one rack lost in t
 one rack incident; a node that is down suppresses its cards' incidents. Severity: P1 a running job
 interrupted or a node lost under a running job, P2 a card fault needing action, P3 degraded, P4
 information. Incidents resolve themselves after their condition has been clear for `clear_after`
-sweeps (noted as resolved by "auto"); operators acknowledge, resolve, silence and annotate them.
+sweeps (noted as resolved by "auto"); a changed host key counts as clear only in sweeps where the node
+answered over a verified connection (issue 16: a key not looked at during the retry backoff is not a
+key that is right again). Operators acknowledge, resolve, silence and annotate them.
 """
 
 from __future__ import annotations
@@ -136,6 +138,8 @@ class IncidentEngine:
         self._hot: set[str] = set()      # temperature keys currently breached (hysteresis state)
         self._open_fault_cards: set[tuple[object, object]] = set()
         self._critical_cards: set[tuple[str, int]] = set()
+        self._refused_nodes: set[str] = set()       # nodes with an open host-key incident
+        self._verified_nodes: set[str] = set()      # nodes that answered this sweep over a verified connection
 
     # ---- one sweep -------------------------------------------------------------------------------
 
@@ -147,6 +151,8 @@ class IncidentEngine:
             "SELECT id, key, state, count, clear_sweeps, silenced_until, acknowledged_at, node, card_idx, source "
             "FROM incidents WHERE state != 'resolved'")}
         self._open_fault_cards = {(row[7], row[8]) for row in open_rows.values() if row[9] == "fault"}
+        self._refused_nodes = {str(row[7]) for row in open_rows.values() if row[9] == "hostkey"}
+        self._verified_nodes = {r.node for r in reports if r.ok}
         conds = self._conditions(reports, stale)
         for job, state, evidence in stopped_jobs:
             key = f"job:{job}"
@@ -187,7 +193,10 @@ class IncidentEngine:
             rack = self.rack_of.get(r.node)
             if not r.ok:
                 error = r.error or "no answer"
-                if any(f.code == "ssh-hostkey-changed" for f in r.faults):
+                if any(f.code == "ssh-hostkey-changed" for f in r.faults) or r.node in self._refused_nodes:
+                    # The key is seen (and refused) only when the session tries again, not during its retry
+                    # backoff; a refused key never counts as clear, and nothing short of a verified connection
+                    # says it is right again. Whatever else this node fails with meanwhile is evidence here.
                     conds[f"hostkey:{r.node}"] = _Cond(
                         f"hostkey:{r.node}", "hostkey", "ssh-hostkey-changed", "P2",
                         f"{r.node}: SSH host key CHANGED", r.node, rack=rack, action=Action.ISOLATE.value,
@@ -205,6 +214,8 @@ class IncidentEngine:
                     r.node, rack=rack, vendor=r.vendor, action=Action.WATCH.value, evidence="; ".join(r.warnings))
             self._card_conditions(r, rack, conds)
         for node in stale:
+            if node in self._refused_nodes:
+                continue            # its host-key incident stays open (not verified) and says more
             lost[self.rack_of.get(node)].append(NodeReport(node, False, 0.0, 0.0, None,
                                                            error="still busy from the last sweep (stale)"))
         for rack, nodes in lost.items():
@@ -385,6 +396,8 @@ class IncidentEngine:
                                   ("acknowledged" if acknowledged_at else "open", incident))
             if key in conds:
                 continue            # the condition (or the event) is still there
+            if source == "hostkey" and node not in self._verified_nodes:
+                continue            # only a verified connection clears a refused key (stale or failed: not seen)
             if source == "fault" and ((node, card_idx) in self._critical_cards
                                       or (card_idx is None and node in critical_nodes)):
                 continue            # a one-shot event whose card has not recovered yet

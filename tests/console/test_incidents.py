@@ -134,6 +134,48 @@ def test_hostkey_collector_and_snapshot(env):
                               (by_source["threshold"]["id"],)).fetchone()[0] == 5   # and after
 
 
+
+def _refused(node, presented=True):
+    error = "HOST KEY CHANGED for [127.0.0.1]:2222: got ssh-ed25519 SHA256:new, known_hosts has SHA256:old; refused"
+    faults = (Fault("ssh-hostkey-changed", Severity.CRITICAL, Action.ISOLATE, error),) if presented else ()
+    return NodeReport(node, False, T0, 0.2, "nvidia", error=error + ("" if presented else " (still refused; next "
+                                                                       "attempt in 8 s)"), faults=faults)
+
+
+def test_changed_host_key_never_clears_while_refused_stale_or_down(env):
+    """Issue 16: during the retry backoff the key is not seen again (no fault); that is not 'clear'."""
+    store, _, sweep = env
+    sweep([_refused("n3")])
+    for report in [_refused("n3", presented=False)] * 4 + [down("n3", "connection refused by 127.0.0.1:2222")]:
+        sweep([report, ok("n7")])
+    for _ in range(4):
+        sweep([ok("n7")], stale=("n3",))                   # still busy, or not in the sweep at all
+        sweep([ok("n7")])
+    (row,) = rows(store, "source = 'hostkey'")
+    assert row["state"] == "open" and row["resolved_at"] is None and row["count"] == 6
+    assert "connection refused" in row["evidence"]            # the latest reason is the evidence
+    assert rows(store, "source = 'node'") == []               # no second 'not answering' incident for it
+
+
+def test_changed_host_key_clears_only_after_verified_connections(env):
+    store, _, sweep = env
+    sweep([_refused("n3")])
+    sweep([ok("n3")])                                         # the original key is back: verified
+    sweep([ok("n3")])
+    assert rows(store, "source = 'hostkey'")[0]["state"] == "open"
+    sweep([ok("n3")])
+    row = rows(store, "source = 'hostkey'")[0]
+    assert row["state"] == "resolved" and row["resolved_by"] == "auto"
+
+
+def test_operator_resolves_a_changed_host_key_after_trusting_the_new_one(env):
+    store, _, sweep = env
+    (incident,) = sweep([_refused("n3")])
+    incidents.resolve(store.conn, incident, "li.wei", note="reinstalled; new key verified by console")
+    assert rows(store, f"id = {incident}")[0]["resolved_by"] == "li.wei"
+    sweep([ok("n3")])
+    assert [r["state"] for r in rows(store, "source = 'hostkey'")] == ["resolved"]
+
 def test_lifecycle_timing_and_repeat_offenders(env):
     store, _, sweep = env
     (a,) = sweep([ok("n2", faults=[xid(1, 48, Action.RESET_CARD)])])
