@@ -188,6 +188,7 @@ NAME_KEYS: dict[str, set[str]] = {
     "jobs": {"name", "checkpoint_dir", "log", "framework"}, "shifts": {"name", "start"},
     "adapters": {"name", "tool", "command"},
 }
+NO_SPACE_KEYS: dict[str, set[str]] = {"ssh": {"user"}, "nodes": {"name", "host", "jump"}}
 # Regular expressions may hold a TAB; nothing else from C0/C1, no DEL, no bidirectional override.
 _CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 _CONTROL_OR_TAB = re.compile("[\t]|" + _CONTROL.pattern)
@@ -276,7 +277,7 @@ class _Checker:
 
     def value_problem(self, table: str, key: str, value: Any) -> str | None:
         """Range of a number, emptiness and control characters of a string; None when fine."""
-        sane = RANGES.get(table, {}).get(key)
+        sane = RANGES.get(table if table in RANGES else ".".join(table.split(".")[:2]), {}).get(key)
         if sane is not None and isinstance(value, int | float) and not isinstance(value, bool):
             if not sane.accepts(value):
                 return f"must be {sane.text()}, got {_show(value)}"
@@ -284,7 +285,11 @@ class _Checker:
         if isinstance(value, str):
             if key in NAME_KEYS.get(table, set()) and not value.strip():
                 return "must not be empty"
-            return _control_problem(value, allow_tab=key not in NAME_KEYS.get(table, set()))
+            control = _control_problem(value, allow_tab=key not in NAME_KEYS.get(table, set()))
+            if control is None and key in NO_SPACE_KEYS.get(table, set()) and any(ch.isspace() for ch in value):
+                # an SSH host or user never has one; a space would also split its known_hosts line
+                return f"must not contain spaces: {_show(value)}"
+            return control
         return None
 
 
@@ -445,7 +450,8 @@ def parse_site(data: dict[str, Any], path: str = "<site>", text: str = "") -> Si
         if key not in vendor_names:
             c.add("thresholds", None, "vendors", f"unknown vendor {_show(key)}")
         else:
-            thresholds["vendors"][key] = c.table(value, "thresholds.vendors", None, VENDOR_THRESHOLD_KEYS)
+            # named after its own header, [thresholds.vendors.<vendor>], so the problem line has its line number
+            thresholds["vendors"][key] = c.table(value, f"thresholds.vendors.{key}", None, VENDOR_THRESHOLD_KEYS)
     if thresholds.get("temp_crit_c", 95) <= thresholds.get("temp_warn_c", 85):
         c.add("thresholds", None, "temp_crit_c", "must be above temp_warn_c")
 

@@ -145,3 +145,13 @@ def test_files_that_are_not_site_files(tmp_path):
     (tmp_path / "latin1.toml").write_bytes(b'[site]\nname = "caf\xe9"\n')
     with pytest.raises(SiteError, match=r"latin1.toml:2: not UTF-8 text"):
         load_site(tmp_path / "latin1.toml")
+
+
+def test_vendor_thresholds_and_spaces_are_named(tmp_path):
+    text = GOOD + "[thresholds.vendors.ascend]\npower_warn_w = -5\n"
+    text = text.replace('host = "10.0.0.2"', 'host = "10.0.0.2 -oProxyCommand=x"')
+    with pytest.raises(SiteError) as info:
+        load_site(_write(tmp_path, text))
+    assert any(":34: thresholds.vendors.ascend.power_warn_w: must be > 0" in p for p in info.value.problems), \
+        info.value.problems
+    assert any(":21: nodes[1].host: must not contain spaces" in p for p in info.value.problems), info.value.problems
