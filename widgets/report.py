@@ -112,19 +112,30 @@ def _document(rep: reports.Report, width_pt: float) -> QTextDocument:
     return doc
 
 
+def _extent(doc: QTextDocument, block: QTextBlock) -> tuple[float, float]:
+    """Where a block's lines really are (top of the first, bottom of the last), in document coordinates.
+    A paginated layout pushes a line that does not fit to the next page inside its block, which
+    blockBoundingRect does not show: it gives the block's position, not its lines'."""
+    rect = doc.documentLayout().blockBoundingRect(block)
+    lines = block.layout()
+    if lines is None or lines.lineCount() == 0:
+        return rect.top(), rect.bottom()
+    first, last = lines.lineAt(0), lines.lineAt(lines.lineCount() - 1)
+    return rect.top() + first.y(), rect.top() + last.y() + last.height()
+
+
 def _first_content_bottom(doc: QTextDocument, heading: QTextBlock) -> float | None:
     """Where the first content under a heading ends: a paragraph, or a table's header and first row."""
-    layout = doc.documentLayout()
     block = heading.next()
     if not block.isValid():
         return None
     table = QTextCursor(block).currentTable()
     if table is None:
-        return layout.blockBoundingRect(block).bottom()
+        return _extent(doc, block)[1]
     row = min(1, table.rows() - 1)
     if row + 1 < table.rows():          # the top of the row after it, cell padding and border included
-        return layout.blockBoundingRect(table.cellAt(row + 1, 0).firstCursorPosition().block()).top()
-    return layout.frameBoundingRect(table).bottom()
+        return _extent(doc, table.cellAt(row + 1, 0).firstCursorPosition().block())[0]
+    return doc.documentLayout().frameBoundingRect(table).bottom()
 
 
 def _break_before(block: QTextBlock) -> None:
@@ -138,12 +149,11 @@ def keep_headings_with_content(doc: QTextDocument, page_h: float) -> int:
     table's header and first row, on the next) moves to the next page. Returns how many page breaks were
     added; `doc` must have its page size already. (A table broken across pages repeats its header row:
     to_html marks it <thead>.)"""
-    layout = doc.documentLayout()
     added = 0
     block = doc.begin()
     while block.isValid():
         fmt = block.blockFormat()
-        top = layout.blockBoundingRect(block).top()
+        top = _extent(doc, block)[0]
         page_top = (top // page_h) * page_h
         page_end = page_top + page_h
         bottom: float | None = None
@@ -153,6 +163,8 @@ def keep_headings_with_content(doc: QTextDocument, page_h: float) -> int:
             bottom = _first_content_bottom(doc, block)
         if bottom is not None and bottom > page_end + 0.5 and top - page_top > 0.1 * page_h:
             _break_before(block)
+            # the layout is incremental: what follows keeps stale positions until it is marked dirty
+            doc.markContentsDirty(block.position(), doc.characterCount() - block.position())
             added += 1
             continue                         # measure this block again: it is on the next page now
         block = block.next()

@@ -219,7 +219,7 @@ def test_the_pdf_text_layer_keeps_digits_node_names_and_section_numbers(demo_db,
 
 
 def test_headings_are_kept_with_their_first_content(qapp, demo_db):
-    from widgets.report import _first_content_bottom, paginated
+    from widgets.report import _extent, _first_content_bottom, paginated
 
     path, start, end = demo_db
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
@@ -231,11 +231,10 @@ def test_headings_are_kept_with_their_first_content(qapp, demo_db):
         for fixed in (False, True):
             page_h = 1000.0
             doc = paginated(rep, 700.0, page_h) if fixed else _plain(rep, page_h)
-            layout = doc.documentLayout()
             block = doc.begin()
             while block.isValid():
                 if block.blockFormat().headingLevel() > 0:
-                    top = layout.blockBoundingRect(block).top()
+                    top = _extent(doc, block)[0]
                     bottom = _first_content_bottom(doc, block)
                     orphan = bottom is not None and bottom // page_h > top // page_h
                     if fixed:
