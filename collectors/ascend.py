@@ -272,7 +272,7 @@ def parse_kv(text: str, command: str = "npu-smi info -t common") -> ParseResult:
         power = para.get("npu real-time power(w)") or para.get("power dissipation(w)")
         card = CardSample(index=npu, chip=chip, model=para.get("product name") or (name or None),
                           serial=para.get("serial number") or None, bus_id=norm_bus_id(para.get("pcie bus info")),
-                          health=Health.CRITICAL if ecc else Health.OK,
+                          health=Health.UNKNOWN,       # these views print no health; ECC is a counter
                           temperature_c=number(para.get("temperature(c)")),
                           utilization_pct=number(para.get("aicore usage rate(%)")),
                           memory_used_mib=used, memory_total_mib=cap, power_w=number(power), ecc_uncorrected=ecc)

@@ -45,7 +45,12 @@ def thermal_fault(vendor: str, index: int, temperature_c: float) -> Fault | None
 
 def apply(result: ParseResult) -> ParseResult:
     """Add the ladder's faults a vendor's values imply and its own parser did not raise: uncorrectable
-    ECC, a critical vendor health/state field, temperatures over the thermal limits."""
+    ECC, a critical vendor health/state field, temperatures over the thermal limits.
+
+    Stateless: a nonzero ECC total is reported as a fault as it is (what `mixops parse` shows of one
+    capture); the card's health stays the vendor's. A sweep keeps only the increase since the last
+    stored total (console.counters): a standing count is no new fault, and the card is critical only
+    in the sweep its count grows."""
     have = {(f.card_index, f.code) for f in result.faults}
     carded = {f.card_index for f in result.faults}
     extra: list[Fault] = []

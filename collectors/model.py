@@ -205,9 +205,9 @@ def sanity(card: CardSample, warnings: list[str], command: str) -> CardSample:
         bad.append("0 C at 100 % utilization")
         temp = util = None          # the hung-card signature: neither reading is real
     health = card.health
-    if card.ecc_uncorrected:
-        health = Health.CRITICAL
-    elif health is Health.OK and all(v is None for v in (temp, power, util, card.memory_used_mib)):
+    # An ECC count is a running total, not a state: the ladder reports it and a sweep counts only its
+    # increase (console.counters), so it does not make the card critical here.
+    if health is Health.OK and all(v is None for v in (temp, power, util, card.memory_used_mib)):
         health = Health.UNKNOWN  # a listed card that reports nothing is not known to be healthy
     if not bad:
         return card if health is card.health else replace(card, health=health)

@@ -18,7 +18,7 @@ from collectors import jobs, registry, slurm
 from collectors.model import Command, NodeReport
 from collectors.node import NodeCollector, Session
 from collectors.ssh import Endpoint
-from console import continuity
+from console import continuity, counters
 from console import store as store_mod
 from console.incidents import IncidentEngine, thresholds_from
 from console.site import Site, job_nodes
@@ -60,6 +60,7 @@ class Collector:
         self.clock = clock
         registry.register_adapters(site.adapters)
         cursors = store.cursors()
+        self._counters = store.counter_baseline()
         store.sync_nodes((n.name, n.host, n.port, n.rack, n.slot, n.vendor) for n in site.nodes)
         self.nodes: dict[str, NodeCollector] = {}
         for n in site.nodes:
@@ -217,7 +218,12 @@ class Collector:
         mem = self._proc.memory_info().rss / 1048576
         stats = SweepStats(cpu_pct=self._proc.cpu_percent(None), rss_mib=mem)
         cursors = {name: nc.cursor for name, nc in self.nodes.items()}
-        sweep_id = self.store.write_sweep(started, finished, reports, stale, stats, cursors)
+        # running totals become their increase: a standing ECC count is no new fault at every sweep or start
+        changed: list[tuple[str, int, int, str, int, float]] = []
+        for k, report in enumerate(reports):
+            reports[k], deltas = counters.apply(report, self._counters)
+            changed += [(d.node, d.idx, d.chip, d.name, d.value, d.ts) for d in deltas]
+        sweep_id = self.store.write_sweep(started, finished, reports, stale, stats, cursors, changed)
         stopped = self._jobs_after_sweep(finished, reports)
         new = self.engine.process(finished, reports, stale, stopped) if self.engine else []
         return SweepSummary(sweep_id, started, finished - started, tuple(reports), stale, tuple(new))

@@ -137,6 +137,20 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE job_logs ADD COLUMN lines INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE job_logs ADD COLUMN unmatched INTEGER NOT NULL DEFAULT 0;
     """,
+    # v6: vendor running totals (ECC counts) as deltas: the last total per card, seeded from the samples
+    # so an upgraded database does not report every standing count as new (console.counters)
+    """
+    CREATE TABLE card_counters (
+        node TEXT NOT NULL, idx INTEGER NOT NULL, chip INTEGER NOT NULL, name TEXT NOT NULL,
+        value INTEGER NOT NULL, ts REAL NOT NULL,
+        PRIMARY KEY (node, idx, chip, name)
+    ) WITHOUT ROWID;
+    INSERT INTO card_counters
+        SELECT c.node, c.idx, ifnull(c.chip, -1), 'ecc_uncorrected', s.ecc_uncorrected, s.ts
+        FROM cards c JOIN samples s ON s.card_id = c.id
+        WHERE s.ts = (SELECT max(ts) FROM samples WHERE card_id = c.id AND ecc_uncorrected IS NOT NULL)
+          AND s.ecc_uncorrected IS NOT NULL;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -251,6 +265,11 @@ class Store:
                    vendor=coalesce(excluded.vendor, nodes.vendor)""",
                 list(nodes))
 
+    def counter_baseline(self) -> dict[tuple[str, int, int, str], int]:
+        """The last stored total of every card counter (console.counters compares sweeps with it)."""
+        return {(str(n), int(i), int(c), str(k)): int(v)
+                for n, i, c, k, v in self.conn.execute("SELECT node, idx, chip, name, value FROM card_counters")}
+
     def job_offsets(self) -> dict[str, int]:
         """Where each job's log was read up to."""
         return {str(j): int(o) for j, o in self.conn.execute("SELECT job, offset FROM job_logs")}
@@ -346,8 +365,10 @@ class Store:
 
     def write_sweep(self, started: float, finished: float, reports: Sequence[NodeReport],
                     stale: Sequence[str] = (), stats: SweepStats | None = None,
-                    cursors: dict[str, float] | None = None) -> int:
-        """Write one sweep in one transaction; returns the sweep id."""
+                    cursors: dict[str, float] | None = None,
+                    counters: Sequence[tuple[str, int, int, str, int, float]] = ()) -> int:
+        """Write one sweep in one transaction; returns the sweep id. `counters` are the card counters whose
+        total changed: (node, idx, chip or -1, name, value, ts)."""
         stats = stats or SweepStats()
         conn = self.conn
         try:
@@ -391,6 +412,7 @@ class Store:
                 conn.executemany("INSERT INTO samples VALUES (?,?,?,?,?,?,?,?,?)", sample_rows)
                 conn.executemany("UPDATE cards SET last_seen = ? WHERE id = ?", seen_cards)
                 self._write_outcomes(sweep_id, reports, stale, cursors or {})
+                conn.executemany("INSERT OR REPLACE INTO card_counters VALUES (?,?,?,?,?,?)", counters)
             self._maintain(finished)
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path}: cannot write sweep: {exc}") from exc

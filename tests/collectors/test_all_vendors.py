@@ -20,7 +20,7 @@ CASES = [
     ("amd/mi300x-concise-rocm6.txt", "amd", None, [
         (0, 61.0, 97.0, NA, NA, 611.0, Health.OK), (1, NA, NA, NA, NA, NA, Health.UNKNOWN)]),
     ("amd/amd-smi-mi325x.txt", "amd", None, [
-        (0, 71.0, 99.0, 235520.0, 262144.0, 880.0, Health.OK), (1, 52.0, 0.0, 300.0, 262144.0, 160.0, Health.CRITICAL)]),
+        (0, 71.0, 99.0, 235520.0, 262144.0, 880.0, Health.OK), (1, 52.0, 0.0, 300.0, 262144.0, 160.0, Health.OK)]),
     ("mthreads/s4000-gmi2.2.txt", "mthreads", None, [
         (0, 71.0, 93.0, 41203.0, 49152.0, NA, Health.OK), (1, NA, NA, NA, NA, NA, Health.UNKNOWN)]),
     ("iluvatar/bi-v150-table-hung.txt", "iluvatar", None, [
@@ -28,7 +28,7 @@ CASES = [
     ("iluvatar/query.csv", "iluvatar", "ixsmi --query-gpu=index,name,serial,pci.bus_id,temperature.gpu,"
      "utilization.gpu,memory.used,memory.total,power.draw --format=csv", [
         (0, 58.0, 96.0, 30720.0, 32768.0, 210.0, Health.OK), (1, 44.0, 0.0, 513.0, 32768.0, NA, Health.OK)]),
-    ("iluvatar/mr-v100.xml", "iluvatar", None, [(0, 47.0, 12.0, 1024.0, 32768.0, 61.0, Health.CRITICAL)]),
+    ("iluvatar/mr-v100.xml", "iluvatar", None, [(0, 47.0, 12.0, 1024.0, 32768.0, 61.0, Health.OK)]),
     ("enflame/s60-efsmi1.7-table.txt", "enflame", None, [
         (0, 66.0, NA, 37604.0, 42976.0, 251.0, Health.OK), (1, 41.0, NA, 0.0, 42976.0, NA, Health.OK)]),
     ("enflame/s60-q-1.5.txt", "enflame", None, [
@@ -39,11 +39,11 @@ CASES = [
         (0, NA, 88.0, 12000.0, 16384.0, NA, Health.OK), (1, NA, 0.0, 0.0, 16384.0, NA, Health.OK)]),
     ("denglin/ks38-2gpu.xml", "denglin", None, [
         (0, 71.0, 88.0, 29000.0, 32768.0, 24.1, Health.OK), (1, NA, NA, NA, 32768.0, NA, Health.UNKNOWN)]),
-    ("nvidia/h800-q-x-v12.xml", "nvidia", None, [(0, 67.0, 99.0, 70212.0, 81559.0, 612.4, Health.CRITICAL)]),
+    ("nvidia/h800-q-x-v12.xml", "nvidia", None, [(0, 67.0, 99.0, 70212.0, 81559.0, 612.4, Health.OK)]),
     ("nvidia/a800-default-table.txt", "nvidia", None, [
         (0, 58.0, 98.0, 72011.0, 81920.0, 377.0, Health.OK), (1, 61.0, 100.0, 72011.0, 81920.0, 380.0,
-                                                               Health.CRITICAL)]),
-    ("ascend/910b-t-common.txt", "ascend", None, [(3, 63.0, 91.0, 49152.0, 65536.0, 318.5, Health.OK)]),
+                                                               Health.OK)]),
+    ("ascend/910b-t-common.txt", "ascend", None, [(3, 63.0, 91.0, 49152.0, 65536.0, 318.5, Health.UNKNOWN)]),
 ]
 
 
