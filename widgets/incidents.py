@@ -337,6 +337,7 @@ class IncidentsView(QWidget):
         header.sectionResized.connect(self._on_header_section_resized)
         em = self.table.fontMetrics().horizontalAdvance("M")
         self._min_widths = [int(chars * em) for chars in MIN_CHARS]
+        self._max_fit = 24 * em
         header.setMinimumSectionSize(int(2.5 * em))
         for col, width in enumerate(self._min_widths):
             if col != COL_TITLE:
@@ -467,12 +468,13 @@ class IncidentsView(QWidget):
             self.table.selectRow(0)
 
     def fit_columns(self) -> None:
-        """Every column but Title as wide as its content (never below its minimum, never narrowed under the
-        operator's own widening); Title takes the rest."""
+        """Every column but Title as wide as its content (never below its minimum, at most 24 em by itself,
+        never narrowed under the operator's own widening); Title takes the rest."""
         for col, minimum in enumerate(self._min_widths):
             if col == COL_TITLE:
                 continue
-            content = max(self.table.sizeHintForColumn(col), self.table.horizontalHeader().sectionSizeHint(col))
+            content = min(max(self.table.sizeHintForColumn(col), self.table.horizontalHeader().sectionSizeHint(col)),
+                          self._max_fit)      # one absurd node name does not push every other column away
             if content > self.table.columnWidth(col) or self.table.columnWidth(col) < minimum:
                 self.table.setColumnWidth(col, max(minimum, content))
         self._fit_title()

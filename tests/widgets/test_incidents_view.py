@@ -191,6 +191,8 @@ def test_columns_fit_their_content_and_title_takes_the_rest(qtbot, view):
     table.setColumnWidth(COLUMNS.index("Job"), widths[COLUMNS.index("Job")] + 80)       # the operator widens Job
     view.set_rows(rows + [_row(4)], time.time())
     assert table.columnWidth(COLUMNS.index("Job")) == widths[COLUMNS.index("Job")] + 80
+    view.set_rows(rows + [_row(5, node="n" * 300)], time.time())                      # an absurd node name
+    assert table.columnWidth(COLUMNS.index("Node")) == view._max_fit, "capped: the other columns stay in view"
 
 
 def test_filter_by_text_severity_and_state(view):
