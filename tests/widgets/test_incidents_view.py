@@ -8,7 +8,7 @@ import sqlite3
 import time
 
 import pytest
-from PySide6.QtCore import QCoreApplication, Qt
+from PySide6.QtCore import QCoreApplication, Qt, QUrl
 
 from collectors.model import Action, CardSample, Fault, Health, NodeReport, Severity
 from console.incidents import IncidentEngine
@@ -356,6 +356,10 @@ def test_node_text_in_the_detail_pane_is_never_rich_text(qtbot, db, view):
     assert "<b>red</b>" in text and "<b>job</b>" in text
     assert "\x1b" not in text and "\x07" not in text and "pwned" not in text and "[31m" not in text
     assert 'href="x"' not in markup and "<img" not in markup, "nothing from a node became a link or an image"
+    job_href = re.search(r'href="(job:[^"]*)"', markup).group(1)
+    with qtbot.waitSignal(view.show_job, timeout=1_000) as shown:
+        view.detail.anchorClicked.emit(QUrl(job_href))
+    assert shown.args[0] == "llm\"'><b>job</b>", "the link carries the job's own name, percent-encoded"
     cell = view.model.index(source, 3)
     assert view.model.data(cell) == 'evil card 1: <a href="x">click</a><img src=x><b>red</b>'
     tooltip = view.model.data(cell, Qt.ItemDataRole.ToolTipRole)
