@@ -46,7 +46,8 @@ class UsageError(Exception):
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         # one line (DESIGN §4), not argparse's usage block: the hint says where the usage is
-        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
+        # escaped here, as every caller (main.py, the report) prints it as it is
+        raise UsageError(printable(f"{self.prog}: {message} (see {self.prog} --help)"))
 
 
 def _seconds(text: str) -> float:

@@ -508,6 +508,8 @@ def command_lines(f: Files) -> list[tuple]:
         (["gui", "--bogus"], "--bogus"),
         (["gui", "--lang", "fr"], "--lang"),
         (["gui", "--site", ""], "--site"),
+        (["gui", "--bogus\x1b]0;owned\x07", "\x1b[2J"], "--bogus\\x1b]0;owned\\x07"),
+        (["incidents", "list", "--db", f.db, "\x9b2J"], "\\x9b2J"),
     ]
 
 
