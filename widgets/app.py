@@ -37,9 +37,10 @@ from PySide6.QtWidgets import (
 )
 
 from console import paths
+from console.fmt import duration
 from console.live import Snapshot, SnapshotReader, SweepRunner
 from console.site import Site, SiteError, load_site
-from widgets import i18n
+from widgets import i18n, theme
 from widgets.fleet import FleetView
 from widgets.i18n import tr
 from widgets.jobs import JobsView
@@ -47,6 +48,14 @@ from widgets.jobs import JobsView
 if TYPE_CHECKING:
     from widgets.heatmap import HeatmapView
     from widgets.incidents import IncidentsView
+
+
+TAB_NAMES = ("Room", "Fleet", "Jobs", "Incidents")      # View menu: Ctrl+1 … Ctrl+4, in tab order
+KEYS = (("Ctrl+1 … Ctrl+4", "Room, Fleet, Jobs, Incidents"), ("Ctrl+F", "Find node or card serial"),
+        ("Ctrl+P", "Shift report"), ("Ctrl+E", "Export the table shown as CSV"), ("Home / 0", "Room: reset view"),
+        ("A", "Incidents: acknowledge"), ("R", "Incidents: resolve"), ("N", "Incidents: add a note"),
+        ("S", "Incidents: silence"), ("Enter", "Incidents: show the card in the room"),
+        ("J", "Incidents: open the job's timeline"), ("F1", "Keyboard shortcuts"), ("Ctrl+Q", "Quit"))
 
 
 class MainWindow(QMainWindow):
@@ -61,26 +70,21 @@ class MainWindow(QMainWindow):
         self.snapshot: Snapshot | None = None
         self.details: list[QDialog] = []
         self.update_costs_s: list[float] = []   # GUI-thread time per snapshot (bench/gui_latency.py)
-        prefix = tr("DEMO") + " — " if demo else ""
-        self.setWindowTitle(f"mixops — {prefix}{site_name}")
-        # The room view (pyqtgraph) is built right after the first paint: a placeholder until then.
+        self.site_name = site_name
+        self.problem = problem
+        self.started_at = time.time()
+        # Loading until the in-app collector's first live sweep (or, watching a database, its first read):
+        # the demo's history build or an old database must not look like an outage.
+        self.loading = runner is not None
         self.heatmap: HeatmapView | None = None
         self.incidents: IncidentsView | None = None
         self._seen_incidents: set[int] | None = None
         self.notifications: list[str] = []      # what was notified (tests read it)
         self.tray: QSystemTrayIcon | None = None
-        self._room_placeholder = QLabel(tr("Loading the room view…"))
-        self._room_placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.fleet = FleetView()
-        self.jobs = JobsView()
-        self.tabs = QTabWidget()
-        self.tabs.addTab(self._room_placeholder, tr("Room"))
-        self.tabs.addTab(self.fleet, tr("Fleet"))
-        self.tabs.addTab(self.jobs, tr("Jobs"))
-        self.setCentralWidget(self.tabs)
-        self.fleet.node_activated.connect(self.show_node)
+        self._build_views()
         self._build_menus()
         self._build_status(site_name, problem)
+        self._retitle()
         self.resize(1280, 800)
 
         self._threads: list[QThread] = []
@@ -88,15 +92,7 @@ class MainWindow(QMainWindow):
         self.pool.setMaxThreadCount(2)
         self.reader: SnapshotReader | None = None
         self.runner = runner
-        if db_path is None:
-            # Nothing to show but the problem (e.g. a broken site file): say it in the middle.
-            text = QLabel(problem or "")
-            text.setAlignment(Qt.AlignmentFlag.AlignCenter)
-            text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-            text.setWordWrap(True)
-            self.setCentralWidget(text)
-            self.problem_label = text
-        else:
+        if db_path is not None:
             self.reader = SnapshotReader(db_path, interval_s, period_s=min(2.0, max(0.5, interval_s / 5)),
                                          prepare=_prepare_snapshot)
             self.reader.snapshot.connect(self.set_snapshot, Qt.ConnectionType.QueuedConnection)
@@ -123,26 +119,8 @@ class MainWindow(QMainWindow):
         self._started = True
         from console import demo, incidents, service, store  # noqa: F401
         from widgets import detail  # noqa: F401
-        from widgets.heatmap import HeatmapView
 
-        self.heatmap = HeatmapView()
-        self.heatmap.card_clicked.connect(self.open_card)
-        self.jobs.attach_timeline()
-        current = self.tabs.currentIndex()
-        self.tabs.removeTab(0)
-        self.tabs.insertTab(0, self.heatmap, tr("Room"))
-        self.tabs.setCurrentIndex(current)
-        self._room_placeholder.deleteLater()
-        if self.db_path is not None:
-            from widgets.incidents import IncidentsView
-
-            self.incidents = IncidentsView(self.db_path, self.pool, i18n.current_language())
-            self.incidents.show_card.connect(self.show_card)
-            self.incidents.show_job.connect(self.show_job)
-            self.incidents.changed.connect(self._poll_now)
-            self.tabs.addTab(self.incidents, tr("Incidents"))
-            if self.snapshot is not None:
-                self.incidents.set_rows(self.snapshot.incidents, self.snapshot.taken_at)
+        self._build_late_views()
 
         # Worker threads parse and write in Python: hand the GIL back to the GUI thread sooner than
         # the default 5 ms so painting and input never queue behind a sweep.
@@ -151,6 +129,61 @@ class MainWindow(QMainWindow):
             self._start_worker(self.reader)
         if self.runner is not None:
             self._start_worker(self.runner)
+
+    def _build_views(self) -> None:
+        """The tabs (built again, in the new language, when the language changes)."""
+        if self.db_path is None:
+            # Nothing to show but the problem (e.g. a broken site file): say it in the middle.
+            text = QLabel(self.problem or "")
+            text.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            text.setTextFormat(Qt.TextFormat.PlainText)
+            text.setWordWrap(True)
+            self.problem_label = text
+        self._room_placeholder = QLabel(tr("Loading the room view…"))
+        self._room_placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.fleet = FleetView()
+        self.jobs = JobsView()
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self._room_placeholder, tr("Room"))
+        self.tabs.addTab(self.fleet, tr("Fleet"))
+        self.tabs.addTab(self.jobs, tr("Jobs"))
+        self.setCentralWidget(self.tabs if self.db_path is not None else self.problem_label)
+        self.fleet.node_activated.connect(self.show_node)
+
+    def _build_late_views(self) -> None:
+        """The room (pyqtgraph), the timeline and the incidents: built after the first paint."""
+        from widgets.heatmap import HeatmapView
+
+        self.heatmap = HeatmapView()
+        self.heatmap.card_clicked.connect(self.open_card)
+        self.jobs.attach_timeline()
+        if not self.loading:
+            self._show_room()
+        if self.db_path is not None:
+            from widgets.incidents import IncidentsView
+
+            self.incidents = IncidentsView(self.db_path, self.pool, i18n.current_language())
+            self.incidents.show_card.connect(self.show_card)
+            self.incidents.show_job.connect(self.show_job)
+            self.incidents.changed.connect(self._poll_now)
+            self.tabs.addTab(self.incidents, tr("Incidents"))
+        if self.snapshot is not None and not self.loading:
+            self._feed(self.snapshot)
+
+    def _show_room(self) -> None:
+        """Swap the loading placeholder for the room view."""
+        if self.heatmap is None or self.tabs.indexOf(self.heatmap) >= 0:
+            return
+        current = self.tabs.currentIndex()
+        self.tabs.removeTab(0)
+        self.tabs.insertTab(0, self.heatmap, tr("Room"))
+        self.tabs.setCurrentIndex(current)
+        self._room_placeholder.deleteLater()
+
+    def _retitle(self) -> None:
+        prefix = tr("DEMO") + " — " if self.demo else ""
+        self.setWindowTitle(f"mixops — {prefix}{self.site_name}")
 
     def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 - Qt API
         super().paintEvent(event)
@@ -166,24 +199,33 @@ class MainWindow(QMainWindow):
         self._threads.append(thread)
 
     def _build_menus(self) -> None:
+        """File, View and Help (rebuilt in the new language when the language changes)."""
+        self.menuBar().clear()
         file_menu = self.menuBar().addMenu(tr("&File"))
         report = QAction(tr("Shift report…"), self)
         report.setShortcut(QKeySequence("Ctrl+P"))
-        report.triggered.connect(self.open_report)
+        report.triggered.connect(lambda _checked=False: self.open_report())
         file_menu.addAction(report)
         note = QAction(tr("Add handover note…"), self)
-        note.triggered.connect(self.add_handover_note)
+        # triggered(bool) must not arrive as the note's text
+        note.triggered.connect(lambda _checked=False: self.add_handover_note())
         file_menu.addAction(note)
+        export = QAction(tr("Export table as CSV…"), self)
+        export.setShortcut(QKeySequence("Ctrl+E"))
+        export.triggered.connect(lambda _checked=False: self.export_csv())
+        file_menu.addAction(export)
+        file_menu.addSeparator()
         quit_action = QAction(tr("&Quit"), self)
         quit_action.setShortcut(QKeySequence.StandardKey.Quit)
         quit_action.triggered.connect(self.close)
         file_menu.addAction(quit_action)
         view = self.menuBar().addMenu(tr("&View"))
-        for i, label in enumerate((tr("Room"), tr("Fleet"))):
-            action = QAction(label, self)
+        for i, label in enumerate(TAB_NAMES):
+            action = QAction(tr(label), self)
             action.setShortcut(QKeySequence(f"Ctrl+{i + 1}"))
-            action.triggered.connect(lambda _=False, i=i: self.tabs.setCurrentIndex(i))
+            action.triggered.connect(lambda _=False, label=label: self.show_tab(label))
             view.addAction(action)
+        view.addSeparator()
         find = QAction(tr("Find node or card…"), self)
         find.setShortcut(QKeySequence.StandardKey.Find)
         find.triggered.connect(self._focus_search)
@@ -195,27 +237,49 @@ class MainWindow(QMainWindow):
         sound.setChecked(bool(i18n.settings().value("sound", False, bool)))
         sound.toggled.connect(lambda on: i18n.settings().setValue("sound", on))
         view.addAction(sound)
-        incidents_tab = QAction(tr("Incidents"), self)
-        incidents_tab.setShortcut(QKeySequence("Ctrl+3"))
-        incidents_tab.triggered.connect(lambda: self.incidents is not None and self.tabs.setCurrentWidget(self.incidents))
-        view.addAction(incidents_tab)
+        theme_menu = view.addMenu(tr("Theme"))
+        themes = QActionGroup(self)
+        chosen = theme.chosen()
+        for code, label in theme.THEMES.items():
+            action = QAction(tr(label), self, checkable=True)
+            action.setChecked(code == chosen)
+            action.triggered.connect(lambda _=False, code=code: self.set_theme(code))
+            themes.addAction(action)
+            theme_menu.addAction(action)
         lang = view.addMenu(tr("Language"))
         group = QActionGroup(self)
-        current = i18n.chosen_language()
+        current = i18n.current_language()
         for code, name in i18n.LANGUAGES.items():
             action = QAction(name, self, checkable=True)
             action.setChecked(code == current)
-            action.triggered.connect(lambda _=False, code=code: self._set_language(code))
+            action.triggered.connect(lambda _=False, code=code: self.set_language(code))
             group.addAction(action)
             lang.addAction(action)
+        help_menu = self.menuBar().addMenu(tr("&Help"))
+        keys = QAction(tr("Keyboard shortcuts"), self)
+        keys.setShortcut(QKeySequence.StandardKey.HelpContents)
+        keys.triggered.connect(lambda _checked=False: self.show_keys())
+        help_menu.addAction(keys)
+        about = QAction(tr("About mixops"), self)
+        about.triggered.connect(lambda _checked=False: QMessageBox.about(
+            self, "mixops", tr("mixops — the operations console for AI computing centers with mixed "
+                               "accelerator vendors.")))
+        help_menu.addAction(about)
+
+    def _retranslate_status(self) -> None:
+        self.mode_label.setText(tr("DEMO — simulated data") if self.demo else self.site_name)
+        self.incident_label.setToolTip(tr("Open incidents per severity"))
+        self.progress.setFormat(tr("history %p%"))
+        self._update_age()
 
     def _build_status(self, site_name: str, problem: str | None) -> None:
         bar = self.statusBar()
         self.mode_label = QLabel(tr("DEMO — simulated data") if self.demo else site_name)
+        self.mode_label.setTextFormat(Qt.TextFormat.PlainText)
         if self.demo:
             self.mode_label.setStyleSheet("QLabel { background: #b8860b; color: black; padding: 1px 6px; "
                                           "font-weight: bold; }")
-        self.sweep_label = QLabel(tr("no sweep yet"))
+        self.sweep_label = QLabel(tr("loading…") if self.loading else tr("no sweep yet"))
         self.nodes_label = QLabel("")
         self.collector_label = QLabel("")
         self.incident_label = QLabel("")
@@ -225,6 +289,7 @@ class MainWindow(QMainWindow):
         self.progress.setFormat(tr("history %p%"))
         self.progress.hide()
         self.message = QLabel(problem or "")
+        self.message.setTextFormat(Qt.TextFormat.PlainText)      # may carry text from nodes or files
         bar.addWidget(self.mode_label)
         bar.addWidget(self.message, 1)
         bar.addPermanentWidget(self.progress)
@@ -240,7 +305,23 @@ class MainWindow(QMainWindow):
         """A new view of the database arrived from the reader thread."""
         t0 = time.perf_counter()
         self.snapshot = snapshot
+        if self.runner is None and self.loading:
+            self.loading = False
+        if self.loading:
+            # the demo's history build or the first sweep is still running: nothing here is live yet
+            self._update_age()
+            return
+        self._feed(snapshot)
+        self.update_costs_s.append(time.perf_counter() - t0)
+        if os.environ.get("MIXOPS_DEBUG_COSTS"):
+            print(f"snapshot {self.update_costs_s[-1] * 1000:.1f} ms heatmap "
+                  f"{(self.heatmap.last_refresh_s if self.heatmap else 0) * 1000:.1f} ms", file=sys.stderr)
+        del self.update_costs_s[:-100]
+
+    def _feed(self, snapshot: Snapshot) -> None:
+        """Hand a snapshot to every view and the status bar."""
         if self.heatmap is not None:
+            self._show_room()
             self.heatmap.set_snapshot(snapshot)
         self.fleet.set_rows(snapshot.nodes, snapshot.taken_at)
         self.jobs.set_rows(snapshot.jobs, snapshot.taken_at)
@@ -257,22 +338,21 @@ class MainWindow(QMainWindow):
             f"{tr('nodes')}: <span style='color:#1a9850'>{snapshot.nodes_ok} {tr('ok')}</span> · "
             f"<span style='color:#d73027'>{snapshot.nodes_failed} {tr('failed')}</span> · "
             f"{snapshot.nodes_stale} {tr('stale')}")
-        cpu = "N/A" if snapshot.collector_cpu_pct is None else f"{snapshot.collector_cpu_pct:.0f}%"
-        rss = "N/A" if snapshot.collector_rss_mib is None else f"{snapshot.collector_rss_mib:.0f} MiB"
+        cpu = tr("N/A") if snapshot.collector_cpu_pct is None else f"{snapshot.collector_cpu_pct:.0f}%"
+        rss = tr("N/A") if snapshot.collector_rss_mib is None else f"{snapshot.collector_rss_mib:.0f} MiB"
         self.collector_label.setText(f"{tr('collector')}: CPU {cpu}, {tr('memory')} {rss}")
         self._update_age()
-        self.update_costs_s.append(time.perf_counter() - t0)
-        if os.environ.get("MIXOPS_DEBUG_COSTS"):
-            print(f"snapshot {self.update_costs_s[-1] * 1000:.1f} ms heatmap "
-                  f"{(self.heatmap.last_refresh_s if self.heatmap else 0) * 1000:.1f} ms", file=sys.stderr)
-        del self.update_costs_s[:-100]
 
     def _update_age(self) -> None:
         s = self.snapshot
+        if self.loading:
+            self.sweep_label.setText(tr("loading…"))
+            self.sweep_label.setStyleSheet("")
+            return
         if s is None or s.last_sweep_at is None:
             return
         age = time.time() - s.last_sweep_at
-        text = f"{tr('last sweep')}: {age:.0f} s {tr('ago')}"
+        text = f"{tr('last sweep')}: {duration(max(0.0, age))} {tr('ago')}"
         late = age > 3 * self.interval_s
         self.sweep_label.setText(text)
         self.sweep_label.setStyleSheet("QLabel { color: #d73027; font-weight: bold; }" if late else "")
@@ -284,7 +364,8 @@ class MainWindow(QMainWindow):
             self._seen_incidents = ids
             return
         fresh = [inc for inc in snapshot.incidents if inc.id not in self._seen_incidents
-                 and inc.severity in ("P1", "P2") and inc.state != "silenced"]
+                 and inc.severity in ("P1", "P2") and inc.state != "silenced"
+                 and inc.opened_at >= self.started_at - 60.0]     # history the window opened on is not news
         self._seen_incidents |= ids
         for inc in fresh:
             text = f"{inc.severity} #{inc.id}: {inc.title}"
@@ -323,14 +404,25 @@ class MainWindow(QMainWindow):
     def _progress(self, phase: str, fraction: float) -> None:
         if fraction >= 1.0:
             self.progress.hide()
-            self.message.setText("")
+            self.message.setText(tr("Waiting for the first live sweep…"))
+            self._room_placeholder_text(tr("Waiting for the first live sweep…"))
             return
         self.progress.show()
         self.progress.setValue(int(fraction * 100))
         self.message.setText(tr("Building simulated history…"))
+        self._room_placeholder_text(f"{tr('Building simulated history…')} {fraction * 100:.0f} %")
+
+    def _room_placeholder_text(self, text: str) -> None:
+        try:
+            self._room_placeholder.setText(text)
+        except RuntimeError:            # already replaced by the room view
+            pass
 
     @Slot(object)
     def _swept(self, summary: object) -> None:
+        if self.loading:
+            self.loading = False            # the first live sweep is in: what the views show is live now
+            self.message.setText("")
         if self.reader is not None:
             QMetaObject.invokeMethod(self.reader, "poll", Qt.ConnectionType.QueuedConnection)
 
@@ -343,6 +435,58 @@ class MainWindow(QMainWindow):
         self.message.setText(f"{tr('database')}: {text}")
 
     # ---- navigation ------------------------------------------------------------------------------
+
+    def show_tab(self, name: str) -> None:
+        """Ctrl+1 … Ctrl+4: one of TAB_NAMES (the room and the incidents once built)."""
+        widget = {"Room": self.heatmap if self.heatmap is not None and self.tabs.indexOf(self.heatmap) >= 0
+                  else None, "Fleet": self.fleet, "Jobs": self.jobs, "Incidents": self.incidents}.get(name)
+        if widget is not None:
+            self.tabs.setCurrentWidget(widget)
+        elif name == "Room":
+            self.tabs.setCurrentIndex(0)
+
+    def show_keys(self) -> QMessageBox:
+        """Help → Keyboard shortcuts (plain text: a table of keys and what they do)."""
+        box = QMessageBox(QMessageBox.Icon.Information, tr("Keyboard shortcuts"),
+                          "\n".join(f"{k:<18} {tr(v)}" for k, v in KEYS), QMessageBox.StandardButton.Close, self)
+        box.setTextFormat(Qt.TextFormat.PlainText)
+        box.setStyleSheet("QLabel { font-family: monospace; }")
+        box.setModal(False)
+        box.show()
+        return box
+
+    def export_csv(self, path: str | None = None) -> str | None:
+        """File → Export table as CSV: the table of the tab shown (fleet, jobs, incidents), as shown."""
+        from widgets.common import table_csv, write_csv
+
+        current = self.tabs.currentWidget()
+        if current is self.incidents and self.incidents is not None:
+            return self.incidents.export_csv(path)
+        table = getattr(current, "table", None)
+        if table is None:
+            self.message.setText(tr("This tab has no table to export"))
+            return None
+        name = {id(self.fleet): "fleet", id(self.jobs): "jobs"}.get(id(current), "table")
+        if path is None:
+            from PySide6.QtCore import QStandardPaths
+            from PySide6.QtWidgets import QFileDialog
+
+            docs = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.DocumentsLocation)
+            default = os.path.join(docs or os.path.expanduser("~"), time.strftime(f"mixops-{name}-%Y%m%d-%H%M.csv"))
+            path, _filter = QFileDialog.getSaveFileName(self, tr("Export table as CSV…"), default,
+                                                        tr("CSV files (*.csv)"))
+            if not path:
+                return None
+            if not path.lower().endswith(".csv"):
+                path += ".csv"
+        header, rows = table_csv(table)
+        try:
+            write_csv(path, header, rows)
+        except OSError as exc:
+            self.message.setText(f"{tr('Not done')}: {path}: {exc.strerror or exc}")
+            return None
+        self.message.setText(f"{tr('Exported')}: {path}")
+        return path
 
     @Slot(str, int)
     def open_card(self, node: str, idx: int) -> QDialog | None:
@@ -397,13 +541,16 @@ class MainWindow(QMainWindow):
             return
         from console.reports import add_handover_note
         from widgets.common import Task
-        from widgets.incidents import operator_name
+        from widgets.incidents import ask_operator_name
 
         if text is None:
             text, ok = QInputDialog.getMultiLineText(self, tr("Add handover note"), tr("Note for the next shift"))
             if not ok or not text.strip():
                 return
-        by, path, note = operator_name(), self.db_path, text.strip()
+        by = ask_operator_name(self)
+        if by is None:
+            return
+        path, note = self.db_path, text.strip()
 
         def work() -> object:
             from console.store import connect
@@ -428,9 +575,36 @@ class MainWindow(QMainWindow):
         if ok and name.strip():
             i18n.settings().setValue("operator", name.strip())
 
-    def _set_language(self, code: str) -> None:
+    def set_language(self, code: str) -> None:
+        """View → Language: stored, and the window is rebuilt in it at once (workers keep running)."""
         i18n.settings().setValue("language", code)
-        QMessageBox.information(self, "mixops", tr("The language changes at the next start."))
+        app = QCoreApplication.instance()
+        if app is None or code == i18n.current_language():
+            return
+        i18n.install(app, code)
+        for d in list(self.details):
+            d.close()
+        current = self.tabs.currentIndex() if self.db_path is not None else 0
+        started = self.heatmap is not None
+        self.heatmap = None
+        self.incidents = None
+        self._build_views()
+        if started:
+            self._build_late_views()
+        self._build_menus()
+        self._retranslate_status()
+        self._retitle()
+        if self.db_path is not None:
+            self.tabs.setCurrentIndex(min(current, self.tabs.count() - 1))
+        if self.snapshot is not None and not self.loading:
+            self._feed(self.snapshot)
+
+    def set_theme(self, code: str) -> None:
+        """View → Theme: follow the system, light or dark (stored)."""
+        i18n.settings().setValue("theme", code)
+        app = QApplication.instance()
+        if isinstance(app, QApplication):
+            theme.apply(app, code)
 
     # ---- shutdown --------------------------------------------------------------------------------
 
@@ -493,8 +667,9 @@ class _LazyDemo:
 
 
 def build_window(site: str | None, db: str | None, demo: bool, cards: int = 1280,
-                 history_s: float = 7200.0) -> MainWindow:
-    """The window for a site file, a database to watch, or the demo."""
+                 history_s: float = 7200.0, demo_interval_s: float = DEMO_INTERVAL_S) -> MainWindow:
+    """The window for a site file, a database to watch, or the demo (whose sweeps may run faster than
+    the site's 10 s for a soak: `demo_interval_s`)."""
     site_path = site or (str(paths.configured_site()) if paths.configured_site() else None)
     if site_path is not None and not demo:
         try:
@@ -505,8 +680,8 @@ def build_window(site: str | None, db: str | None, demo: bool, cards: int = 1280
         path = db or str(paths.data_dir() / "demo.db")
         paths.data_dir().mkdir(parents=True, exist_ok=True)
         lazy = _LazyDemo(path, cards, history_s)
-        runner = SweepRunner(lazy.make, DEMO_INTERVAL_S, lazy.prepare, lazy.stop)
-        return MainWindow(path, tr("simulated computing center"), True, DEMO_INTERVAL_S, runner)
+        runner = SweepRunner(lazy.make, demo_interval_s, lazy.prepare, lazy.stop)
+        return MainWindow(path, tr("simulated computing center"), True, demo_interval_s, runner)
     if site_path is None:
         assert db is not None
         return MainWindow(db, db, False, 10.0, None, tr("watching a database written by `mixops collect`"))
@@ -548,7 +723,8 @@ def run_gui(site: str | None, db: str | None, demo: bool, language: str | None =
     app = QApplication.instance() or QApplication(sys.argv)
     assert isinstance(app, QApplication)
     app.setApplicationName("mixops")
-    translator = i18n.install(app, i18n.chosen_language(language))
+    i18n.install(app, i18n.chosen_language(language))
+    theme.apply(app, theme.chosen())
     window = build_window(site, db, demo, cards, history_s)
     quitter = None
     if os.environ.get("MIXOPS_EXIT_AFTER_PAINT") == "1":
@@ -557,7 +733,7 @@ def run_gui(site: str | None, db: str | None, demo: bool, language: str | None =
     window.show()
     code = int(app.exec())
     window.close()
-    del translator, quitter
+    del quitter
     return code
 
 

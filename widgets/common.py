@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import csv
+import os
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import (
@@ -15,6 +19,7 @@ from PySide6.QtCore import (
     QTimer,
     Signal,
 )
+from PySide6.QtWidgets import QTableView
 
 from widgets.i18n import tr
 
@@ -83,3 +88,31 @@ class RowModel(QAbstractTableModel):
         if not index.isValid() or not 0 <= index.row() < len(self.rows):
             return None
         return self.rows[index.row()]
+
+
+def write_csv(path: str | Path, header: list[str], rows: list[list[str]]) -> None:
+    """Write a CSV file atomically (a temporary file beside it, then renamed). UTF-8 with a BOM so
+    spreadsheet programs read the Chinese; a cell a spreadsheet would run as a formula is quoted with '."""
+    target = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=str(target.parent))
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8-sig", newline="") as f:
+            out = csv.writer(f)
+            out.writerow(header)
+            for row in rows:
+                out.writerow(["'" + c if c[:1] in ("=", "+", "-", "@") and c != "-" else c for c in row])
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def table_csv(view: QTableView) -> tuple[list[str], list[list[str]]]:
+    """A table view's header and rows as shown (the model behind any proxy: filters and order kept)."""
+    model = view.model()
+    header = [str(model.headerData(c, Qt.Orientation.Horizontal) or "") for c in range(model.columnCount())]
+    rows = [[str(model.data(model.index(r, c)) or "") for c in range(model.columnCount())]
+            for r in range(model.rowCount())]
+    return header, rows

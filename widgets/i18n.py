@@ -23,9 +23,10 @@ class CatalogTranslator(QTranslator):
         super().__init__()
         self.catalog = catalog
 
-    def translate(self, context: str, source: str, disambiguation: str | None = None,  # noqa: D102
-                  n: int = -1) -> str:
-        return self.catalog.get(source, "")
+    def translate(self, context: str, source: str, disambiguation: str | None = None,  # type: ignore[override]
+                  n: int = -1) -> str | None:
+        # None (a null QString) makes Qt fall back to the English source; "" would show an empty label
+        return self.catalog.get(source)
 
     def isEmpty(self) -> bool:  # noqa: N802 - Qt API
         return not self.catalog
@@ -59,6 +60,7 @@ def catalog(language: str) -> dict[str, str]:
 
 
 _current = "en"
+_installed: CatalogTranslator | None = None      # kept alive here; replaced when the language changes
 
 
 def current_language() -> str:
@@ -67,12 +69,15 @@ def current_language() -> str:
 
 
 def install(app: QCoreApplication, language: str) -> CatalogTranslator | None:
-    """Install the translator for a language; keep the returned object alive."""
-    global _current
+    """Install the translator for a language in place of the previous one (this module keeps it alive)."""
+    global _current, _installed
     _current = language
+    if _installed is not None:
+        app.removeTranslator(_installed)
+        _installed = None
     table = catalog(language)
     if not table:
         return None
-    translator = CatalogTranslator(table)
-    app.installTranslator(translator)
-    return translator
+    _installed = CatalogTranslator(table)
+    app.installTranslator(_installed)
+    return _installed

@@ -10,11 +10,9 @@ English by console/incidents.py; the Chinese UI translates the known title patte
 
 from __future__ import annotations
 
-import csv
 import html
 import os
 import re
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -56,7 +54,7 @@ from console import knowledge
 from console.fmt import duration, vendor_label
 from console.live import IncidentDetail, IncidentRow, read_incident_detail, read_with
 from console.store import connect
-from widgets.common import Index, RowModel, Task
+from widgets.common import Index, RowModel, Task, write_csv
 from widgets.i18n import tr
 
 SEVERITY_COLOURS = {"P1": QColor(215, 48, 39), "P2": QColor(244, 109, 67), "P3": QColor(253, 174, 97),
@@ -286,25 +284,6 @@ def ask_operator_name(parent: QWidget | None) -> str | None:
         return None
     i18n.settings().setValue("operator", name)
     return name
-
-
-def write_csv(path: str | Path, header: list[str], rows: list[list[str]]) -> None:
-    """Write a CSV file atomically (a temporary file beside it, then renamed). UTF-8 with a BOM so
-    spreadsheet programs read the Chinese; a cell a spreadsheet would run as a formula is quoted with '."""
-    target = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=str(target.parent))
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8-sig", newline="") as f:
-            out = csv.writer(f)
-            out.writerow(header)
-            for row in rows:
-                out.writerow(["'" + c if c[:1] in ("=", "+", "-", "@") and c != "-" else c for c in row])
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class IncidentsView(QWidget):
