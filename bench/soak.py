@@ -83,6 +83,7 @@ def child(args: argparse.Namespace) -> int:
             gap = now - state["last"]
             if gap > state["worst"]:
                 state["worst"], state["worst_at"] = gap, time.monotonic() - t_start
+                state["worst_after"] = state.get("last_action", "")
         state["last"] = now
 
     def qobjects() -> int:
@@ -98,6 +99,7 @@ def child(args: argparse.Namespace) -> int:
                "pyobjects": len(gc.get_objects()), "qobjects": qobjects(),
                "threads": threading.active_count(), "os_threads": proc.num_threads(),
                "stall_ms": round(max(0.0, state["worst"] - 0.010) * 1000, 1), "stall_at": state["worst_at"],
+               "stall_after": state.get("worst_after", ""),
                "startup_stall_ms": round(max(0.0, state.get("startup_stall", 0.0) - 0.010) * 1000, 1),
                "sweeps": state["sweeps"], "actions": state["actions"], "live": bool(state["live"]),
                "warm": bool(state.get("warm")),
@@ -117,6 +119,8 @@ def child(args: argparse.Namespace) -> int:
         state["step"] += 1
         snap = window.snapshot
         action = k % 6
+        state["last_action"] = ("room colour mode", "card detail", "fleet tab", "jobs tab", "incident detail",
+                                "report preview")[action]
         for d in list(window.details):              # a detail stays open one step
             d.close()
         if action == 0 and window.heatmap is not None:
@@ -228,7 +232,10 @@ def parent(args: argparse.Namespace) -> int:
         print("  Python objects {} -> {} (max {}); QObjects {} -> {} (max {}); threads {} -> {} (max {}), "
               "OS threads {} -> {} (max {})".format(*figures["pyobjects"], *figures["qobjects"],  # type: ignore[misc]
                                                    *figures["threads"], *figures["os_threads"]))  # type: ignore[misc]
-        print(f"  longest event-loop stall after warm-up: {stall} ms (goal <= 100 ms at 10,240 cards); "
+        worst = max(after, key=lambda r: r["stall_ms"])
+        figures["stall_after"] = worst.get("stall_after")
+        print(f"  longest event-loop stall after warm-up: {stall} ms, after the driver's "
+              f"'{worst.get('stall_after')}' (goal <= 100 ms at 10,240 cards); "
               f"during startup and warm-up: {figures['startup_stall_ms']} ms")
     else:
         print("  no sample after warm-up: the demo never went live (no cards swept)")
