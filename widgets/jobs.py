@@ -189,14 +189,14 @@ class JobsView(QWidget):
 
     def changeEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt API
         if event.type() in (QEvent.Type.FontChange, QEvent.Type.StyleChange):
-            QTimer.singleShot(0, self._fit_table)
+            QTimer.singleShot(0, self, self._fit_table)
         elif event.type() == QEvent.Type.LanguageChange:
             self.empty.setText(tr("No training jobs with a log or checkpoint directory in the site file."))
             self.goals.setText(tr("Goals: resume ≤ 10 min · 15 days without interruption · ETTR ≥ 90 %"))
             self.model.headerDataChanged.emit(Qt.Orientation.Horizontal, 0, len(COLUMNS) - 1)
             self.model.dataChanged.emit(self.model.index(0, 0),
                                         self.model.index(max(0, self.model.rowCount() - 1), len(COLUMNS) - 1))
-            QTimer.singleShot(0, self._fit_table)
+            QTimer.singleShot(0, self, self._fit_table)
         super().changeEvent(event)
 
     def resizeEvent(self, event: Any) -> None:  # noqa: N802 - Qt API

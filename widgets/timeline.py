@@ -96,8 +96,12 @@ class Pick:
 
 @dataclass(slots=True)
 class _Lane:
+    # the lane's segments in two sorted layers that do not overlap within themselves: the states
+    # (running, outages) and the checkpoint saves drawn thin inside them
     starts: list[float] = field(default_factory=list)
     segments: list[tuple[str, float, float]] = field(default_factory=list)
+    save_starts: list[float] = field(default_factory=list)
+    saves: list[tuple[str, float, float]] = field(default_factory=list)
     outages: list[tuple[str, float, float]] = field(default_factory=list)
     ticks: list[float] = field(default_factory=list)
     steps: list[int] = field(default_factory=list)
@@ -243,8 +247,10 @@ class TimelineView(QWidget):
                 h.append(LANE_H if not thin else LANE_H / 3)
                 if kind in OUTAGES:
                     info.outages.append((kind, a, b))
-            info.starts = [s[1] for s in segs]
-            info.segments = segs
+            info.segments = [s for s in segs if s[0] != "checkpointing"]
+            info.starts = [s[1] for s in info.segments]
+            info.saves = [s for s in segs if s[0] == "checkpointing"]
+            info.save_starts = [s[1] for s in info.saves]
             for ts, step in row.checkpoints:
                 info.ticks.append(ts)
                 info.steps.append(step)
@@ -534,11 +540,12 @@ class TimelineView(QWidget):
             dx_px = abs(info.ticks[i] - x) / px
             if (sparse and dx_px <= TICK_PICK_PX) or (on_row and dx_px <= 0.5):
                 return Pick("tick", lane, ts=info.ticks[i], step=info.steps[i])
-        k = bisect.bisect_right(info.starts, x) - 1
         seg = None
-        for kind, a, b in info.segments[max(0, k - 3):k + 1]:
-            if a <= x <= b and (seg is None or kind == "checkpointing"):
-                seg = (kind, a, b)
+        for starts, layer in ((info.save_starts, info.saves), (info.starts, info.segments)):
+            k = bisect.bisect_right(starts, x) - 1
+            seg = next((layer[i] for i in range(k, max(-1, k - 4), -1) if layer[i][1] <= x <= layer[i][2]), None)
+            if seg is not None:
+                break
         if seg is None:
             return Pick("none", lane)
         return Pick("segment", lane, ts=seg[1], end=seg[2], segment=seg[0])
