@@ -10,6 +10,12 @@ temperature follows power plus the rack's inlet temperature, which rises along a
 middle of each row and towards the top of each rack. Faults arrive as Poisson events at rates per
 card-hour (NVIDIA Xid 79/48/63/94, HBM ECC, Ascend health alarms), and nodes go silent or their
 vendor tool hangs for a while.
+
+The room and the jobs tell one story, as in a real center: on a job's nodes, the faults that stop a job
+(a node going silent, a card lost, a DBE or an uncorrectable HBM/ECC error, a card unavailable) come from
+the job's own fault plan, so the job stops with them and restarts only once that node or card is back;
+the events that do not stop a job (a hot card, a hung vendor tool, Xid 63/94) arrive on any node. A fault
+of the opening story on a job's node goes through the job (`SimJob.interrupt`) the same way.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ from collectors import ascend, cambricon, hygon, jobs, metax, nvidia, registry
 from collectors.model import Command
 from collectors.ssh import Endpoint, Pending, Section, SSHError, SweepOutput
 from console.service import Collector
-from console.simjobs import FaultPlan, JobSpec, SimJob
+from console.simjobs import STOPPING_KINDS, FaultPlan, JobSpec, SimJob
 from console.site import Job, Node, Rack, Shift, Site, SSHDefaults
 from console.store import Store
 
@@ -180,9 +186,19 @@ class NodeState:
     cards: list[CardState]
     t: float = 0.0
     kmsg: list[tuple[float, str]] = field(default_factory=list)
+    silent_since: float = 0.0
     silent_until: float = 0.0
     hung_until: float = 0.0
+    events: tuple[tuple[str, float], ...] = ()      # the card events the room draws here (CARD_EVENTS)
+    silent_per_hour: float = NODE_SILENT_PER_HOUR
+    faults_seen: float = -math.inf                  # the jobs' faults up to this time have been applied
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def go_silent(self, t: float, until: float) -> None:
+        """The node stops answering from t (or stays silent longer) until `until`."""
+        if self.silent_until <= t:
+            self.silent_since = t
+        self.silent_until = max(self.silent_until, until)
 
 
 
@@ -205,8 +221,12 @@ class DemoCenter:
             position[r.name] = k / max(1, per_row[r.row] - 1)
         job_of = {n: j.name for j in site.jobs for n in j.nodes}
         self.jobs: dict[str, SimJob] = {}
-        self._jobs_lock = threading.Lock()
-        self._scheduled: dict[str, list[tuple[float, int | None, str]]] = {}
+        self._jobs_on: dict[str, list[str]] = {}       # node → the jobs placed on it
+        for j in site.jobs:
+            for member in j.nodes:
+                self._jobs_on.setdefault(member, []).append(j.name)
+        self._scheduled_lock = threading.Lock()
+        self._scheduled: dict[str, list[tuple[float, FaultPlan]]] = {}   # room faults not yet due
         self.nodes: dict[str, NodeState] = {}
         for i, n in enumerate(site.nodes):
             vendor = n.vendor or "nvidia"
@@ -214,9 +234,13 @@ class DemoCenter:
             rng = random.Random(seed * 1_000_003 + i)
             cards = [CardState(c, f"0000:{0x18 + 0x10 * c:02x}:00.0", f"{vendor[:2].upper()}{seed % 100:02d}{i:05d}{c}")
                      for c in range(model.cards)]
+            # a job's nodes get the faults that stop a job from the job's plan (its MTBF), not from the room
+            in_job = n.name in self._jobs_on
+            events = tuple(e for e in CARD_EVENTS.get(vendor, ()) if not (in_job and e[0] in STOPPING_KINDS))
             self.nodes[n.name] = NodeState(n.name, vendor, position.get(n.rack or "", 0.5),
                                            ((n.slot or 1) - 1) / max(1, SLOTS_PER_RACK - 1),
-                                           job_of.get(n.name), rng, cards, t=self.start)
+                                           job_of.get(n.name), rng, cards, t=self.start, events=events,
+                                           silent_per_hour=0.0 if in_job else NODE_SILENT_PER_HOUR)
         vendor_of = {n.name: n.vendor or "nvidia" for n in site.nodes}
         tz = ZoneInfo(site.timezone)
         for k, job in enumerate(site.jobs):
@@ -225,15 +249,27 @@ class DemoCenter:
             profile = JOB_PROFILES.get(job.name, JOB_PROFILES["llm-70b-mix"])
             spec = JobSpec(job.name, job.framework or "megatron", job.nodes, {n: vendor_of[n] for n in job.nodes},
                            job.log, job.checkpoint_dir, seed=seed * 31 + k, **profile)  # type: ignore[arg-type]
-            self.jobs[job.name] = SimJob(spec, self.start - job_days * 86400.0, tz, self._schedule)
+            self.jobs[job.name] = SimJob(spec, self.start - job_days * 86400.0, tz)
         if story:
             self.seed_story(self.start)
 
-    def _schedule(self, fault: FaultPlan, t: float) -> None:
-        """A job simulation's fault, handed to the node (applied when the node's time reaches it)."""
-        if fault.node in self.nodes:
-            with self._jobs_lock:
-                self._scheduled.setdefault(fault.node, []).append((t, fault.card, fault.kind))
+    def jobs_on(self, node: str) -> list[SimJob]:
+        """The simulated jobs placed on a node."""
+        return [sim for name in self._jobs_on.get(node, ()) if (sim := self.jobs.get(name)) is not None]
+
+    def strike(self, fault: FaultPlan, at: float) -> float:
+        """A fault from outside the jobs' plans strikes `fault.node` at `at`. One that stops a job, on a job's
+        node, goes through the job (it stops, and hands the fault back to the room, at the latest time it has
+        already shown if `at` is earlier); anything else is applied when the node's time reaches it. Returns
+        the time it strikes."""
+        if fault.node not in self.nodes:
+            return at
+        sims = self.jobs_on(fault.node) if fault.kind in STOPPING_KINDS else []
+        if sims:
+            return max(sim.interrupt(at, fault) for sim in sims)
+        with self._scheduled_lock:
+            self._scheduled.setdefault(fault.node, []).append((at, fault))
+        return at
 
     def job_load(self, job: str | None, t: float) -> float:
         """Utilization fraction of a job's cards at time t (idle cards run at 2 %)."""
@@ -251,32 +287,38 @@ class DemoCenter:
         return sim.log_output(int(m.group(1)) if m else 0, now, jobs.LOG_CAP_BYTES)
 
     def seed_story(self, t: float) -> None:
-        """A few ongoing problems at time t, so the first screen of the demo shows what mixops is for."""
+        """A few ongoing problems from time t, so the first screen of the demo shows what mixops is for: a
+        Hygon node of a job stops answering for 20 min (the job goes down and resumes once the node is back),
+        a GPU falls off the bus and an Ascend card raises an alarm (on nodes outside the jobs where there are
+        any, else they hold the job down too), a MetaX vendor tool hangs and a Cambricon card runs hot."""
         if len(self.nodes) < 8:
             return
         rng = random.Random(7)
         by_vendor: dict[str, list[NodeState]] = {}
         for ns in self.nodes.values():
             by_vendor.setdefault(ns.vendor, []).append(ns)
-        if by_vendor.get("nvidia"):
-            ns = rng.choice(by_vendor["nvidia"])
-            self._card_event(ns, ns.cards[3], "xid79", t - 300)
-        if by_vendor.get("ascend"):
-            ns = rng.choice(by_vendor["ascend"])
-            self._card_event(ns, ns.cards[5], "alarm", t - 120)
-        if by_vendor.get("hygon"):
-            ns = rng.choice(by_vendor["hygon"])
-            ns.silent_until = t + 1800
-        if by_vendor.get("metax"):
-            ns = rng.choice(by_vendor["metax"])
-            ns.hung_until = t + 900
-        if by_vendor.get("cambricon"):
-            ns = rng.choice(by_vendor["cambricon"])
-            self._card_event(ns, ns.cards[1], "hot", t - 60)
+
+        def pick(vendor: str, in_job: bool) -> NodeState | None:
+            nodes = by_vendor.get(vendor, [])
+            preferred = [ns for ns in nodes if (ns.name in self._jobs_on) == in_job]
+            return rng.choice(preferred or nodes) if nodes else None
+
+        if (hit := pick("hygon", True)) is not None:
+            self.strike(FaultPlan("silent", hit.name, None, t + 1200.0), t)
+        if (hit := pick("nvidia", False)) is not None:
+            self.strike(FaultPlan("xid79", hit.name, 3, t + 1080.0), t + 60.0)
+        if (hit := pick("ascend", False)) is not None:
+            self.strike(FaultPlan("alarm", hit.name, 5, t + 720.0), t + 120.0)
+        if (hit := pick("metax", False)) is not None:
+            with hit.lock:
+                hit.hung_until = max(hit.hung_until, t + 900.0)
+        if (hit := pick("cambricon", False)) is not None:
+            self.strike(FaultPlan("hot", hit.name, 1, None), t - 60.0)
 
     # ---- evolution --------------------------------------------------------------------------------
 
-    def _card_event(self, ns: NodeState, card: CardState, kind: str, t: float) -> None:
+    def _card_event(self, ns: NodeState, card: CardState, kind: str, t: float, until: float | None = None) -> None:
+        """One card event at t; `until`: when the card is back (a job's fault says), else drawn here."""
         rng = ns.rng
         if kind.startswith("xid"):
             code = int(kind[3:])
@@ -289,40 +331,46 @@ class DemoCenter:
             ns.kmsg.append((t, f"{stamp} {ns.name} kernel: NVRM: Xid (PCI:{bus}): {code}, pid={rng.randint(900, 90000)}, "
                                f"name=python, {text}"))
             if code == 79:
-                card.lost_until = t + rng.uniform(1200, 3600)
+                card.lost_until = max(card.lost_until, until if until is not None else t + rng.uniform(1200, 3600))
             if code == 48:
                 card.ecc_uncorrected += 1
         elif kind == "hot":
-            card.hot_until = t + rng.uniform(600, 2400)
+            card.hot_until = max(card.hot_until, until if until is not None else t + rng.uniform(600, 2400))
         elif kind in ("alarm", "hbm"):
-            card.alarm_until = t + rng.uniform(600, 3600)
+            card.alarm_until = max(card.alarm_until, until if until is not None else t + rng.uniform(600, 3600))
             card.alarm_code = "80E01801" if kind == "hbm" else "8C084E00"
         elif kind == "ecc":
             card.ecc_uncorrected += 1
-            card.alarm_until = t + rng.uniform(1800, 7200)
+            card.alarm_until = max(card.alarm_until, until if until is not None else t + rng.uniform(1800, 7200))
         elif kind == "unavailable":
-            card.alarm_until = t + rng.uniform(600, 1800)
+            card.alarm_until = max(card.alarm_until, until if until is not None else t + rng.uniform(600, 1800))
 
     def advance(self, name: str, now: float) -> NodeState:
         """Bring one node's state forward to `now` (events drawn for the elapsed time)."""
         ns = self.nodes[name]
-        for sim in self.jobs.values():
-            sim.extend(now + 3600.0)           # so a job's faults reach their node before they are due
-        with self._jobs_lock:
+        with self._scheduled_lock:
             pending = self._scheduled.get(name, [])
             due = [e for e in pending if e[0] <= now]
             if due:
                 self._scheduled[name] = [e for e in pending if e[0] > now]
         with ns.lock:
+            if now > ns.faults_seen:
+                for sim in self.jobs_on(name):
+                    due += sim.faults_due(name, ns.faults_seen, now)
+                ns.faults_seen = now
             dt = now - ns.t
             if dt > 0:
                 self._events(ns, ns.t, now)
                 ns.t = now
-            for t, card, kind in due:
-                if kind == "silent":
-                    ns.silent_until = max(ns.silent_until, t + ns.rng.uniform(600, 1500))
-                elif card is not None and card < len(ns.cards):
-                    self._card_event(ns, ns.cards[card], kind, t)
+            applied: set[tuple[float, str, int | None]] = set()     # a node in two jobs: one event, not two
+            for t, fault in sorted(due, key=lambda e: e[0]):
+                if (t, fault.kind, fault.card) in applied:
+                    continue
+                applied.add((t, fault.kind, fault.card))
+                if fault.kind == "silent":
+                    ns.go_silent(t, fault.back_at if fault.back_at is not None else t + ns.rng.uniform(600, 1500))
+                elif fault.card is not None and fault.card < len(ns.cards):
+                    self._card_event(ns, ns.cards[fault.card], fault.kind, t, fault.back_at)
             self._physics(ns, now)
             if ns.kmsg:
                 ns.kmsg = [(ts, line) for ts, line in ns.kmsg if ts > now - 86400]
@@ -332,11 +380,11 @@ class DemoCenter:
         rng = ns.rng
         hours = (t1 - t0) / 3600.0
         for card in ns.cards:
-            for kind, rate in CARD_EVENTS.get(ns.vendor, ()):
+            for kind, rate in ns.events:
                 if rng.random() < 1.0 - math.exp(-rate * hours):
                     self._card_event(ns, card, kind, rng.uniform(t0, t1))
-        if rng.random() < 1.0 - math.exp(-NODE_SILENT_PER_HOUR * hours):
-            ns.silent_until = t1 + rng.uniform(300, 1800)
+        if ns.silent_per_hour and rng.random() < 1.0 - math.exp(-ns.silent_per_hour * hours):
+            ns.go_silent(t1, t1 + rng.uniform(300, 1800))
         if rng.random() < 1.0 - math.exp(-TOOL_HANG_PER_HOUR * hours):
             ns.hung_until = t1 + rng.uniform(120, 600)
 
@@ -558,7 +606,8 @@ def build_history(db_path: str, days: float = 1.0, cards: int = DEFAULT_CARDS,
     """Write `days` of the demo site's history into db_path through the real collector, parsers and store.
 
     Sweeps are every 10 minutes up to the last 6 hours, every 5 minutes up to the last hour and every
-    minute within it (rollups make the long ranges); the simulated clock stands in for the wall clock.
+    minute within it or while a job is down for a node or card fault (`history_step`; rollups make the
+    long ranges); the simulated clock stands in for the wall clock.
     """
     t0 = time.perf_counter()
     end = time.time() if end is None else end
@@ -574,15 +623,12 @@ def build_history(db_path: str, days: float = 1.0, cards: int = DEFAULT_CARDS,
                           session_factory=lambda ep: SimSession(center, ep, lambda: now[0]),
                           clock=lambda: now[0])
     build_job_history(collector, center, start, stop)
-    times: list[float] = []
-    t = start
-    while t <= end:
-        times.append(t)
-        t += 600.0 if end - t > 6 * 3600.0 else 300.0 if end - t > 3600.0 else 60.0
     story_at = end - 600.0
     told = False
+    sweeps = 0
+    t = start
     try:
-        for i, t in enumerate(times):
+        while t <= end:
             if stop is not None and stop.is_set():
                 break
             if not told and t >= story_at:
@@ -590,14 +636,27 @@ def build_history(db_path: str, days: float = 1.0, cards: int = DEFAULT_CARDS,
                 told = True
             now[0] = t
             collector.sweep()
-            if progress is not None and i % 10 == 0:
-                progress(i / max(1, len(times)))
+            if progress is not None and sweeps % 10 == 0:
+                progress((t - start) / max(1.0, end - start))
+            sweeps += 1
+            t += history_step(center, t, end)
         store.rollup(end)
     finally:
         collector.close()
         store.close()
-    return BuildSummary(db_path, len(site.nodes), sum(len(n.cards) for n in center.nodes.values()), len(times),
+    return BuildSummary(db_path, len(site.nodes), sum(len(n.cards) for n in center.nodes.values()), sweeps,
                         days, time.perf_counter() - t0)
+
+
+def history_step(center: DemoCenter, t: float, end: float) -> float:
+    """Seconds to the next history sweep after t: 10 min up to the last 6 hours, 5 min up to the last hour,
+    1 min within it, and 1 min while a node or card fault holds a job down. A stop is then recorded as a live
+    site records it: the node's incident resolves (3 clear sweeps) once the node is back, before the job has
+    restarted, where 10-min sweeps would leave it open for half an hour over a job training again."""
+    step = 600.0 if end - t > 6 * 3600.0 else 300.0 if end - t > 3600.0 else 60.0
+    if step > 60.0 and any(sim.stopped_by_room(t) for sim in center.jobs.values()):
+        return 60.0
+    return step
 
 
 JOB_HISTORY_READ_S = 600.0

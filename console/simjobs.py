@@ -4,10 +4,15 @@ A `SimJob` steps through time like a real job: iterations at a fixed step time, 
 `log_every` iterations (Megatron-LM or DeepSpeed format, timestamps in the site's timezone), a blocking
 checkpoint save every `ckpt_every` iterations, and interruptions drawn at a rate (mean time between
 failures) from the faults a real room has — a GPU falling off the bus, an HBM ECC error, a node going
-silent, a hung collective. Each fault is handed to the simulated card or node (`on_fault`), so the room
-shows it too. After a crash, the log shows what frameworks print (NCCL watchdog, the torchrun agent
-restarting the worker group, the checkpoint load) and training resumes from the last committed
-checkpoint, redoing the steps since. A hang prints nothing until an operator restarts the job.
+silent, a hung collective. Each fault says when its node answers again or its card is back, and the room
+takes it from the job (`faults_due`), so the room shows it at the same time. After a crash, the log shows
+what frameworks print (NCCL watchdog, the torchrun agent restarting the worker group, the checkpoint
+load) and training resumes from the last committed checkpoint, redoing the steps since, but never before
+the node or card is back in service. A hang prints nothing until an operator restarts the job.
+
+A fault from outside the job's own plan (the demo's opening story) stops it too (`interrupt`): the
+future generated after that moment is taken back and generated again with the crash in it. What has been
+shown (log bytes, listings, utilization, faults handed to the room) is never rewritten.
 
 The job keeps its ground truth (`truth`), so tests can hold mixops's model against it.
 """
@@ -15,21 +20,40 @@ The job keeps its ground truth (`truth`), so tests can hold mixops's model again
 from __future__ import annotations
 
 import bisect
+import math
 import random
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
+
+# Faults that stop a job when they strike one of its nodes (the collective times out; the job restarts from
+# its last checkpoint once the node or card is back), per vendor, weighted as often as the room sees them
+# (console.demo.CARD_EVENTS). A hot card, a hung vendor tool or a contained / row-remap Xid (63, 94) do not.
+STOPPING: dict[str, tuple[tuple[str, float], ...]] = {
+    "nvidia": (("xid79", 2.0), ("xid48", 3.0)),
+    "ascend": (("hbm", 6.0), ("alarm", 8.0)),
+    "cambricon": (("ecc", 1.0),),
+    "metax": (("unavailable", 1.0),),
+}
+STOPPING_KINDS = frozenset({"silent", "xid79", "xid48", "hbm", "alarm", "ecc", "unavailable"})
+# How long the node stays silent or the card out (s): a reboot after Xid 79, a card reset after a DBE, …
+OUT_S: dict[str, tuple[float, float]] = {
+    "silent": (600.0, 1500.0), "xid79": (1200.0, 3600.0), "xid48": (300.0, 900.0), "hbm": (600.0, 1800.0),
+    "alarm": (600.0, 1800.0), "ecc": (900.0, 2400.0), "unavailable": (600.0, 1800.0),
+}
+# From the node or card being back to the restart: health check, back in the pool, the scheduler requeues.
+RETURN_S = (120.0, 300.0)
 
 
 @dataclass(frozen=True, slots=True)
 class FaultPlan:
     """What brings the job down: a card or node fault, or a hang with no fault at all."""
 
-    kind: str                       # xid79 | hbm | unavailable | ecc | silent | hang
+    kind: str                       # xid79 | xid48 | hbm | alarm | unavailable | ecc | silent | hang
     node: str | None
     card: int | None
+    back_at: float | None = None    # the node answers again / the card is back (None: a hang)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +65,13 @@ class TrueStop:
     resumed_at: float               # first new progress line
     load_step: int                  # the checkpoint resumed from
     fault: FaultPlan
+    ready_at: float = 0.0           # the node or card back in service: the restart could begin
+    also: tuple[FaultPlan, ...] = ()    # faults that struck while the job was already down
+
+    @property
+    def by_room(self) -> bool:
+        """True when a node or card fault (not only a hang) holds the job down."""
+        return self.fault.back_at is not None or bool(self.also)
 
     @property
     def redone_steps(self) -> int:
@@ -75,26 +106,30 @@ class SimJob:
     spec: JobSpec
     start: float
     tz: ZoneInfo
-    on_fault: Callable[[FaultPlan, float], None] | None = None
     truth: list[TrueStop] = field(default_factory=list)
     _log: bytearray = field(default_factory=bytearray)
     _line_t: list[float] = field(default_factory=list)
     _line_end: list[int] = field(default_factory=list)
     _ckpts: list[tuple[float, int]] = field(default_factory=list)       # (committed at, step)
-    _phases: list[tuple[float, str]] = field(default_factory=list)      # (from, running|saving|down)
+    _phases: list[tuple[float, str]] = field(default_factory=list)      # (from, running|saving|down|loading)
     _phase_t: list[float] = field(default_factory=list)
+    _points: list[tuple[float, int]] = field(default_factory=list)      # (time, step) at each line / run start
+    _point_t: list[float] = field(default_factory=list)
+    _faults: list[tuple[float, FaultPlan]] = field(default_factory=list)   # handed to the room, by time
     _t: float = 0.0
     _step: int = 0
     _next_fault: float = 0.0
+    _served: float = -math.inf      # the latest time anything was shown: the past before it is fixed
+    _interrupts: int = 0
     _rng: random.Random = field(default_factory=random.Random)
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    _hold: tuple[float, FaultPlan] | None = None
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.spec.seed)
         self._t = self.start
         self._next_fault = self.start + self._rng.expovariate(1.0 / self.spec.mtbf_s)
         self._phase(self.start, "running")
+        self._point(self.start, 0)
         self._write(self.start, self._launch_lines(0))
 
     # ---- what the node shows --------------------------------------------------------------------
@@ -102,7 +137,7 @@ class SimJob:
     def log_output(self, offset: int, now: float, cap: int) -> str:
         """What `collectors.jobs.log_command` prints on the node at time `now`."""
         with self._lock:
-            self._generate(now)
+            self._see(now)
             k = bisect.bisect_right(self._line_t, now)
             size = self._line_end[k - 1] if k else 0
             start = offset if offset <= size else 0
@@ -112,7 +147,7 @@ class SimJob:
     def listing_output(self, now: float) -> str:
         """What `collectors.jobs.listing_command` prints: the kept step dirs and the tracker file."""
         with self._lock:
-            self._generate(now)
+            self._see(now)
             done = [c for c in self._ckpts if c[0] <= now][-self.spec.keep:]
         lines = []
         for ts, step in done:
@@ -128,21 +163,93 @@ class SimJob:
     def load(self, t: float) -> float:
         """Utilization fraction of the job's cards at time t (the room's physics follow the job)."""
         with self._lock:
-            self._generate(t)
+            self._see(t)
             k = bisect.bisect_right(self._phase_t, t) - 1
             phase = self._phases[k][1] if k >= 0 else "down"
         return {"running": 0.9, "saving": 0.25, "loading": 0.15}.get(phase, 0.0)
 
     def extend(self, until: float) -> None:
-        """Generate the job's life up to `until` (faults are handed to the room before they are due)."""
+        """Generate the job's life up to `until` (nothing is shown: an interrupt may still change it)."""
         with self._lock:
             self._generate(until)
 
+    def faults_due(self, node: str, after: float, until: float) -> list[tuple[float, FaultPlan]]:
+        """The job's faults on `node` that strike in (after, until], for the room to show."""
+        with self._lock:
+            self._see(until)
+            return [(t, f) for t, f in self._faults if after < t <= until and f.node == node]
+
+    def stopped_by_room(self, t: float) -> bool:
+        """True when, at t, the job is down because of a node or card fault (not only a hang)."""
+        with self._lock:
+            self._generate(t)
+            k = bisect.bisect_right(self.truth, t, key=lambda s: s.at) - 1
+            return k >= 0 and t < self.truth[k].resumed_at and self.truth[k].by_room
+
+    def interrupt(self, at: float, fault: FaultPlan) -> float:
+        """A fault from outside the job's plan stops the job at `at` (moved to the latest time already shown,
+        when earlier): what was generated after it is taken back and generated again from a crash at that
+        time. A fault while the job is already down holds it down until that node or card is back too. Returns
+        the time used."""
+        with self._lock:
+            at = max(at, self._served, self.start)
+            self._generate(at)
+            ongoing = next((s for s in reversed(self.truth) if s.at <= at < s.resumed_at), None)
+            if ongoing is not None and fault.back_at is None:
+                return at                           # a hang while the job is down changes nothing
+            self._truncate(at)
+            step_at = ongoing.step_at if ongoing is not None else self._step_at(at)
+            if ongoing is not None:
+                self.truth.remove(ongoing)
+            self._interrupts += 1
+            # a stream of its own for the regenerated future, so the outcome does not depend on how far the
+            # job had been generated ahead
+            self._rng = random.Random(f"{self.spec.seed}/{self._interrupts}/{at:.3f}/{fault.kind}/{fault.node}/"
+                                      f"{fault.card}")
+            self._t = at
+            self._crash(at, fault, step_at, ongoing)
+            self._next_fault = self._t + self._rng.expovariate(1.0 / self.spec.mtbf_s)
+        return at
+
     # ---- generation -----------------------------------------------------------------------------
+
+    def _see(self, t: float) -> None:
+        """Generate up to t and fix the past before it (it has been shown)."""
+        self._generate(t)
+        self._served = max(self._served, t)
 
     def _phase(self, t: float, kind: str) -> None:
         self._phases.append((t, kind))
         self._phase_t.append(t)
+
+    def _point(self, t: float, step: int) -> None:
+        self._points.append((t, step))
+        self._point_t.append(t)
+
+    def _step_at(self, t: float) -> int:
+        """The step training had reached at t (running or saving)."""
+        k = bisect.bisect_right(self._point_t, t) - 1
+        t0, step = self._points[k]
+        j = bisect.bisect_right(self._phase_t, t) - 1
+        if self._phases[j][1] != "running":
+            return step
+        return step + min(int((t - t0) / self.spec.step_s), self.spec.log_every - 1)
+
+    def _truncate(self, at: float) -> None:
+        """Take back everything generated after `at`."""
+        k = bisect.bisect_right(self._line_t, at)
+        del self._line_t[k:]
+        del self._line_end[k:]
+        del self._log[(self._line_end[-1] if k else 0):]
+        del self._ckpts[bisect.bisect_right(self._ckpts, at, key=lambda c: c[0]):]
+        k = bisect.bisect_right(self._phase_t, at)
+        del self._phases[k:]
+        del self._phase_t[k:]
+        k = bisect.bisect_right(self._point_t, at)
+        del self._points[k:]
+        del self._point_t[k:]
+        del self._faults[bisect.bisect_right(self._faults, at, key=lambda f: f[0]):]
+        self.truth[:] = [s for s in self.truth if s.at <= at]
 
     def _stamp(self, t: float) -> str:
         return datetime.fromtimestamp(t, self.tz).strftime("%Y-%m-%d %H:%M:%S")
@@ -196,24 +303,28 @@ class SimJob:
                              f"time (ms) | save-checkpoint: {1000.0 * (t1 - t0):.2f}"])
         self._ckpts.append((t1, step))
         self._phase(t1, "running")
+        self._point(t1, step)
 
-    def _plan(self) -> FaultPlan:
+    def _plan(self, at: float) -> FaultPlan:
         s, rng = self.spec, self._rng
         if rng.random() < s.hang_share:
             return FaultPlan("hang", None, None)
         node = rng.choice(s.nodes)
-        kind = {"nvidia": "xid79", "ascend": "hbm", "metax": "unavailable", "cambricon": "ecc"}.get(
-            s.vendors.get(node, ""), "silent")
+        kinds = STOPPING.get(s.vendors.get(node, ""), (("silent", 1.0),))
+        kind = rng.choices([k for k, _ in kinds], [w for _, w in kinds])[0]
         if rng.random() < 0.2:
             kind = "silent"
-        return FaultPlan(kind, node, None if kind == "silent" else rng.randrange(8))
+        lo, hi = OUT_S[kind]
+        return FaultPlan(kind, node, None if kind == "silent" else rng.randrange(8), at + rng.uniform(lo, hi))
 
-    def _crash(self, at: float, fault: FaultPlan) -> None:
-        """Fault at `at`; the log tells of it; training resumes from the last committed checkpoint."""
-        s, rng = self.spec, self._rng
-        step_at = self._step + int((at - self._t) / s.step_s)
-        if self.on_fault is not None and fault.kind != "hang":
-            self.on_fault(fault, at)
+    def _crash(self, at: float, fault: FaultPlan, step_at: int, since: TrueStop | None = None) -> None:
+        """Fault at `at` (`since`: the stop already under way); the log tells of it; once the node or card is
+        back in service, training resumes from the last committed checkpoint."""
+        rng = self._rng
+        ready = at if since is None else since.ready_at
+        if fault.back_at is not None:
+            self._faults.append((at, fault))
+            ready = max(ready, fault.back_at + rng.uniform(*RETURN_S))
         self._phase(at, "down")
         if fault.kind == "hang":
             t = at + rng.uniform(1500, 2400)       # someone notices the hung job and restarts it
@@ -227,7 +338,7 @@ class SimJob:
             t += rng.uniform(20, 60)
             self._write(t, [f"[{self._stamp(t)}] torch.distributed.elastic.agent.server.api: [default] Worker group "
                             "FAILED. 2/3 attempts left; will restart worker group"])
-        t += rng.uniform(60, 180)                   # relaunch, rendezvous, build the model
+        t = max(t, ready) + rng.uniform(60, 180)    # relaunch, rendezvous, build the model
         committed = [c for c in self._ckpts if c[0] <= at]
         load_step = committed[-1][1] if committed else 0
         self._phase(t, "loading")
@@ -235,9 +346,14 @@ class SimJob:
         self._write(t, self._launch_lines(load_step))
         t += rng.uniform(40, 120)                   # load the checkpoint shards
         self._phase(t, "running")
+        self._point(t, load_step)
         self._t, self._step = t, load_step
         first = self._iterate()
-        self.truth.append(TrueStop(at, step_at, first, load_step, fault))
+        if since is None:
+            self.truth.append(TrueStop(at, step_at, first, load_step, fault, ready))
+        else:
+            self.truth.append(TrueStop(since.at, since.step_at, first, load_step, since.fault, ready,
+                                       (*since.also, fault)))
 
     def _iterate(self) -> float:
         """One logging interval of training; returns the time of its progress line."""
@@ -245,6 +361,7 @@ class SimJob:
         self._t += s.step_s * s.log_every
         self._step += s.log_every
         self._write(self._t, [self._progress_line(self._t, self._step)])
+        self._point(self._t, self._step)
         if self._step % s.ckpt_every == 0:
             self._save()
         return self._t
@@ -253,7 +370,7 @@ class SimJob:
         while self._t < until:
             if self._next_fault <= self._t + self.spec.step_s * self.spec.log_every:
                 at = max(self._next_fault, self._t)
-                self._crash(at, self._plan())
+                self._crash(at, self._plan(at), self._step + int((at - self._t) / self.spec.step_s))
                 self._next_fault = self._t + self._rng.expovariate(1.0 / self.spec.mtbf_s)
                 continue
             self._iterate()
