@@ -1,9 +1,13 @@
 """The room as operators know it: rows of racks, each rack its node slots, each node its cards.
 
 One RGBA image, one pixel block per card, recoloured with numpy on every snapshot: a lookup from
-card to colour, then one gather into the image through a pixel→card index computed once per
-layout. N/A (the vendor gives no value) and stale (the node does not answer) are patterns, not
-colours of the scale, so they can never be read as a cold or idle card.
+card to colour, then one gather into the image through a pixel→palette index computed once per
+layout. N/A (the vendor gives no value), stale (the node gives no recent answer) and failed (the node
+answered with an error or not at all) are patterns, not colours of the scale, so they can never be
+read as a cold or idle card; at low zoom, where a 2-pixel pattern cannot survive, they become flat
+colours outside every scale. Card health is drawn over every colour mode as markers of a fixed
+screen size (critical: a red cross, warning: a small amber diamond), so a card that fell off the
+bus is never just "N/A".
 """
 
 from __future__ import annotations
@@ -14,13 +18,28 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QCursor, QFont, QPainter, QPen
+from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import (
+    QBrush,
+    QColor,
+    QCursor,
+    QFont,
+    QFontMetrics,
+    QImage,
+    QKeySequence,
+    QPainter,
+    QPalette,
+    QPen,
+    QPolygonF,
+    QShortcut,
+)
 from PySide6.QtWidgets import (
     QComboBox,
+    QGraphicsRectItem,
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QPushButton,
     QToolTip,
     QVBoxLayout,
     QWidget,
@@ -28,24 +47,39 @@ from PySide6.QtWidgets import (
 
 from console.fmt import duration
 from console.live import Snapshot
-from widgets.i18n import tr
+from widgets.i18n import current_language, tr
+from widgets.incidents import vendor_name
 
 CELL = 4            # pixels per card side
 PITCH = CELL + 1    # card cell plus its gap
 RACK_GAP = 6
 ROW_GAP = 16
 CARDS_PER_ROW = 8   # cards drawn side by side per node line
+LOW_ZOOM_PX = 3.0   # below this many screen pixels per card, patterns become flat colours
 
-# Special colour slots of the palette (after the per-card entries).
-BACKGROUND = (24, 26, 30, 255)
-EMPTY_SLOT = (44, 47, 54, 255)
-STALE_A, STALE_B = (20, 20, 20, 255), (150, 150, 150, 255)      # hatched: node not answering
-NA_A, NA_B = (205, 205, 205, 255), (120, 120, 120, 255)          # checked: value not reported
+RGBA = tuple[int, int, int, int]
+
+# Room colours for the default (dark) palette; the view takes background and empty slots from its
+# widget palette, so they follow the theme. None of these is a colour of any scale.
+BACKGROUND: RGBA = (24, 26, 30, 255)
+EMPTY_SLOT: RGBA = (40, 43, 50, 255)
+# Patterns at readable zoom: A is the base, B the pattern pixels (2-pixel blocks / stripes in a 4 px card).
+NA_A, NA_B = (200, 200, 200, 255), (112, 112, 112, 255)          # checked grey: value not reported
+STALE_A, STALE_B = (30, 30, 30, 255), (150, 150, 150, 255)        # grey hatch: no recent answer
+FAILED_A, FAILED_B = (40, 0, 10, 255), (240, 50, 110, 255)        # red hatch: the node failed (error)
+# At low zoom (a card is 1–2 screen pixels): flat, far from each other and from every scale.
+NA_LOW: RGBA = (160, 160, 160, 255)
+STALE_LOW: RGBA = (84, 84, 84, 255)
+FAILED_LOW: RGBA = (150, 20, 70, 255)
+# Health markers (drawn over the image in every mode) and the search highlight.
+CRITICAL_MARK = QColor(255, 32, 32)
+WARNING_MARK = QColor(255, 176, 0)
+HIGHLIGHT = QColor(255, 230, 0)
 
 
 @dataclass(frozen=True, slots=True)
 class Metric:
-    """A colourable card metric with its scale and thresholds."""
+    """A colourable card metric with its scale and thresholds (alarm: the blue→red scale)."""
 
     key: str
     label: str
@@ -54,39 +88,61 @@ class Metric:
     hi: float
     warn: float | None = None
     crit: float | None = None
+    alarm: bool = False
 
 
 METRICS: dict[str, Metric] = {
-    # warn/crit as the incident engine's defaults (console.incidents.Thresholds)
-    "temperature_c": Metric("temperature_c", "Temperature", "°C", 25.0, 100.0, 85.0, 95.0),
+    # Temperature has warn/crit (console.incidents.Thresholds defaults): the alarm scale. Busy is not
+    # an alarm: utilization, memory and power use a sequential scale (memory marks the engine's
+    # memory-full threshold, 99 %, in the legend).
+    "temperature_c": Metric("temperature_c", "Temperature", "°C", 25.0, 100.0, 85.0, 95.0, alarm=True),
     "utilization_pct": Metric("utilization_pct", "Utilization", "%", 0.0, 100.0),
-    "memory_used_pct": Metric("memory_used_pct", "Memory used", "%", 0.0, 100.0, 95.0),
+    "memory_used_pct": Metric("memory_used_pct", "Memory used", "%", 0.0, 100.0, 99.0),
     "power_w": Metric("power_w", "Power", "W", 0.0, 700.0),
     "health": Metric("health", "Health", "", 0.0, 2.0),
     "vendor": Metric("vendor", "Vendor", "", 0.0, 1.0),
 }
 
+# Twelve vendors, pairwise distinct (CIE76 ΔE ≥ 30, tested); none grey (grey is N/A).
 VENDOR_COLOURS = {
-    "nvidia": (118, 185, 0), "ascend": (199, 0, 11), "hygon": (0, 112, 192), "cambricon": (111, 66, 193),
-    "metax": (0, 170, 170), "mthreads": (255, 140, 0), "iluvatar": (220, 90, 160), "enflame": (230, 200, 40),
-    "kunlunxin": (80, 140, 255), "denglin": (160, 110, 60), "amd": (237, 28, 36), "biren": (90, 200, 120),
+    "nvidia": (118, 185, 0), "ascend": (215, 0, 30), "hygon": (0, 100, 210), "cambricon": (125, 60, 205),
+    "metax": (0, 190, 190), "mthreads": (255, 140, 0), "iluvatar": (245, 120, 200), "enflame": (240, 225, 40),
+    "kunlunxin": (140, 195, 255), "denglin": (150, 95, 45), "amd": (165, 0, 110), "biren": (0, 120, 70),
 }
 HEALTH_COLOURS = np.array([(26, 152, 80, 255), (253, 174, 97, 255), (215, 48, 39, 255), NA_A], dtype=np.uint8)
 
 
-def _scale_lut() -> np.ndarray:
-    """256-entry RGBA scale from cool blue through green and yellow to red; no greys in it."""
-    stops = np.array([0.0, 0.3, 0.55, 0.75, 1.0])
-    colours = np.array([(49, 54, 149), (69, 160, 200), (120, 198, 121), (254, 204, 60), (215, 25, 28)], float)
+def _lut(stops: list[float], colours: list[tuple[int, int, int]]) -> np.ndarray:
     x = np.linspace(0.0, 1.0, 256)
+    c = np.array(colours, float)
     lut = np.empty((256, 4), dtype=np.uint8)
     for ch in range(3):
-        lut[:, ch] = np.interp(x, stops, colours[:, ch]).astype(np.uint8)
+        lut[:, ch] = np.interp(x, stops, c[:, ch]).astype(np.uint8)
     lut[:, 3] = 255
     return lut
 
 
-SCALE = _scale_lut()
+# Alarm scale (thresholded metrics): cool blue through green and yellow to red; no greys in it.
+SCALE = _lut([0.0, 0.3, 0.55, 0.75, 1.0], [(49, 54, 149), (69, 160, 200), (120, 198, 121), (254, 204, 60), (215, 25, 28)])
+# Sequential scale (load, no alarm): deep blue → blue → cyan → pale cyan; no red, no yellow, no grey.
+SEQ_SCALE = _lut([0.0, 0.35, 0.7, 1.0], [(35, 50, 130), (30, 105, 205), (40, 190, 225), (190, 245, 245)])
+
+
+def scale_of(metric: Metric) -> np.ndarray:
+    """The colour scale a metric is drawn with."""
+    return SCALE if metric.alarm else SEQ_SCALE
+
+
+def _cell_classes() -> np.ndarray:
+    """Pattern class of each pixel of a card cell: bit 0 checker (2 px blocks), bit 1 hatch (2 px stripes)."""
+    cy, cx = np.indices((CELL, CELL))
+    check = ((cx // 2) + (cy // 2)) % 2 == 1
+    hatch = (cx + cy) % 4 < 2
+    return (check.astype(np.int32) + 2 * hatch.astype(np.int32))
+
+
+CELL_CLASSES = _cell_classes()
+N_SPECIAL = 2          # background, empty slot
 
 
 @dataclass(slots=True)
@@ -95,7 +151,7 @@ class Geometry:
 
     width: int
     height: int
-    pix: np.ndarray                   # (H, W) int32: palette index of each pixel (card, or special)
+    pix: np.ndarray                   # (H, W) int32: palette index (card or special) + class × stride
     card_at: np.ndarray               # (H, W) int32: card position under the pixel, -1 for none
     card_origin: np.ndarray           # (N, 2) x, y of each card's top-left pixel
     node_rect: dict[str, QRectF]
@@ -103,6 +159,16 @@ class Geometry:
     row_labels: list[tuple[str, float, float]]
     n_cards: int
     key: int
+    node_at: np.ndarray | None = None          # (H, W) int32: node (index in node_names) under the pixel
+    node_names: list[str] | None = None
+    card_node_ix: np.ndarray | None = None     # (N,) node index of each card
+    node_column: dict[str, QRectF] | None = None   # the node's rack column, its label row included
+    cardless: list[tuple[int, int, int, int, int]] | None = None   # node index, x0, y0, x1, y1
+
+    @property
+    def stride(self) -> int:
+        """Palette entries per pixel class."""
+        return self.n_cards + N_SPECIAL
 
 
 def compute_geometry(snapshot: Snapshot) -> Geometry:
@@ -119,7 +185,8 @@ def compute_geometry(snapshot: Snapshot) -> Geometry:
     if unplaced:
         racks["(no rack)"] = [(i + 1, n) for i, n in enumerate(unplaced)]
         row_of["(no rack)"] = "?"
-    status_of = {node.name: node.status for node in snapshot.nodes}
+    node_names = [node.name for node in snapshot.nodes]
+    node_ix = {name: i for i, name in enumerate(node_names)}
     cards_of: dict[str, list[int]] = {}
     for pos, node in enumerate(snapshot.card_node):
         cards_of.setdefault(node, []).append(pos)
@@ -139,19 +206,22 @@ def compute_geometry(snapshot: Snapshot) -> Geometry:
     n = len(snapshot.card_node)
     pix = np.full((height, width), n, dtype=np.int32)          # n → background
     card_at = np.full((height, width), -1, dtype=np.int32)
+    node_at = np.full((height, width), -1, dtype=np.int32)
     origin = np.zeros((n, 2), dtype=np.int32)
+    card_node_ix = np.fromiter((node_ix.get(c, -1) for c in snapshot.card_node), dtype=np.int32, count=n)
     node_rect: dict[str, QRectF] = {}
+    node_column: dict[str, QRectF] = {}
+    cardless: list[tuple[int, int, int, int, int]] = []
     rack_labels: list[tuple[str, float, float]] = []
     row_labels: list[tuple[str, float, float]] = []
     placed: list[int] = []
     y0 = ROW_GAP
-    # A checker/hatch selector per pixel inside a cell: (x - y) % 4 == 0 for stale stripes is
-    # handled by the palette offset below.
     for (row, rack_names), row_h in zip(rows.items(), row_heights, strict=True):
         row_labels.append((row, -4.0, float(y0)))
         for k, rack in enumerate(rack_names):
             x0 = k * (rack_w + RACK_GAP)
             rack_labels.append((rack, float(x0), float(y0 - 2)))
+            column = QRectF(x0, y0, rack_w - 1, row_h - ROW_GAP)
             y = y0
             top_slot = max((s for s, _ in racks[rack]), default=1)
             pix[y0:y0 + top_slot * PITCH - 1, x0:x0 + rack_w - 1] = n + 1     # empty slots until filled
@@ -159,34 +229,32 @@ def compute_geometry(snapshot: Snapshot) -> Geometry:
                 lines = node_lines.get(name, 1)
                 ny = max(y0 + (slot - 1) * PITCH, y) if slot > 0 else y
                 pix[ny:ny + lines * PITCH - 1, x0:x0 + rack_w - 1] = n
+                node_at[ny:ny + lines * PITCH - 1, x0:x0 + rack_w - 1] = node_ix.get(name, -1)
                 node_rect[name] = QRectF(x0, ny, rack_w - 1, lines * PITCH - 1)
+                node_column[name] = column
                 positions = cards_of.get(name, [])
                 if not positions:
-                    # a node whose cards were never seen: stale if it is not answering, else empty
-                    status = status_of.get(name, "unknown")
-                    pix[ny:ny + CELL, x0:x0 + rack_w - 1] = n + 1 if status == "ok" else n + 2
-                if positions:
+                    # a node whose cards were never seen: an empty slot while it answers, its node
+                    # pattern (stale / failed) otherwise; the status changes without a re-layout
+                    pix[ny:ny + CELL, x0:x0 + rack_w - 1] = n + 1
+                    cardless.append((node_ix.get(name, -1), x0, ny, x0 + rack_w - 1, ny + CELL))
+                else:
                     j = np.arange(len(positions))
                     origin[positions, 0] = x0 + (j % CARDS_PER_ROW) * PITCH
                     origin[positions, 1] = ny + (j // CARDS_PER_ROW) * PITCH
                     placed.extend(positions)
                 y = ny + lines * PITCH
         y0 += row_h
-    # Every card's CELL x CELL block in one vectorised assignment.
+    # Every card's CELL x CELL block in one vectorised assignment, with its pattern classes.
     if placed:
         pos = np.asarray(placed, dtype=np.int32)
         cell = np.arange(CELL)
         ys = origin[pos, 1][:, None, None] + cell[None, :, None]
         xs = origin[pos, 0][:, None, None] + cell[None, None, :]
-        pix[ys, xs] = pos[:, None, None]
+        pix[ys, xs] = pos[:, None, None] + CELL_CLASSES[None, :, :] * (n + N_SPECIAL)
         card_at[ys, xs] = pos[:, None, None]
-    # Pattern pixels use the second half of the palette: stripes for stale, checks for N/A are
-    # chosen per card by which colour pair it gets; the pixel only says "pattern or not".
-    yy, xx = np.indices((height, width))
-    pattern = ((xx - yy) % 3 == 0)
-    pix = np.where(pattern, pix + n + 3, pix).astype(np.int32)
     return Geometry(width, height, pix, card_at, origin, node_rect, rack_labels, row_labels, n,
-                    snapshot.layout_key)
+                    snapshot.layout_key, node_at, node_names, card_node_ix, node_column, cardless)
 
 
 _last_geometry: Geometry | None = None
@@ -211,36 +279,76 @@ def card_values(snapshot: Snapshot, metric: str) -> np.ndarray:
     return m[metric]
 
 
-def card_colours(snapshot: Snapshot, metric: str) -> tuple[np.ndarray, np.ndarray]:
-    """Two RGBA arrays (plain pixels, pattern pixels) per card: equal except for N/A and stale cards."""
+def failed_cards(snapshot: Snapshot) -> np.ndarray:
+    """Cards whose node failed (answered with an error, or not at all), as opposed to merely stale."""
+    failed = np.zeros(len(snapshot.card_node), dtype=bool)
+    names = {r.name for r in snapshot.nodes if r.status == "failed"}
+    if names:
+        idx = np.flatnonzero(snapshot.stale)
+        failed[idx] = [snapshot.card_node[i] in names for i in idx.tolist()]
+    return failed
+
+
+def card_colours(snapshot: Snapshot, metric: str, low_zoom: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """RGBA per card: plain pixels (N, 4) and the pattern classes checker, hatch, both (3, N, 4).
+
+    A card with a value has one colour in all four; N/A is checked grey, a stale node's cards grey
+    hatched, a failed node's cards red hatched; at low zoom each of those is one flat colour.
+    """
     n = len(snapshot.card_node)
     if metric == "health":
         base = HEALTH_COLOURS[np.clip(snapshot.health, 0, 3)]
         na = snapshot.health == 3
     elif metric == "vendor":
-        base = np.array([(*VENDOR_COLOURS.get(v or "", (128, 128, 128)), 255) for v in snapshot.vendor],
-                        dtype=np.uint8).reshape(n, 4)
-        na = np.zeros(n, dtype=bool)
+        lut = {v: (*VENDOR_COLOURS.get(v or "", (0, 0, 0)), 255) for v in set(snapshot.vendor)}
+        base = np.array([lut[v] for v in snapshot.vendor], dtype=np.uint8).reshape(n, 4)
+        na = np.fromiter((v not in VENDOR_COLOURS for v in snapshot.vendor), dtype=bool, count=n)
     else:
         spec = METRICS[metric]
         values = card_values(snapshot, metric)
         na = ~np.isfinite(values)
         scaled = np.nan_to_num((values - spec.lo) / (spec.hi - spec.lo), nan=0.0)
-        base = SCALE[np.clip((scaled * 255.0).astype(np.int32), 0, 255)]
-    plain = base.copy()
-    patt = base.copy()
-    plain[na] = NA_A
-    patt[na] = NA_B
-    plain[snapshot.stale] = STALE_B
-    patt[snapshot.stale] = STALE_A
-    return plain, patt
+        base = scale_of(spec)[np.clip((scaled * 255.0).astype(np.int32), 0, 255)]
+    out = np.empty((4, n, 4), dtype=np.uint8)
+    out[:] = base[None]
+    stale = np.asarray(snapshot.stale, dtype=bool)
+    failed = failed_cards(snapshot)
+    stale = stale & ~failed
+    if low_zoom:
+        out[:, na] = NA_LOW
+        out[:, stale] = STALE_LOW
+        out[:, failed] = FAILED_LOW
+    else:
+        for mask, a, b, bit in ((na, NA_A, NA_B, 1), (stale, STALE_A, STALE_B, 2), (failed, FAILED_A, FAILED_B, 2)):
+            if mask.any():
+                for k in range(4):
+                    out[k, mask] = b if k & bit else a
+    return out[0], out[1:]
 
 
-def palette(plain: np.ndarray, patt: np.ndarray) -> np.ndarray:
-    """Palette: cards, background, empty slot, then the same for pattern pixels."""
-    special = np.array([BACKGROUND, EMPTY_SLOT, STALE_B], dtype=np.uint8)
-    special_patt = np.array([BACKGROUND, EMPTY_SLOT, STALE_A], dtype=np.uint8)
-    return np.concatenate([plain, special, patt, special_patt], axis=0)
+def palette(plain: np.ndarray, patt: np.ndarray, special: tuple[RGBA, RGBA] = (BACKGROUND, EMPTY_SLOT)) -> np.ndarray:
+    """Palette indexed by Geometry.pix: for each pixel class (plain, checker, hatch, both) the cards
+    then the background and the empty slot."""
+    extra = np.array(special, dtype=np.uint8)
+    parts: list[np.ndarray] = [plain, extra]
+    for k in range(patt.shape[0]):
+        parts += [patt[k], extra]
+    return np.concatenate(parts, axis=0)
+
+
+def _swatch(a: RGBA, b: RGBA, bit: int, w: int = 16, h: int = 12) -> QImage:
+    """A legend swatch drawn with the room's own pattern at 3× (so it reads at legend size)."""
+    yy, xx = np.indices((h, w)) // 3
+    classes = CELL_CLASSES[yy % CELL, xx % CELL]
+    rgba = np.where(((classes & bit) != 0)[..., None], np.array(b, np.uint8), np.array(a, np.uint8))
+    rgba = np.ascontiguousarray(rgba.astype(np.uint8))
+    return QImage(rgba.data, w, h, 4 * w, QImage.Format.Format_RGBA8888).copy()
+
+
+def _bar(lut: np.ndarray, w: int = 240, h: int = 12) -> QImage:
+    row = lut[(np.arange(w) * 255 // (w - 1))]
+    rgba = np.ascontiguousarray(np.repeat(row[None], h, axis=0))
+    return QImage(rgba.data, w, h, 4 * w, QImage.Format.Format_RGBA8888).copy()
 
 
 class _Image(pg.ImageItem):
@@ -265,79 +373,186 @@ class _Image(pg.ImageItem):
                 ev.accept()  # type: ignore[attr-defined]
 
 
+def _cross_polygon(r: float) -> QPolygonF:
+    """A filled diagonal cross (the critical marker) centred on 0, 0."""
+    t = r * 0.38
+    pts = [(0, -t), (r - t, -r), (r, -r + t), (t, 0), (r, r - t), (r - t, r), (0, t), (-r + t, r), (-r, r - t),
+           (-t, 0), (-r, -r + t), (-r + t, -r)]
+    return QPolygonF([QPointF(a, b) for a, b in pts])
+
+
+def _diamond_polygon(r: float) -> QPolygonF:
+    """A diamond (the warning marker) centred on 0, 0."""
+    return QPolygonF([QPointF(0, -r), QPointF(r, 0), QPointF(0, r), QPointF(-r, 0)])
+
+
+def _vendor_text(vendor: str | None, lang: str) -> str:
+    """The vendor in a tooltip: its Chinese name in Chinese, the site file's name otherwise."""
+    if not vendor:
+        return ""
+    return vendor_name(vendor, lang) if lang.startswith("zh") else vendor
+
+
+def _qcolor(c: RGBA | tuple[int, int, int] | np.ndarray) -> QColor:
+    return QColor(int(c[0]), int(c[1]), int(c[2]))
+
+
 class Legend(QWidget):
-    """Colour scale with units and thresholds, and the swatches of N/A, stale and empty."""
+    """Colour scale with units and thresholds (or the vendors present), and the swatches of the
+    health markers, N/A, stale, failed and empty slots. Colours follow the widget palette."""
 
     def __init__(self) -> None:
         super().__init__()
         self.spec = METRICS["temperature_c"]     # not `metric`: that is QPaintDevice's virtual
-        self.setMinimumHeight(34)
+        self.vendors: list[str] = []
+        # Everything painted is made once here: no Qt objects allocated per paint.
+        self._bars = {True: _bar(SCALE), False: _bar(SEQ_SCALE)}
+        self._swatches = {"na": _swatch(NA_A, NA_B, 1), "stale": _swatch(STALE_A, STALE_B, 2),
+                          "failed": _swatch(FAILED_A, FAILED_B, 2)}
+        self._health = [_qcolor(c) for c in HEALTH_COLOURS[:3]]
+        self._vendor = {k: _qcolor(c) for k, c in VENDOR_COLOURS.items()}
+        self._thr_pen = QPen(QColor(0, 0, 0), 2)
+        self._mark_pen = QPen(QColor(0, 0, 0), 1.2)
+        self._crit_brush, self._warn_brush = QBrush(CRITICAL_MARK), QBrush(WARNING_MARK)
+        self._cross, self._diamond = _cross_polygon(6.5), _diamond_polygon(4.5)
+        self.empty_colour = _qcolor(EMPTY_SLOT)
+        self._font = QFont(self.font())
+        self._font.setPointSizeF(max(7.0, self._font.pointSizeF() - 1))
+        self.setMinimumHeight(2 * self._line_height() + 4)
 
     def set_metric(self, metric: Metric) -> None:
         """Show the scale of another metric."""
         self.spec = metric
+        self._fit_height()
         self.update()
 
-    def paintEvent(self, _event: object) -> None:  # noqa: N802 - Qt API
-        pal = self.palette()
-        fg = QColor(pal.color(pal.ColorRole.WindowText))
-        p = QPainter(self)
-        p.setRenderHint(QPainter.RenderHint.Antialiasing, False)
-        font = QFont(self.font())
-        font.setPointSizeF(max(7.0, font.pointSizeF() - 1))
-        p.setFont(font)
-        x, y, h = 6, 4, 12
+    def set_vendors(self, vendors: list[str]) -> None:
+        """The vendors present in the room (the vendor legend lists only those)."""
+        if vendors != self.vendors:
+            self.vendors = vendors
+            self._fit_height()
+            self.update()
+
+    def items(self) -> list[str]:
+        """The legend's texts, in order (for tests and screen readers)."""
         spec = self.spec
+        texts: list[str]
         if spec.key == "health":
-            for i, name in enumerate((tr("ok"), tr("warning"), tr("critical"))):
-                c = HEALTH_COLOURS[i]
-                p.fillRect(x, y, 14, h, QColor(int(c[0]), int(c[1]), int(c[2])))
-                p.drawText(x + 18, y + h - 1, name)
-                x += 30 + p.fontMetrics().horizontalAdvance(name)
+            texts = [tr("ok"), tr("warning"), tr("critical")]
         elif spec.key == "vendor":
-            for name, c in VENDOR_COLOURS.items():
-                p.fillRect(x, y, 14, h, QColor(*c))
-                p.drawText(x + 18, y + h - 1, name)
-                x += 26 + p.fontMetrics().horizontalAdvance(name)
+            lang = current_language()
+            texts = [vendor_name(v, lang) for v in self.vendors]
         else:
-            width = 240
-            for i in range(width):
-                c = SCALE[int(i * 255 / (width - 1))]
-                p.setPen(QColor(int(c[0]), int(c[1]), int(c[2])))
-                p.drawLine(x + i, y, x + i, y + h)
-            p.setPen(fg)
             unit = f" {spec.unit}" if spec.unit else ""
-            p.drawText(x, y + h + 13, f"{spec.lo:g}{unit}")
-            p.drawText(x + width - 40, y + h + 13, f"{spec.hi:g}{unit}")
-            marks = []
-            for thr, name in ((spec.warn, tr("warn")), (spec.crit, tr("crit"))):
-                if thr is None:
-                    continue
-                tx = x + int((thr - spec.lo) / (spec.hi - spec.lo) * (width - 1))
-                p.setPen(QPen(QColor(0, 0, 0), 2))
-                p.drawLine(tx, y - 2, tx, y + h + 2)
-                marks.append(f"{name} ≥ {thr:g}{unit}")
+            texts = [f"{spec.lo:g}{unit}", f"{spec.hi:g}{unit}"]
+            texts += [f"{name} ≥ {thr:g}{unit}" for thr, name in ((spec.warn, tr("warn")), (spec.crit, tr("crit")))
+                      if thr is not None]
+        return texts + [tr("critical (any colour)"), tr("warning (any colour)"), tr("N/A (not reported)"),
+                        tr("stale (no recent answer)"), tr("failed (node error)"), tr("empty slot")]
+
+    def _entries(self) -> list[tuple[str, object, str]]:
+        """(kind, payload, text) of every legend entry; a "break" starts the second group."""
+        spec = self.spec
+        texts = self.items()
+        out: list[tuple[str, object, str]] = []
+        if spec.key == "health":
+            out += [("fill", c, t) for c, t in zip(self._health, texts[:3], strict=True)]
+            rest = texts[3:]
+        elif spec.key == "vendor":
+            out += [("fill", self._vendor.get(v), t) for v, t in zip(self.vendors, texts, strict=False)]
+            rest = texts[len(self.vendors):]
+        else:
+            n_marks = sum(t is not None for t in (spec.warn, spec.crit))
+            out += [("text", None, texts[0]), ("bar", spec, ""), ("text", None, texts[1])]
+            if n_marks:
+                out.append(("text", None, "  ".join(texts[2:2 + n_marks])))
+            rest = texts[2 + n_marks:]
+        out.append(("break", None, ""))
+        crit, warn, na, stale, failed, empty = rest
+        out += [("cross", None, crit), ("diamond", None, warn), ("swatch", "na", na), ("swatch", "stale", stale),
+                ("swatch", "failed", failed), ("empty", None, empty)]
+        return out
+
+    def _flow(self, width: int) -> tuple[list[tuple[int, int, str, object, str]], int]:
+        """Entries placed left to right, wrapping at the widget's width: (x, line, …) and the line count."""
+        fm = QFontMetrics(self._font)
+        placed: list[tuple[int, int, str, object, str]] = []
+        x, line = 6, 0
+        for kind, payload, text in self._entries():
+            if kind == "break":
+                x, line = 6, line + 1
+                continue
+            if kind == "bar":
+                w = self._bars[True].width() + 6
+            elif kind == "text":
+                w = fm.horizontalAdvance(text) + 8
+            else:
+                w = 20 + fm.horizontalAdvance(text) + 14
+            if x > 6 and x + w > width:
+                x, line = 6, line + 1
+            placed.append((x, line, kind, payload, text))
+            x += w
+        return placed, line + 1
+
+    def _line_height(self) -> int:
+        return max(12, QFontMetrics(self._font).height()) + 4
+
+    def _fit_height(self) -> None:
+        _, lines = self._flow(self.width())
+        self.setMinimumHeight(lines * self._line_height() + 4)
+
+    def resizeEvent(self, event: object) -> None:  # noqa: N802 - Qt API
+        self._fit_height()
+        super().resizeEvent(event)  # type: ignore[arg-type]
+
+    def paintEvent(self, _event: object) -> None:  # noqa: N802 - Qt API
+        fg = self.palette().color(QPalette.ColorRole.WindowText)
+        placed, _lines = self._flow(self.width())
+        line_h = self._line_height()
+        p = QPainter(self)
+        p.setFont(self._font)
+        fm = p.fontMetrics()
+        h = 12
+        for x, line, kind, payload, text in placed:
+            y = 2 + line * line_h
+            top = y + (line_h - h) // 2
+            base = y + (line_h + fm.ascent() - fm.descent()) // 2
             p.setPen(fg)
-            x += width + 10
-            if marks:
-                text = "  ".join(marks)
-                p.drawText(x, y + h - 1, text)
-                x += p.fontMetrics().horizontalAdvance(text) + 16
-        for label, a, b in ((tr("N/A (not reported)"), NA_A, NA_B), (tr("stale (node not answering)"), STALE_A, STALE_B),
-                            (tr("empty slot"), EMPTY_SLOT, EMPTY_SLOT)):
-            for i in range(14):
-                for j in range(h):
-                    c = b if (i - j) % 3 == 0 else a
-                    p.setPen(QColor(c[0], c[1], c[2]))
-                    p.drawPoint(x + i, y + j)
-            p.setPen(fg)
-            p.drawText(x + 18, y + h - 1, label)
-            x += 32 + p.fontMetrics().horizontalAdvance(label)
+            if kind == "text":
+                p.drawText(x, base, text)
+                continue
+            if kind == "bar":
+                assert isinstance(payload, Metric)
+                bar = self._bars[payload.alarm]
+                p.drawImage(x, top, bar)
+                p.setPen(self._thr_pen)
+                for thr in (payload.warn, payload.crit):
+                    if thr is not None:
+                        tx = x + int((thr - payload.lo) / (payload.hi - payload.lo) * (bar.width() - 1))
+                        p.drawLine(tx, top - 2, tx, top + h + 2)
+                continue
+            if kind == "fill":
+                p.fillRect(x, top, 14, h, payload if isinstance(payload, QColor) else fg)
+            elif kind in ("cross", "diamond"):
+                p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+                p.setPen(self._mark_pen)
+                p.setBrush(self._crit_brush if kind == "cross" else self._warn_brush)
+                cx, cy = x + 7, top + h / 2
+                p.translate(cx, cy)
+                p.drawPolygon(self._cross if kind == "cross" else self._diamond)
+                p.translate(-cx, -cy)
+                p.setRenderHint(QPainter.RenderHint.Antialiasing, False)
+                p.setPen(fg)
+            elif kind == "swatch":
+                p.drawImage(x, top, self._swatches[str(payload)])
+            elif kind == "empty":
+                p.fillRect(x, top, 16, h, self.empty_colour)
+            p.drawText(x + 20, base, text)
         p.end()
 
 
 class HeatmapView(QWidget):
-    """Metric selector, search box, legend and the zoomable room image."""
+    """Metric selector, search box, reset, legend and the zoomable room image."""
 
     card_clicked = Signal(str, int)   # node, card index
 
@@ -346,6 +561,7 @@ class HeatmapView(QWidget):
         self.snapshot: Snapshot | None = None
         self.geometry_: Geometry | None = None
         self.metric_key = "temperature_c"
+        self.low_zoom = False
         self.metric_box = QComboBox()
         for key, spec in METRICS.items():
             self.metric_box.addItem(tr(spec.label), key)
@@ -354,24 +570,60 @@ class HeatmapView(QWidget):
         self.search.setPlaceholderText(tr("Find node or card serial…"))
         self.search.setClearButtonEnabled(True)
         self.search.returnPressed.connect(lambda: self.find_text(self.search.text()))
+        self.reset_button = QPushButton(tr("Reset view"))
+        self.reset_button.setToolTip(tr("Show the whole room (Home or 0)"))
+        self.reset_button.clicked.connect(self.reset_view)
         self.legend = Legend()
         top = QHBoxLayout()
         top.addWidget(QLabel(tr("Colour by:")))
         top.addWidget(self.metric_box)
         top.addSpacing(12)
         top.addWidget(self.search, 1)
+        top.addWidget(self.reset_button)
         self.plot = pg.GraphicsLayoutWidget()
-        self.plot.setBackground(QColor(*BACKGROUND[:3]))
         self.view = self.plot.addViewBox(lockAspect=True, invertY=True, enableMenu=False)
         self.image = _Image(self)
         self.view.addItem(self.image)
-        self.highlight = pg.QtWidgets.QGraphicsRectItem()
-        self.highlight.setPen(QPen(QColor(255, 255, 255), 0.8))
-        self.highlight.setZValue(10)
-        self.highlight.hide()
-        self.view.addItem(self.highlight)
+        # Health over every colour mode: markers of a fixed screen size, visible at any zoom.
+        self.warn_marks = pg.ScatterPlotItem(pxMode=True, symbol="d", size=9, pen=pg.mkPen(0, 0, 0, width=1.2),
+                                             brush=pg.mkBrush(WARNING_MARK))
+        # critical: a red cross edged white on a black halo, so it reads on red, white and dark cards
+        self.crit_halo = pg.ScatterPlotItem(pxMode=True, symbol="x", size=18, pen=pg.mkPen(0, 0, 0, width=2.0),
+                                            brush=pg.mkBrush(0, 0, 0))
+        self.crit_marks = pg.ScatterPlotItem(pxMode=True, symbol="x", size=14, pen=pg.mkPen(255, 255, 255, width=1.2),
+                                             brush=pg.mkBrush(CRITICAL_MARK))
+        for z, item in ((5, self.warn_marks), (6, self.crit_halo), (7, self.crit_marks)):
+            item.setZValue(z)
+            item.setAcceptHoverEvents(False)
+            self.view.addItem(item)
+        self._marked: tuple[int, bytes] | None = None
+        self._mark_size = 14
+        # The search highlight: 3 px bright yellow on a 7 px dark outline, in screen pixels at any zoom.
+        self.highlight_outline = QGraphicsRectItem()
+        self.highlight = QGraphicsRectItem()
+        for item, colour, width, z in ((self.highlight_outline, QColor(0, 0, 0), 7.0, 10),
+                                       (self.highlight, HIGHLIGHT, 3.0, 11)):
+            pen = QPen(colour, width)
+            pen.setCosmetic(True)
+            pen.setJoinStyle(Qt.PenJoinStyle.MiterJoin)
+            item.setPen(pen)
+            item.setZValue(z)
+            item.hide()
+            self.view.addItem(item)
         self._labels: list[pg.TextItem] = []
+        self._row_items: list[tuple[pg.TextItem, float, float]] = []
+        self._rack_items: list[pg.TextItem] = []
         self._label_spec: object = None
+        self._buffers: list[np.ndarray] = []
+        self._flip = 0
+        self._special: tuple[RGBA, RGBA] = (BACKGROUND, EMPTY_SLOT)
+        self._text_colour = QColor(230, 230, 230)
+        self.view.sigRangeChanged.connect(self._on_view_range_changed)
+        self.view.sigResized.connect(self._on_view_range_changed)
+        for key in (Qt.Key.Key_Home, Qt.Key.Key_0):
+            shortcut = QShortcut(QKeySequence(key), self.plot)
+            shortcut.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            shortcut.activated.connect(self.reset_view)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addLayout(top)
@@ -379,6 +631,36 @@ class HeatmapView(QWidget):
         layout.addWidget(self.plot, 1)
         self.last_refresh_s = 0.0
         self.last_tooltip = ""
+        self._apply_palette()
+
+    # ---- theme ------------------------------------------------------------------------------------
+
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt API
+        if event.type() == QEvent.Type.PaletteChange:
+            self._apply_palette()
+            self._recolour()
+        super().changeEvent(event)
+
+    def _apply_palette(self) -> None:
+        """Background, empty slots, labels and legend from the widget palette (dark or light theme)."""
+        pal = self.palette()
+        bg = pal.color(QPalette.ColorRole.Window)
+        fg = pal.color(QPalette.ColorRole.WindowText)
+        mix = 0.12                      # an empty slot: a step from the background towards the text
+        empty = QColor(round(bg.red() + (fg.red() - bg.red()) * mix), round(bg.green() + (fg.green() - bg.green()) * mix),
+                       round(bg.blue() + (fg.blue() - bg.blue()) * mix))
+        self._special = ((bg.red(), bg.green(), bg.blue(), 255), (empty.red(), empty.green(), empty.blue(), 255))
+        self._text_colour = QColor(fg)
+        self.plot.setBackground(bg)
+        self.legend.empty_colour = empty
+        self.legend.update()
+        fill = QColor(bg)
+        fill.setAlpha(200)
+        self._label_fill = pg.mkBrush(fill)
+        for item in self._labels:
+            item.setColor(self._text_colour)
+            item.fill = self._label_fill
+            item.update()
 
     # ---- data -------------------------------------------------------------------------------------
 
@@ -389,18 +671,66 @@ class HeatmapView(QWidget):
         if self.geometry_ is None or self.geometry_.key != snapshot.layout_key:
             ready = snapshot.derived.get("geometry")
             self.geometry_ = ready if isinstance(ready, Geometry) and ready.key == snapshot.layout_key \
-                else compute_geometry(snapshot)
+                and ready.n_cards == len(snapshot.card_node) else compute_geometry(snapshot)
+            self._buffers = []
+            self._marked = None
             self._place_labels()
-            self.view.setRange(QRectF(-30, 0, self.geometry_.width + 30, self.geometry_.height), padding=0.02)
+            self.reset_view()
         self._recolour()
+        self._mark_health()
+        vendors = sorted({v for v in snapshot.vendor if v}, key=lambda v: list(VENDOR_COLOURS).index(v)
+                         if v in VENDOR_COLOURS else len(VENDOR_COLOURS))
+        self.legend.set_vendors(vendors)
         self.last_refresh_s = time.perf_counter() - t0
 
     def _recolour(self) -> None:
-        if self.snapshot is None or self.geometry_ is None:
+        s, g = self.snapshot, self.geometry_
+        if s is None or g is None:
             return
-        plain, patt = card_colours(self.snapshot, self.metric_key)
-        img = palette(plain, patt)[self.geometry_.pix]
+        plain, patt = card_colours(s, self.metric_key, self.low_zoom)
+        pal32 = palette(plain, patt, self._special).view(np.uint32).reshape(-1)
+        if not self._buffers:
+            self._buffers = [np.empty((g.height, g.width), dtype=np.uint32) for _ in range(2)]
+        self._flip ^= 1
+        out = self._buffers[self._flip]
+        np.take(pal32, g.pix, out=out)
+        img = out.view(np.uint8).reshape(g.height, g.width, 4)
+        self._draw_cardless(img)
         self.image.setImage(img, autoLevels=False, levels=None)
+
+    def _draw_cardless(self, img: np.ndarray) -> None:
+        """Nodes whose cards were never seen: their node pattern while they are not ok."""
+        s, g = self.snapshot, self.geometry_
+        if s is None or g is None or not g.cardless:
+            return
+        status = {r.name: r.status for r in s.nodes}
+        names = g.node_names or []
+        for ix, x0, y0, x1, y1 in g.cardless:
+            state = status.get(names[ix], "unknown") if ix >= 0 else "unknown"
+            if state == "ok":
+                continue
+            a, b, flat = (FAILED_A, FAILED_B, FAILED_LOW) if state == "failed" else (STALE_A, STALE_B, STALE_LOW)
+            if self.low_zoom:
+                img[y0:y1, x0:x1] = flat
+            else:
+                yy, xx = np.indices((y1 - y0, x1 - x0))
+                img[y0:y1, x0:x1] = np.where(((xx + yy) % 4 < 2)[..., None], np.array(b, np.uint8), np.array(a, np.uint8))
+
+    def _mark_health(self) -> None:
+        """Critical and warning markers over the cards, renewed only when health changed."""
+        s, g = self.snapshot, self.geometry_
+        if s is None or g is None:
+            return
+        health = np.asarray(s.health, dtype=np.int8)
+        key = (g.key, health.tobytes())
+        if key == self._marked:
+            return
+        self._marked = key
+        centre = g.card_origin.astype(np.float64) + CELL / 2
+        sizes = (self._mark_size + 4, self._mark_size, max(9, self._mark_size * 9 // 14))
+        for item, code, size in zip((self.crit_halo, self.crit_marks, self.warn_marks), (2, 2, 1), sizes, strict=True):
+            idx = np.flatnonzero(health == code)
+            item.setData(x=centre[idx, 0], y=centre[idx, 1], size=size)
 
     def _place_labels(self) -> None:
         assert self.geometry_ is not None
@@ -411,17 +741,22 @@ class HeatmapView(QWidget):
         for item in self._labels:
             self.view.removeItem(item)
         self._labels = []
-        assert self.geometry_ is not None
+        self._row_items = []
+        self._rack_items = []
         for text, x, y in self.geometry_.rack_labels:
-            item = pg.TextItem(text, color=(200, 200, 200), anchor=(0, 1))
+            item = pg.TextItem(text, color=self._text_colour, anchor=(0, 1))
             item.setPos(x, y)
             self.view.addItem(item)
             self._labels.append(item)
+            self._rack_items.append(item)
         for text, x, y in self.geometry_.row_labels:
-            item = pg.TextItem(f"{tr('Row')} {text}", color=(240, 240, 240), anchor=(1, 0))
+            item = pg.TextItem(f"{tr('Row')} {text}", color=self._text_colour, anchor=(1, 0), fill=self._label_fill)
+            item.setZValue(8)
             item.setPos(x, y)
             self.view.addItem(item)
             self._labels.append(item)
+            self._row_items.append((item, x, y))
+        self._on_view_range_changed()
 
     def _metric_changed(self) -> None:
         self.set_metric(str(self.metric_box.currentData()))
@@ -435,55 +770,168 @@ class HeatmapView(QWidget):
         self.legend.set_metric(METRICS[key])
         self._recolour()
 
+    # ---- zoom -------------------------------------------------------------------------------------
+
+    def screen_px_per_card(self) -> float:
+        """How many screen pixels one card cell spans at the current zoom."""
+        (x0, x1), _ = self.view.viewRange()
+        width = self.view.boundingRect().width()
+        return CELL * width / (x1 - x0) if x1 > x0 and width > 0 else float(CELL)
+
+    def _on_view_range_changed(self, *_args: object) -> None:
+        px = self.screen_px_per_card()
+        low = px < LOW_ZOOM_PX
+        if low != self.low_zoom:
+            self.low_zoom = low
+            self._recolour()
+        # Markers: never smaller than 14/9 px, growing with the card when zoomed in (stepwise).
+        size = int(max(14.0, min(48.0, 0.7 * px)) // 2 * 2)
+        if size != self._mark_size:
+            self._mark_size = size
+            self.crit_marks.setSize(size)
+            self.crit_halo.setSize(size + 4)
+            self.warn_marks.setSize(max(9, size * 9 // 14))
+        # Row labels stay readable: when the room's left edge is out of view, the label sits at the
+        # view's left edge (on its own background) instead of being cut off.
+        if not self._row_items:
+            return
+        (vx0, vx1), _ = self.view.viewRange()
+        width = max(1.0, self.view.boundingRect().width())
+        per_px = (vx1 - vx0) / width
+        show_racks = ROW_GAP / per_px >= QFontMetrics(self.font()).height() - 2
+        for item in self._rack_items:
+            item.setVisible(show_racks)
+        for item, x, y in self._row_items:
+            text_w = item.boundingRect().width() * per_px
+            if vx0 > x - text_w:
+                item.setAnchor((0, 0))
+                item.setPos(vx0 + 2 * per_px, y)
+            else:
+                item.setAnchor((1, 0))
+                item.setPos(x, y)
+
+    def reset_view(self) -> None:
+        """Fit the whole room, its row and rack labels included."""
+        g = self.geometry_
+        if g is None:
+            return
+        fm = QFontMetrics(self.font())
+        width = max(100.0, self.view.boundingRect().width() or float(self.plot.width()))
+        label_w = max((fm.horizontalAdvance(f"{tr('Row')} {t}") for t, _, _ in g.row_labels), default=30) + 12
+        scale = max(0.05, (width - label_w) / g.width)
+        left = label_w / scale
+        top = (fm.height() + 4) / scale
+        self.view.setRange(QRectF(-left, -top, g.width + left, g.height + top), padding=0.02)
+
+    def _zoom_to_column(self, column: QRectF) -> None:
+        """Zoom so a whole rack column, its rack label above, is in view with margin."""
+        vb = self.view
+        w_px = max(100.0, vb.boundingRect().width() or float(self.plot.width()))
+        h_px = max(100.0, vb.boundingRect().height() or float(self.plot.height()))
+        label_px = QFontMetrics(self.font()).height() + 8
+        margin_px = 24.0
+        scale = min((h_px - label_px - 2 * margin_px) / max(1.0, column.height()),
+                    (w_px - 2 * margin_px) / max(1.0, column.width()))
+        scale = max(0.5, min(scale, 8.0))      # the neighbours stay in view as context
+        m = margin_px / scale
+        top = column.top() - (label_px + margin_px) / scale
+        vb.setRange(QRectF(column.left() - m, top, column.width() + 2 * m, column.bottom() + m - top), padding=0)
+
     # ---- interaction ------------------------------------------------------------------------------
 
-    def card_at(self, x: float, y: float) -> int | None:
-        """Card position under image coordinates, or None."""
+    def _pixel_index(self, x: float, y: float) -> tuple[int, int] | None:
         g = self.geometry_
         if g is None:
             return None
         xi, yi = int(math.floor(x)), int(math.floor(y))
         if not (0 <= xi < g.width and 0 <= yi < g.height):
             return None
-        pos = int(g.card_at[yi, xi])
+        return xi, yi
+
+    def card_at(self, x: float, y: float) -> int | None:
+        """Card position under image coordinates, or None."""
+        at = self._pixel_index(x, y)
+        if at is None or self.geometry_ is None:
+            return None
+        pos = int(self.geometry_.card_at[at[1], at[0]])
         return pos if pos >= 0 else None
 
+    def node_at(self, x: float, y: float) -> str | None:
+        """Node name under image coordinates (its cards, the gaps between them, or its empty line)."""
+        g = self.geometry_
+        at = self._pixel_index(x, y)
+        if at is None or g is None or g.node_at is None or not g.node_names:
+            return None
+        ix = int(g.node_at[at[1], at[0]])
+        return g.node_names[ix] if 0 <= ix < len(g.node_names) else None
+
+    def _node_lines(self, name: str) -> list[str]:
+        """Status, last error and last seen of a node that is not ok ([] when it is)."""
+        s = self.snapshot
+        row = next((r for r in s.nodes if r.name == name), None) if s is not None else None
+        if s is None or row is None or row.status == "ok":
+            return []
+        if row.status == "failed":
+            lines = [tr("FAILED: the node did not answer or reported an error")]
+        else:
+            lines = [tr("STALE: no recent answer from the node")]
+        lines.append(f"{tr('last error')}: {row.last_error or tr('none')}")
+        seen = tr("never") if row.last_seen is None else tr("%1 ago").replace("%1", duration(s.taken_at - row.last_seen))
+        lines.append(f"{tr('last seen')}: {seen}")
+        return lines
+
+    def node_tooltip(self, name: str) -> str:
+        """Node name, status, last error and last seen age (for a node without cards to hover)."""
+        s = self.snapshot
+        row = next((r for r in s.nodes if r.name == name), None) if s is not None else None
+        status = tr(row.status) if row is not None else tr("unknown")
+        return "\n".join([f"{name}  ({status})", *self._node_lines(name)])
+
     def tooltip_for(self, pos: int) -> str:
-        """Node, card, vendor, model, the values with their age."""
+        """Node, card, vendor, model, the values with their age; the node's failure when it failed."""
         s = self.snapshot
         assert s is not None
         node = s.card_node[pos]
+        na = tr("N/A")
+        lang = current_language()
         lines = [f"{node}  {tr('card')} {int(s.card_idx[pos])}",
-                 f"{s.vendor[pos] or 'N/A'}  {s.model[pos] or 'N/A'}  {tr('serial')} {s.serial[pos] or 'N/A'}"]
-        if s.stale[pos]:
-            status = next((r for r in s.nodes if r.name == node), None)
-            why = status.last_error if status and status.last_error else tr("no recent answer")
-            lines.append(f"{tr('STALE: node not answering')} ({why})")
+                 f"{_vendor_text(s.vendor[pos], lang) or na}  {s.model[pos] or na}  "
+                 f"{tr('serial')} {s.serial[pos] or na}"]
+        node_lines = self._node_lines(node)
+        if node_lines:
+            lines += node_lines
+            lines.append(tr("values below are STALE (last known)"))
+        elif s.stale[pos]:
+            lines.append(tr("STALE: no recent answer from the node"))
         m = s.metrics
 
         def fmt(value: float, unit: str, digits: int = 0) -> str:
-            return "N/A" if not math.isfinite(float(value)) else f"{float(value):.{digits}f} {unit}".strip()
+            return na if not math.isfinite(float(value)) else f"{float(value):.{digits}f} {unit}".strip()
 
         lines.append(f"{tr('Temperature')}: {fmt(m['temperature_c'][pos], '°C')}   "
                      f"{tr('Utilization')}: {fmt(m['utilization_pct'][pos], '%')}")
         lines.append(f"{tr('Memory')}: {fmt(m['memory_used_mib'][pos], '')} / {fmt(m['memory_total_mib'][pos], 'MiB')}"
                      f"   {tr('Power')}: {fmt(m['power_w'][pos], 'W', 1)}")
-        health = ("ok", "warning", "critical", "unknown")[int(s.health[pos])]
+        health = ("ok", "warning", "critical", "unknown")[int(np.clip(s.health[pos], 0, 3))]
         ts = float(s.ts[pos])
         age = tr("never") if not math.isfinite(ts) else duration(s.taken_at - ts)
-        lines.append(f"{tr('Health')}: {tr(health)}   {tr('sample age')}: {age}")
+        lines.append(f"{tr('Health')}: {tr(health)}   {tr('last sample %1 ago').replace('%1', age)}"
+                     if math.isfinite(ts) else f"{tr('Health')}: {tr(health)}   {tr('no sample yet')}")
         return "\n".join(lines)
 
     def hover_at(self, x: float, y: float) -> None:
+        """Show the tooltip of the card (or node) under image coordinates."""
         pos = self.card_at(x, y)
-        if pos is None or self.snapshot is None:
+        node = self.node_at(x, y) if pos is None else None
+        if self.snapshot is None or (pos is None and node is None):
             QToolTip.hideText()
             self.last_tooltip = ""
             return
-        self.last_tooltip = self.tooltip_for(pos)
+        self.last_tooltip = self.tooltip_for(pos) if pos is not None else self.node_tooltip(node or "")
         QToolTip.showText(QCursor.pos(), self.last_tooltip, self.plot)
 
     def click_at(self, x: float, y: float) -> bool:
+        """Open the card under image coordinates (emits card_clicked)."""
         pos = self.card_at(x, y)
         if pos is None or self.snapshot is None:
             return False
@@ -491,51 +939,54 @@ class HeatmapView(QWidget):
         return True
 
     def find_text(self, text: str) -> bool:
-        """Highlight a node (by name) or a card (by serial) and centre on it."""
+        """Highlight a node (by name) or a card (by serial) and zoom to its rack column."""
         text = text.strip()
         s, g = self.snapshot, self.geometry_
         if not text or s is None or g is None:
-            self.highlight.hide()
+            self._hide_highlight()
             return False
         if text in g.node_rect:
             return self.focus_node(text)
         low = text.lower()
         for pos, serial in enumerate(s.serial):
             if serial and serial.lower() == low:
-                x, y = (int(v) for v in g.card_origin[pos])
-                self._show_highlight(QRectF(x - 1, y - 1, CELL + 2, CELL + 2))
-                return True
+                return self._focus_pos(pos)
         matches = [name for name in g.node_rect if low in name.lower()]
         if matches:
             return self.focus_node(matches[0])
-        self.highlight.hide()
+        self._hide_highlight()
         return False
 
     def focus_card(self, node: str, idx: int) -> bool:
-        """Highlight one card and centre the view on it."""
-        s, g = self.snapshot, self.geometry_
-        if s is None or g is None:
+        """Highlight one card and zoom to its rack column."""
+        s = self.snapshot
+        if s is None or self.geometry_ is None:
             return False
         pos = s.index_of(node, idx)
-        if pos is None:
-            return False
+        return False if pos is None else self._focus_pos(pos)
+
+    def _focus_pos(self, pos: int) -> bool:
+        g = self.geometry_
+        assert g is not None and self.snapshot is not None
         x, y = (int(v) for v in g.card_origin[pos])
-        self._show_highlight(QRectF(x - 1, y - 1, CELL + 2, CELL + 2))
+        self._show_highlight(QRectF(x - 1, y - 1, CELL + 2, CELL + 2), self.snapshot.card_node[pos])
         return True
 
     def focus_node(self, name: str) -> bool:
-        """Highlight one node's cards and centre the view on them."""
+        """Highlight one node's cards and zoom to its rack column."""
         if self.geometry_ is None or name not in self.geometry_.node_rect:
             return False
-        rect = self.geometry_.node_rect[name]
-        self._show_highlight(rect.adjusted(-1, -1, 1, 1))
+        self._show_highlight(self.geometry_.node_rect[name].adjusted(-1, -1, 1, 1), name)
         return True
 
-    def _show_highlight(self, rect: QRectF) -> None:
-        self.highlight.setRect(rect)
-        self.highlight.show()
-        centre = rect.center()
-        span = max(60.0, rect.width() * 6)
-        self.view.setRange(QRectF(QPointF(centre.x() - span, centre.y() - span * 0.6),
-                                  QPointF(centre.x() + span, centre.y() + span * 0.6)), padding=0)
+    def _hide_highlight(self) -> None:
+        self.highlight.hide()
+        self.highlight_outline.hide()
 
+    def _show_highlight(self, rect: QRectF, node: str) -> None:
+        for item in (self.highlight_outline, self.highlight):
+            item.setRect(rect)
+            item.show()
+        g = self.geometry_
+        column = g.node_column.get(node) if g is not None and g.node_column else None
+        self._zoom_to_column(column if column is not None else rect)
