@@ -184,6 +184,9 @@ class TimelineView(QWidget):
         self.hover = QLabel()
         self.hover.setTextFormat(Qt.TextFormat.RichText)
         self.hover.setWordWrap(True)
+        # room for a stop's three lines, so the plot does not jump as the mouse moves
+        self.hover.setMinimumHeight(3 * self.hover.fontMetrics().lineSpacing())
+        self.hover.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
         self.legend = QLabel()
         self.legend.setTextFormat(Qt.TextFormat.RichText)
         self.range_buttons: dict[str, QToolButton] = {}
