@@ -164,6 +164,8 @@ class Geometry:
     card_node_ix: np.ndarray | None = None     # (N,) node index of each card
     node_column: dict[str, QRectF] | None = None   # the node's rack column, its label row included
     cardless: list[tuple[int, int, int, int, int]] | None = None   # node index, x0, y0, x1, y1
+    card_pos: np.ndarray | None = None         # (P,) the cards drawn, in the order of card_flat's columns
+    card_flat: np.ndarray | None = None        # (CELL², P) flat pixel index of each cell pixel of each card
 
     @property
     def stride(self) -> int:
@@ -253,8 +255,12 @@ def compute_geometry(snapshot: Snapshot) -> Geometry:
         xs = origin[pos, 0][:, None, None] + cell[None, None, :]
         pix[ys, xs] = pos[:, None, None] + CELL_CLASSES[None, :, :] * (n + N_SPECIAL)
         card_at[ys, xs] = pos[:, None, None]
+        card_flat = np.ascontiguousarray((ys * width + xs).reshape(len(pos), CELL * CELL).T)
+    else:
+        pos = np.zeros(0, dtype=np.int32)
+        card_flat = np.zeros((CELL * CELL, 0), dtype=np.int32)
     return Geometry(width, height, pix, card_at, origin, node_rect, rack_labels, row_labels, n,
-                    snapshot.layout_key, node_at, node_names, card_node_ix, node_column, cardless)
+                    snapshot.layout_key, node_at, node_names, card_node_ix, node_column, cardless, pos, card_flat)
 
 
 _last_geometry: Geometry | None = None
@@ -290,7 +296,13 @@ def failed_cards(snapshot: Snapshot) -> np.ndarray:
 
 
 def card_colours(snapshot: Snapshot, metric: str, low_zoom: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """RGBA per card: plain pixels (N, 4) and the pattern classes checker, hatch, both (3, N, 4).
+    """RGBA per card: plain pixels (N, 4) and the pattern classes checker, hatch, both (3, N, 4)."""
+    out = class_colours(snapshot, metric, low_zoom)
+    return out[0], out[1:]
+
+
+def class_colours(snapshot: Snapshot, metric: str, low_zoom: bool = False) -> np.ndarray:
+    """RGBA (4, N, 4) of every card for each pixel class (plain, checker, hatch, both).
 
     A card with a value has one colour in all four; N/A is checked grey, a stale node's cards grey
     hatched, a failed node's cards red hatched; at low zoom each of those is one flat colour.
@@ -323,7 +335,7 @@ def card_colours(snapshot: Snapshot, metric: str, low_zoom: bool = False) -> tup
             if mask.any():
                 for k in range(4):
                     out[k, mask] = b if k & bit else a
-    return out[0], out[1:]
+    return out
 
 
 def palette(plain: np.ndarray, patt: np.ndarray, special: tuple[RGBA, RGBA] = (BACKGROUND, EMPTY_SLOT)) -> np.ndarray:
@@ -615,6 +627,7 @@ class HeatmapView(QWidget):
         self._rack_items: list[pg.TextItem] = []
         self._label_spec: object = None
         self._buffers: list[np.ndarray] = []
+        self._buffers_special: tuple[RGBA, RGBA] | None = None
         self._flip = 0
         self._special: tuple[RGBA, RGBA] = (BACKGROUND, EMPTY_SLOT)
         self._text_colour = QColor(230, 230, 230)
@@ -687,13 +700,19 @@ class HeatmapView(QWidget):
         s, g = self.snapshot, self.geometry_
         if s is None or g is None:
             return
-        plain, patt = card_colours(s, self.metric_key, self.low_zoom)
-        pal32 = palette(plain, patt, self._special).view(np.uint32).reshape(-1)
-        if not self._buffers:
-            self._buffers = [np.empty((g.height, g.width), dtype=np.uint32) for _ in range(2)]
+        colours = class_colours(s, self.metric_key, self.low_zoom)
+        if not self._buffers or self._buffers_special != self._special:
+            # New layout or theme: the whole image (background, empty slots, gaps) into both buffers.
+            pal32 = palette(colours[0], colours[1:], self._special).view(np.uint32).reshape(-1)
+            self._buffers = [np.take(pal32, g.pix) for _ in range(2)]
+            self._buffers_special = self._special
         self._flip ^= 1
         out = self._buffers[self._flip]
-        np.take(pal32, g.pix, out=out)
+        if g.card_pos is not None and g.card_flat is not None:
+            # Only the card pixels change between sweeps: gather each card's class colours into its
+            # cell pixels (a quarter of the image's pixels, and no palette of the whole image).
+            per_card = colours.view(np.uint32).reshape(4, -1)[:, g.card_pos]
+            out.reshape(-1)[g.card_flat] = per_card[CELL_CLASSES.reshape(-1)]
         img = out.view(np.uint8).reshape(g.height, g.width, 4)
         self._draw_cardless(img)
         self.image.setImage(img, autoLevels=False, levels=None)
@@ -708,6 +727,7 @@ class HeatmapView(QWidget):
         for ix, x0, y0, x1, y1 in g.cardless:
             state = status.get(names[ix], "unknown") if ix >= 0 else "unknown"
             if state == "ok":
+                img[y0:y1, x0:x1] = self._special[1]
                 continue
             a, b, flat = (FAILED_A, FAILED_B, FAILED_LOW) if state == "failed" else (STALE_A, STALE_B, STALE_LOW)
             if self.low_zoom:
