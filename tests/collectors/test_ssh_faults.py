@@ -91,6 +91,10 @@ class _Listener:
             self.conns.append(conn)
 
     def close(self) -> None:
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)     # wakes the accept() (a close alone does not)
+        except OSError:
+            pass
         self.sock.close()
         for conn in self.conns:
             conn.close()
