@@ -188,10 +188,27 @@ def first_line(text: str, limit: int = 120) -> str:
     return "(empty)"
 
 
+# used > total is impossible beyond what printing both rounded can explain (a tool that prints GiB rounds
+# each to the unit; 2 % covers a GiB on an 80 GiB card)
+MEMORY_MARGIN_MIB = 64.0
+MEMORY_MARGIN_RATIO = 0.02
+
+
 def sanity(card: CardSample, warnings: list[str], command: str) -> CardSample:
-    """Drop impossible readings (a hung card's 65535 W, 0 °C at full load) and mark the card critical."""
+    """Drop impossible readings (a hung card's 65535 W, 0 °C at full load, negative memory or more memory used
+    than the card has) and mark the card critical."""
     bad: list[str] = []
     temp, power, util = card.temperature_c, card.power_w, card.utilization_pct
+    used, total = card.memory_used_mib, card.memory_total_mib
+    if used is not None and used < 0:
+        bad.append(f"memory used {used:,.0f} MiB")
+        used = None
+    if total is not None and total < 0:
+        bad.append(f"memory total {total:,.0f} MiB")
+        total = None
+    if used is not None and total is not None and used > total * (1 + MEMORY_MARGIN_RATIO) + MEMORY_MARGIN_MIB:
+        bad.append(f"memory used {used:,.0f} MiB > total {total:,.0f} MiB")
+        used = total = None         # which of the two is wrong cannot be told: neither is shown
     if temp is not None and not -40 <= temp <= 150:
         bad.append(f"temperature {temp:g} C")
         temp = None
@@ -207,10 +224,11 @@ def sanity(card: CardSample, warnings: list[str], command: str) -> CardSample:
     health = card.health
     # An ECC count is a running total, not a state: the ladder reports it and a sweep counts only its
     # increase (console.counters), so it does not make the card critical here.
-    if health is Health.OK and all(v is None for v in (temp, power, util, card.memory_used_mib)):
+    if health is Health.OK and all(v is None for v in (temp, power, util, used)):
         health = Health.UNKNOWN  # a listed card that reports nothing is not known to be healthy
     if not bad:
         return card if health is card.health else replace(card, health=health)
     warnings.append(f"card {card.index}: impossible values ({', '.join(bad)}) from {command}; "
                     "treated as a device fault")
-    return replace(card, temperature_c=temp, power_w=power, utilization_pct=util, health=Health.CRITICAL)
+    return replace(card, temperature_c=temp, power_w=power, utilization_pct=util, memory_used_mib=used,
+                   memory_total_mib=total, health=Health.CRITICAL)
