@@ -125,7 +125,7 @@ def _lut(stops: list[float], colours: list[tuple[int, int, int]]) -> np.ndarray:
 # Alarm scale (thresholded metrics): cool blue through green and yellow to red; no greys in it.
 SCALE = _lut([0.0, 0.3, 0.55, 0.75, 1.0], [(49, 54, 149), (69, 160, 200), (120, 198, 121), (254, 204, 60), (215, 25, 28)])
 # Sequential scale (load, no alarm): deep blue → blue → cyan → pale cyan; no red, no yellow, no grey.
-SEQ_SCALE = _lut([0.0, 0.35, 0.7, 1.0], [(35, 50, 130), (30, 105, 205), (40, 190, 225), (190, 245, 245)])
+SEQ_SCALE = _lut([0.0, 0.35, 0.7, 1.0], [(35, 50, 130), (30, 105, 205), (30, 180, 225), (110, 230, 245)])
 
 
 def scale_of(metric: Metric) -> np.ndarray:
@@ -403,6 +403,12 @@ def _vendor_text(vendor: str | None, lang: str) -> str:
     if not vendor:
         return ""
     return vendor_name(vendor, lang) if lang.startswith("zh") else vendor
+
+
+def _age(seconds: float) -> str:
+    """console.fmt.duration with its unit in the UI's language (`12 min` → `12 分钟`)."""
+    value, _, unit = duration(seconds).rpartition(" ")
+    return f"{value} {tr(unit) or unit}" if value else duration(seconds)
 
 
 def _qcolor(c: RGBA | tuple[int, int, int] | np.ndarray) -> QColor:
@@ -896,7 +902,7 @@ class HeatmapView(QWidget):
         else:
             lines = [tr("STALE: no recent answer from the node")]
         lines.append(f"{tr('last error')}: {row.last_error or tr('none')}")
-        seen = tr("never") if row.last_seen is None else tr("%1 ago").replace("%1", duration(s.taken_at - row.last_seen))
+        seen = tr("never") if row.last_seen is None else tr("%1 ago").replace("%1", _age(s.taken_at - row.last_seen))
         lines.append(f"{tr('last seen')}: {seen}")
         return lines
 
@@ -934,7 +940,7 @@ class HeatmapView(QWidget):
                      f"   {tr('Power')}: {fmt(m['power_w'][pos], 'W', 1)}")
         health = ("ok", "warning", "critical", "unknown")[int(np.clip(s.health[pos], 0, 3))]
         ts = float(s.ts[pos])
-        age = tr("never") if not math.isfinite(ts) else duration(s.taken_at - ts)
+        age = tr("never") if not math.isfinite(ts) else _age(s.taken_at - ts)
         lines.append(f"{tr('Health')}: {tr(health)}   {tr('last sample %1 ago').replace('%1', age)}"
                      if math.isfinite(ts) else f"{tr('Health')}: {tr(health)}   {tr('no sample yet')}")
         return "\n".join(lines)
