@@ -357,13 +357,13 @@ def test_clean_text_removes_every_ecma48_control(raw, clean):
 
 
 def test_clean_text_never_leaves_a_control_character():
-    from hypothesis import given, settings
+    from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
 
     alphabet = st.sampled_from(["\x1b", "\x07", "\x9c", "\x9b", "\x9d", "\x90", "[", "]", "\\", "P", "_", "^", "X",
                                 ";", "0", "1", "m", "a", "\n", "\t", "\r", "\x00", "\x7f", "\x85", "é"])
 
-    @settings(max_examples=300, deadline=None)
+    @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])  # loaded CI
     @given(st.text(alphabet, max_size=40))
     def check(text: str) -> None:
         out = clean_text(text)
