@@ -108,7 +108,7 @@ def _open_reader(path: str) -> tuple[sqlite3.Connection, Store | None]:
         raise StoreError(f"{path}: not a mixops database (no incidents table)")
     if version < SCHEMA_VERSION:
         conn.close()
-        store = Store(path)
+        store = Store(path, lock=False)         # a migration, not a collector: no writer lock
         return store.conn, store
     return conn, None
 
@@ -116,28 +116,37 @@ def _open_reader(path: str) -> tuple[sqlite3.Connection, Store | None]:
 # ---- collect ---------------------------------------------------------------------------------------
 
 def cmd_collect(args: argparse.Namespace) -> int:
-    """`mixops collect`: one sweep or a sweep every interval; exit 1 if nodes failed."""
-    from console.service import Collector
+    """`mixops collect`: one sweep or a sweep every interval; exit 1 if nodes failed.
 
-    site = load_site(args.site)
-    if not site.nodes:
-        raise UsageError(f"{args.site}: no [[nodes]] to collect")
-    for node in site.nodes:            # ~/.ssh/config problems (a bad Port) before any database is made
-        site.endpoint(node)
-    store = Store(_db_path(args, site))
+    With --interval, a database that cannot be written for a while (another process holds its write lock,
+    the disk is full) does not end the collector: it says so once, keeps sweeping into memory (bounded,
+    console.service.HOLD_ROWS), writes the held sweeps in order when it can, and says so again.
+    """
+    from console.service import HOLD_ROWS, Collector
+
     stop = threading.Event()
 
     def _stop(signum: int, _frame: FrameType | None) -> None:
         stop.set()
 
-    if args.interval is not None:
+    if args.interval is not None:       # first: a stop asked during the start still ends after one sweep
         if args.interval <= 0:
             raise UsageError("--interval must be > 0")
         signal.signal(signal.SIGINT, _stop)
         signal.signal(signal.SIGTERM, _stop)
-    collector = Collector(site, store, args.parallel)
+    site = load_site(args.site)
+    if not site.nodes:
+        raise UsageError(f"{args.site}: no [[nodes]] to collect")
+    for node in site.nodes:            # ~/.ssh/config problems (a bad Port) before any database is made
+        site.endpoint(node)
+    store = Store(_db_path(args, site))        # the writer lock: a second collector stops here, exit 2
+    for notice in store.notices:
+        say(f"mixops: database {notice}", err=True)
     any_failed = False
+    trouble: str | None = None         # the database problem last told (told once, and once when it ends)
+    collector = None
     try:
+        collector = Collector(site, store, args.parallel, hold_rows=HOLD_ROWS if args.interval is not None else 0)
         while True:
             t0 = time.monotonic()
             summary = collector.sweep()
@@ -150,18 +159,46 @@ def cmd_collect(args: argparse.Namespace) -> int:
                         say(f"{r.node}: warning: {w}", err=True)
             ok = len(summary.reports) - len(summary.failed)
             cards = sum(len(r.cards) for r in summary.reports)
-            say(f"sweep {summary.sweep_id}: {ok} ok, {len(summary.failed)} failed, {len(summary.stale)} stale, "
-                f"{cards} cards in {summary.duration_s:.2f} s -> {store.path}")
+            where = (f"held in memory ({summary.held} sweeps)" if summary.store_problem is not None
+                     else store.path)
+            say(f"sweep {summary.sweep_id or '-'}: {ok} ok, {len(summary.failed)} failed, {len(summary.stale)} stale, "
+                f"{cards} cards in {summary.duration_s:.2f} s -> {where}")
             sys.stdout.flush()
+            trouble = _tell_store_trouble(store, summary.store_problem, trouble, summary.written, summary.dropped)
             if args.once or stop.is_set():
                 break
             stop.wait(max(0.0, args.interval - (time.monotonic() - t0)))
             if stop.is_set():
                 break
+        if collector.held:
+            problem = collector.flush()
+            if problem is not None:
+                say(f"mixops: database {store.path}: {collector.held} held sweep(s) not written at stop: {problem}",
+                    err=True)
+                return EXIT_BAD_INPUT
     finally:
-        collector.close()
+        if collector is not None:
+            collector.close()
         store.close()
     return EXIT_NODES_FAILED if any_failed else EXIT_OK
+
+
+def _tell_store_trouble(store: Store, problem: str | None, told: str | None, written: int, dropped: int) -> str | None:
+    """One line on stderr when the database stops taking sweeps (or the cause changes) and one when it takes
+    them again; returns the problem now told. While in trouble a write waits at most 1 s for a lock, so the
+    sweeps keep their cadence and SIGTERM is answered at once."""
+    from console.service import HOLD_ROWS
+
+    if problem is not None and problem != told:
+        say(f"mixops: database {store.path}: cannot write: {problem}{_read_only_hint(store.path)}; collecting on, "
+            f"sweeps held in memory (up to {HOLD_ROWS:,} rows) and written when it can", err=True)
+        store.set_busy_timeout(min(1.0, store.busy_timeout_s))
+    elif problem is None and told is not None:
+        lost = f"; the samples of the {dropped} oldest held sweep(s) did not fit in memory" if dropped else ""
+        say(f"mixops: database {store.path}: writing again ({max(0, written - 1)} held sweep(s) written in order, "
+            f"then this one){lost}", err=True)
+        store.set_busy_timeout(store.busy_timeout_s)
+    return problem
 
 
 # ---- check -----------------------------------------------------------------------------------------
@@ -249,7 +286,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         db = args.db or (str(paths.default_db(site.name)) if paths.default_db(site.name).exists() else None)
         if db:
             args.db_file = db
-            store = Store(db)
+            store = Store(db, lock=False)       # one fault row beside a running collector
             for r in changed:
                 store.add_fault(time.time(), r.node, "ssh-hostkey-changed", "critical", "isolate", r.detail)
             store.close()
@@ -304,7 +341,7 @@ def cmd_incidents(args: argparse.Namespace) -> int:
         conn, store = _open_reader(path)
     else:
         _existing_db(path)
-        store = Store(path)
+        store = Store(path, lock=False)         # an operator's write beside a running collector
         conn = store.conn
     try:
         if args.action == "list":

@@ -332,6 +332,7 @@ class SweepRunner(QObject):
         self._timer: QTimer | None = None
         self._sweep: Callable[[], object] | None = None
         self._close: Callable[[], None] | None = None
+        self._store_problem: str | None = None
 
     @Slot()
     def start(self) -> None:
@@ -361,9 +362,17 @@ class SweepRunner(QObject):
         if self._sweep is None or self._stop.is_set():
             return
         try:
-            self.swept.emit(self._sweep())
+            summary = self._sweep()
         except Exception as exc:  # noqa: BLE001 - e.g. the store's disk is full: say so, keep running
             self.failed.emit(str(exc))
+            return
+        # a collector that holds sweeps while the database cannot be written (Collector(hold_rows=…)) says
+        # so in its summary: told once when it starts, not at every sweep
+        problem = getattr(summary, "store_problem", None)
+        if isinstance(problem, str) and problem != self._store_problem:
+            self.failed.emit(f"database cannot be written ({problem}): sweeps held in memory")
+        self._store_problem = problem if isinstance(problem, str) else None
+        self.swept.emit(summary)
 
     @Slot()
     def stop(self) -> None:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -22,7 +24,16 @@ from console import continuity, counters
 from console import store as store_mod
 from console.incidents import IncidentEngine, thresholds_from
 from console.site import Site, job_nodes
-from console.store import Store, SweepStats
+from console.store import Store, StoreError, SweepStats, error_text
+
+# While the database cannot be written (another process holds its write lock, the disk is full) a long-running
+# collector keeps sweeping and holds the sweeps in memory, written in order once it can. The bound is in rows
+# (one per card sample and one per node outcome), not in sweeps, so memory stays bounded at any site size:
+# 200,000 rows are ~60 MB; 33 min of a 1,000-card site at 10 s, 3 min of a 10,000-card one. Past it the oldest
+# held sweep's samples go, its faults and counter totals are carried into the next held sweep.
+HOLD_ROWS = 200_000
+
+FaultRow = tuple[float, str, int | None, str | None, str, str, str, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,11 +46,41 @@ class SweepSummary:
     reports: tuple[NodeReport, ...]
     stale: tuple[str, ...]
     new_incidents: tuple[int, ...] = ()
+    store_problem: str | None = None    # why this sweep is held in memory, not written (None: written)
+    held: int = 0                       # sweeps held in memory after this one (0 when all are written)
+    written: int = 1                    # sweeps written now (more than 1 when held ones caught up)
+    dropped: int = 0                    # held sweeps whose samples had to go since the trouble began
 
     @property
     def failed(self) -> tuple[NodeReport, ...]:
         """Reports of the nodes that failed."""
         return tuple(r for r in self.reports if not r.ok)
+
+
+@dataclass(slots=True)
+class _Held:
+    """One sweep not yet fully stored: its write, its jobs' read (newest sweep only), its incidents."""
+
+    started: float
+    finished: float
+    reports: list[NodeReport]
+    stale: tuple[str, ...]
+    stats: SweepStats
+    cursors: dict[str, float]
+    changed: list[tuple[str, int, int, str, int, float]]
+    readers: dict[str, str]
+    extra_faults: list[FaultRow]
+    sweep_id: int | None = None         # set once the sweep is committed
+    stopped: list[tuple[str, str, str]] | None = None     # set once its jobs are stored
+
+    @property
+    def rows(self) -> int:
+        return len(self.reports) + len(self.stale) + sum(len(r.cards) for r in self.reports)
+
+
+def _fault_rows(report: NodeReport) -> list[FaultRow]:
+    return [(f.ts if f.ts is not None else report.started, report.node, f.card_index, report.vendor, f.code,
+             f.severity.value, f.action.value, f.message) for f in report.faults]
 
 
 def _zone(name: str | None) -> tzinfo | None:
@@ -54,7 +95,9 @@ class Collector:
 
     def __init__(self, site: Site, store: Store, max_parallel: int | None = None,
                  session_factory: Callable[[Endpoint], Session] | None = None,
-                 clock: Callable[[], float] = time.time, incidents: bool = True) -> None:
+                 clock: Callable[[], float] = time.time, incidents: bool = True, hold_rows: int = 0) -> None:
+        """`hold_rows` > 0: a sweep the store cannot write is held in memory (up to that many rows, see
+        HOLD_ROWS) and written later, and sweep() reports the trouble instead of raising StoreError."""
         self.site = site
         self.store = store
         self.clock = clock
@@ -86,6 +129,9 @@ class Collector:
         self._tz = _zone(site.timezone)
         self._proc = psutil.Process(os.getpid())
         self._proc.cpu_percent(None)
+        self.hold_rows = hold_rows
+        self._held: deque[_Held] = deque()
+        self._dropped = 0
 
     def _plan_jobs(self) -> None:
         """Each job's log, checkpoint listing and Slurm record are read on one of its nodes: the first that
@@ -109,13 +155,14 @@ class Collector:
                 extra.append(Command(f"job{i}.slurm", slurm.command(job.slurm_job)))
             self.nodes[reader].extra_commands += tuple(extra)
 
-    def _jobs_after_sweep(self, now: float, reports: Sequence[NodeReport]) -> list[tuple[str, str, str]]:
-        """Hand each job's outputs from its reader node to update_jobs."""
+    def _jobs_after_sweep(self, now: float, reports: Sequence[NodeReport],
+                          readers: dict[str, str]) -> list[tuple[str, str, str]]:
+        """Hand each job's outputs from its reader node (as planned for that sweep) to update_jobs."""
         by_node = {r.node: r for r in reports}
         outputs: dict[str, str] = {}
         problems: dict[str, str] = {}
         for i, job in enumerate(self.site.jobs):
-            reader = self._readers.get(job.name)
+            reader = readers.get(job.name)
             if reader is None:
                 continue
             report = by_node.get(reader)
@@ -123,23 +170,27 @@ class Collector:
                 problems[job.name] = f"cannot read: {reader} did not answer"
                 continue
             outputs.update((k, v) for k, v in report.extra.items() if k.startswith(f"job{i}."))
-        self._down = {r.node for r in reports if not r.ok}
-        return self.update_jobs(now, outputs, problems)
+        return self._update_jobs_with(now, outputs, problems, readers)
 
     def update_jobs(self, now: float, outputs: dict[str, str],
                     problems: dict[str, str] | None = None) -> list[tuple[str, str, str]]:
         """Parse each job's new log lines, checkpoint listing and Slurm record (outputs keyed `job<i>.log`,
         `.ckpt`, `.slurm`), advance its continuity tracker to `now` and store it all. Returns the jobs that
         are stopped as (job, state, evidence) for the incident engine."""
-        with self.store.batch():
-            return self._update_jobs(now, outputs, problems or {})
+        return self._update_jobs_with(now, outputs, problems or {}, self._readers)
 
-    def _update_jobs(self, now: float, outputs: dict[str, str], problems: dict[str, str]) -> list[tuple[str, str, str]]:
+    def _update_jobs_with(self, now: float, outputs: dict[str, str], problems: dict[str, str],
+                          readers: dict[str, str]) -> list[tuple[str, str, str]]:
+        with self.store.batch():
+            return self._update_jobs(now, outputs, problems, readers)
+
+    def _update_jobs(self, now: float, outputs: dict[str, str], problems: dict[str, str],
+                     readers: dict[str, str]) -> list[tuple[str, str, str]]:
         tracks = self.store.job_tracks()
         offsets = self.store.job_offsets()
         stopped: list[tuple[str, str, str]] = []
         for i, job in enumerate(self.site.jobs):
-            if job.name not in self._readers and not any(k.startswith(f"job{i}.") for k in outputs):
+            if job.name not in readers and not any(k.startswith(f"job{i}.") for k in outputs):
                 continue
             tracker = continuity.Tracker.from_json(tracks.get(job.name))
             problem = problems.get(job.name)
@@ -223,7 +274,82 @@ class Collector:
         for k, report in enumerate(reports):
             reports[k], deltas = counters.apply(report, self._counters)
             changed += [(d.node, d.idx, d.chip, d.name, d.value, d.ts) for d in deltas]
-        sweep_id = self.store.write_sweep(started, finished, reports, stale, stats, cursors, changed)
-        stopped = self._jobs_after_sweep(finished, reports)
-        new = self.engine.process(finished, reports, stale, stopped) if self.engine else []
-        return SweepSummary(sweep_id, started, finished - started, tuple(reports), stale, tuple(new))
+        self._down = {r.node for r in reports if not r.ok}
+        self._held.append(_Held(started, finished, reports, stale, stats, cursors, changed, dict(self._readers), []))
+        self._bound_held()
+        try:
+            sweep_id, written, new = self._write_held()
+        except (StoreError, sqlite3.Error) as exc:
+            if not self.hold_rows:
+                self._held.clear()
+                if isinstance(exc, StoreError):
+                    raise
+                raise StoreError(f"{self.store.path}: {error_text(exc)}") from exc
+            problem = error_text(exc.__cause__ or exc) if isinstance(exc, StoreError) else error_text(exc)
+            return SweepSummary(0, started, finished - started, tuple(reports), stale, (), problem,
+                                len(self._held), 0, self._dropped)
+        dropped, self._dropped = self._dropped, 0
+        return SweepSummary(sweep_id, started, finished - started, tuple(reports), stale, tuple(new), None, 0,
+                            written, dropped)
+
+    @property
+    def held(self) -> int:
+        """Sweeps held in memory, not yet stored."""
+        return len(self._held)
+
+    def flush(self) -> str | None:
+        """Try once more to store the held sweeps (at shutdown); None when none is left, else why not."""
+        if not self._held:
+            return None
+        try:
+            self._write_held()
+        except StoreError as exc:
+            return error_text(exc.__cause__ or exc)
+        except sqlite3.Error as exc:
+            return error_text(exc)
+        return None
+
+    def _write_held(self) -> tuple[int, int, list[int]]:
+        """Store the held sweeps in order: the sweep, then (newest only) its jobs, then its incidents. Each
+        step commits on its own, and a held sweep remembers the steps done, so a retry repeats none."""
+        newest = self._held[-1]
+        sweep_id, written = 0, 0
+        new: list[int] = []
+        for _ in range(len(self._held)):
+            h = self._held[0]
+            if h.sweep_id is None:
+                h.sweep_id = self.store.write_sweep(h.started, h.finished, h.reports, h.stale, h.stats, h.cursors,
+                                                    h.changed, h.extra_faults)
+            if h.stopped is None:
+                # Job logs are read from the stored offset, which held sweeps did not advance: the newest
+                # sweep's read covers the older ones', so only its read is stored (no line counted twice).
+                h.stopped = self._jobs_after_sweep(h.finished, h.reports, h.readers) if h is newest else []
+            if self.engine is not None:
+                new += self.engine.process(h.finished, h.reports, h.stale, h.stopped)
+            self._held.popleft()
+            sweep_id, written = h.sweep_id, written + 1
+        return sweep_id, written, new
+
+    def _bound_held(self) -> None:
+        """Keep the held sweeps within hold_rows: the oldest unwritten one gives up its samples, and its faults
+        and counter totals move into the next held sweep (so no fault is lost, and totals stay in order)."""
+        for _ in range(len(self._held)):
+            if len(self._held) < 2 or sum(h.rows for h in self._held) <= max(self.hold_rows, 1):
+                return
+            old = self._held.popleft()
+            self._dropped += 1
+            if old.sweep_id is not None:
+                continue                    # stored already: only its incidents are lost
+            nxt = self._held[0]
+            carried = list(old.extra_faults)
+            for r in old.reports:
+                if not r.faults:
+                    continue
+                k = next((i for i, n in enumerate(nxt.reports) if n.node == r.node), None)
+                if k is None:
+                    carried += _fault_rows(r)
+                else:
+                    timed = tuple(replace(f, ts=f.ts if f.ts is not None else r.started) for f in r.faults)
+                    nxt.reports[k] = replace(nxt.reports[k], faults=timed + nxt.reports[k].faults)
+            nxt.extra_faults = carried + nxt.extra_faults
+            nxt.changed = old.changed + nxt.changed      # written in order: the newer total wins

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import errno
+import fcntl
+import json
 import os
+import socket
 import sqlite3
+import stat
+import sys
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -16,6 +22,11 @@ from console.continuity import Changes, Tracker
 RAW_RETENTION_DAYS = 7.0
 ROLLUP_RETENTION_DAYS = 400.0
 RAW_TEXT_LIMIT = 64 * 1024
+BUSY_TIMEOUT_S = 30.0
+# Tests (and an operator who wants a collector to notice a held lock sooner) shorten the wait for another
+# process's write lock; the collector's own retry loop (console.cli) takes over after it.
+BUSY_TIMEOUT_ENV = "MIXOPS_BUSY_TIMEOUT_S"
+PRIVATE_MODE = 0o600
 
 # Ordered migrations: index i upgrades user_version i -> i+1. Never edit a released step; append.
 MIGRATIONS: tuple[str, ...] = (
@@ -189,29 +200,129 @@ def _create_private(path: str) -> None:
     if path == ":memory:" or os.path.exists(path):
         return
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY, PRIVATE_MODE)
     os.close(fd)
 
 
-def connect(path: str, readonly: bool = False) -> sqlite_utils.Database:
-    """Open the DB with mixops's settings (WAL, busy timeout); creates it 0600 and migrates."""
+def make_private(path: str) -> list[str]:
+    """Make the database file and its -wal/-shm owner-only (0600); one notice per file that was not.
+
+    The file holds the site's inventory, serials, faults and operator names: an older mixops, a copy or a
+    restore can leave it 0644 (issue 16). SQLite gives a new -wal/-shm the database file's mode.
+    """
+    notices: list[str] = []
+    if path == ":memory:":
+        return notices
+    for name in (path, path + "-wal", path + "-shm"):
+        try:
+            st = os.stat(name)
+        except FileNotFoundError:
+            continue
+        if not stat.S_ISREG(st.st_mode) or not st.st_mode & 0o077:
+            continue
+        os.chmod(name, PRIVATE_MODE)
+        notices.append(f"{name}: mode {stat.S_IMODE(st.st_mode):04o} made 0600 (it holds the site's data)")
+    return notices
+
+
+def busy_timeout_s() -> float:
+    """How long a write waits for another process's lock: $MIXOPS_BUSY_TIMEOUT_S, else 30 s."""
+    text = os.environ.get(BUSY_TIMEOUT_ENV, "")
+    try:
+        value = float(text) if text else BUSY_TIMEOUT_S
+    except ValueError:
+        return BUSY_TIMEOUT_S
+    return value if 0 <= value <= 3600 else BUSY_TIMEOUT_S
+
+
+def connect(path: str, readonly: bool = False, notices: list[str] | None = None) -> sqlite_utils.Database:
+    """Open the DB with mixops's settings (WAL, busy timeout); creates it 0600 (or makes it so) and migrates.
+
+    `notices` receives one line per file whose mode had to be tightened.
+    """
+    changed: list[str] = []
     try:
         if not readonly:
             _create_private(path)
+            changed = make_private(path)
+        timeout = busy_timeout_s()
         conn = sqlite3.connect(path if not readonly else f"file:{path}?mode=ro", uri=readonly,
-                               check_same_thread=False, isolation_level=None, timeout=30)
+                               check_same_thread=False, isolation_level=None, timeout=timeout)
         db = sqlite_utils.Database(conn)
-        conn.execute("PRAGMA busy_timeout = 30000")
+        conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
         if not readonly:
             db.enable_wal()
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("PRAGMA foreign_keys = ON")
             migrate(db, path)
+            changed += make_private(path)        # a -wal/-shm that SQLite just made from a 0644 file
+            if notices is not None:
+                notices.extend(changed)
         return db
     except sqlite3.DatabaseError as exc:
         raise StoreError(f"{path}: {exc}") from exc
     except OSError as exc:
         raise StoreError(f"{path}: {exc.strerror or exc}") from exc
+
+
+class WriterLock:
+    """One collecting writer per database: an exclusive flock on `<db>.lock`, with its holder written in it.
+
+    A separate file, not the database itself: SQLite's own locks on the database are POSIX byte-range locks,
+    and on NFS flock is emulated with exactly those, so a flock on the database could collide with them;
+    the lock file also carries who holds it (pid, command, host, since) for the next writer's message. The
+    kernel drops the lock when the holder closes it or dies (SIGKILL included), so a stale file never
+    blocks anyone; the file itself stays (deleting it would let two writers lock two different files).
+    """
+
+    def __init__(self, db_path: str) -> None:
+        self.path = db_path + ".lock"
+        self._fd: int | None = None
+        os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, PRIVATE_MODE)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            holder = _read_holder(fd)
+            os.close(fd)
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise StoreError(f"{db_path}: another mixops is writing this database ({holder}); "
+                                 "one writer per database: stop it first, or watch with `mixops gui --db`") from None
+            raise
+        if os.fstat(fd).st_mode & 0o077:
+            os.fchmod(fd, PRIVATE_MODE)
+        info = {"pid": os.getpid(), "command": " ".join(["mixops", *sys.argv[1:]]), "host": socket.gethostname(),
+                "since": time.time()}
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, (json.dumps(info) + "\n").encode(), 0)
+        except OSError:
+            pass        # a full disk: the lock holds all the same, a second writer is told "holder not recorded"
+        self._fd = fd
+
+    def release(self) -> None:
+        """Drop the lock (idempotent); the holder line is cleared so the file names nobody."""
+        if self._fd is None:
+            return
+        fd, self._fd = self._fd, None
+        try:
+            os.ftruncate(fd, 0)
+        except OSError:
+            pass                    # a full or read-only filesystem: the unlock below is what matters
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+
+def _read_holder(fd: int) -> str:
+    """The holder as `pid 123 (mixops collect …) on host since 2026-12-01 20:30:00 UTC`, from the lock file."""
+    try:
+        text = os.pread(fd, 4096, 0).decode("utf-8", "replace")
+        info = json.loads(text)
+        since = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(float(info["since"])))
+        return f"pid {int(info['pid'])} ({info['command']}) on {info['host']} since {since}"
+    except (OSError, ValueError, KeyError, TypeError, OverflowError):
+        return "holder not recorded yet"
 
 
 def migrate(db: sqlite_utils.Database, path: str = "") -> None:
@@ -239,21 +350,54 @@ class Store:
     """The one writer. Not thread-safe by design: call it from one thread (see WriterThread)."""
 
     def __init__(self, path: str, raw_retention_days: float = RAW_RETENTION_DAYS,
-                 rollup_retention_days: float = ROLLUP_RETENTION_DAYS) -> None:
+                 rollup_retention_days: float = ROLLUP_RETENTION_DAYS, lock: bool = True) -> None:
+        """Open `path` for writing. `lock` (every collector, the demo build): take the database's writer lock
+        first, so a second collector fails at once with the holder's name; lock=False for the short
+        operator writes (an acknowledgement, a note, `check`'s host-key fault) that SQLite serialises."""
         self.path = path
-        self.db = connect(path)
+        self.notices: list[str] = []        # what opening changed (a 0644 file made 0600), said once by the caller
+        self._lock: WriterLock | None = None
+        if lock and path != ":memory:":
+            try:
+                self._lock = WriterLock(path)
+            except OSError as exc:
+                raise StoreError(f"{path}: cannot take the writer lock {path}.lock: {exc.strerror or exc}") from exc
+        try:
+            self.db = connect(path, notices=self.notices)
+        except BaseException:
+            self._release()
+            raise
         self.conn = self.db.conn
+        self.busy_timeout_s = busy_timeout_s()
         self.raw_retention_days = raw_retention_days
         self.rollup_retention_days = rollup_retention_days
-        self._card_ids: dict[tuple[str, int, int], int] = {
-            (node, idx, -1 if chip is None else chip): cid
-            for cid, node, idx, chip in self.conn.execute("SELECT id, node, idx, chip FROM cards")
-        }
+        try:
+            self._card_ids: dict[tuple[str, int, int], int] = {
+                (node, idx, -1 if chip is None else chip): cid
+                for cid, node, idx, chip in self.conn.execute("SELECT id, node, idx, chip FROM cards")
+            }
+        except sqlite3.Error as exc:
+            self.close()
+            raise StoreError(f"{path}: {exc}") from exc
         self._last_maintenance = 0.0
+        self.maintenance_problem: str | None = None     # why the last rollup/expiry failed (retried)
 
     def close(self) -> None:
-        """Close the connection (the WAL is checkpointed by SQLite)."""
-        self.conn.close()
+        """Close the connection (the WAL is checkpointed by SQLite), then release the writer lock."""
+        try:
+            self.conn.close()
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    def set_busy_timeout(self, seconds: float) -> None:
+        """How long the next write waits for another process's lock (the collector shortens it while the
+        database stays locked, so it keeps its sweep cadence and answers SIGTERM at once)."""
+        self.conn.execute(f"PRAGMA busy_timeout = {int(max(0.0, seconds) * 1000)}")
 
     def sync_nodes(self, nodes: Iterable[tuple[str, str, int | None, str | None, int | None, str | None]]) -> None:
         """Insert or update the site's nodes (name, host, port, rack, slot, vendor); keeps their status."""
@@ -366,11 +510,18 @@ class Store:
     def write_sweep(self, started: float, finished: float, reports: Sequence[NodeReport],
                     stale: Sequence[str] = (), stats: SweepStats | None = None,
                     cursors: dict[str, float] | None = None,
-                    counters: Sequence[tuple[str, int, int, str, int, float]] = ()) -> int:
+                    counters: Sequence[tuple[str, int, int, str, int, float]] = (),
+                    extra_faults: Sequence[tuple[float, str, int | None, str | None, str, str, str, str]] = ()
+                    ) -> int:
         """Write one sweep in one transaction; returns the sweep id. `counters` are the card counters whose
-        total changed: (node, idx, chip or -1, name, value, ts)."""
+        total changed: (node, idx, chip or -1, name, value, ts); `extra_faults` are fault rows (ts, node,
+        card_idx, vendor, code, severity, action, message) carried from a sweep that could not be kept.
+
+        Nothing of a failed write stays behind, in the file or in this object (the card-id cache learns
+        new cards only once they are committed), so the same sweep can be written again later."""
         stats = stats or SweepStats()
         conn = self.conn
+        added: dict[tuple[str, int, int], int] = {}
         try:
             with self._tx():
                 db_mib = self.size_mib()
@@ -391,7 +542,8 @@ class Store:
                         continue
                     for c in r.cards:
                         key = (r.node, c.index, -1 if c.chip is None else c.chip)
-                        if key not in self._card_ids:
+                        if key not in self._card_ids and key not in added:
+                            added[key] = 0
                             new_cards.append((r.node, c.index, c.chip, r.vendor, c.model, c.serial, c.bus_id,
                                               r.started, r.started))
                 for row in new_cards:
@@ -399,12 +551,13 @@ class Store:
                         """INSERT INTO cards(node, idx, chip, vendor, model, serial, bus_id, first_seen, last_seen)
                            VALUES (?,?,?,?,?,?,?,?,?)""", row)
                     chip = row[2]
-                    self._card_ids[(row[0], row[1], -1 if chip is None else chip)] = int(cur.lastrowid or 0)
+                    added[(row[0], row[1], -1 if chip is None else chip)] = int(cur.lastrowid or 0)
                 for r in reports:
                     if not r.ok:
                         continue
                     for c in r.cards:
-                        cid = self._card_ids[(r.node, c.index, -1 if c.chip is None else c.chip)]
+                        key = (r.node, c.index, -1 if c.chip is None else c.chip)
+                        cid = added[key] if key in added else self._card_ids[key]
                         seen_cards.append((r.started, cid))
                         sample_rows.append((cid, r.started, c.temperature_c, c.utilization_pct,
                                             c.memory_used_mib, c.memory_total_mib, c.power_w,
@@ -413,9 +566,20 @@ class Store:
                 conn.executemany("UPDATE cards SET last_seen = ? WHERE id = ?", seen_cards)
                 self._write_outcomes(sweep_id, reports, stale, cursors or {})
                 conn.executemany("INSERT OR REPLACE INTO card_counters VALUES (?,?,?,?,?,?)", counters)
+                conn.executemany(
+                    """INSERT INTO faults(ts, node, card_idx, vendor, code, severity, action, message)
+                       VALUES (?,?,?,?,?,?,?,?)""", extra_faults)
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: cannot write sweep: {error_text(exc)}") from exc
+        self._card_ids.update(added)
+        try:
             self._maintain(finished)
         except sqlite3.Error as exc:
-            raise StoreError(f"{self.path}: cannot write sweep: {exc}") from exc
+            # The sweep is committed; rollups and expiry are retried at the next sweep (a full disk, a lock)
+            self._last_maintenance = 0.0
+            self.maintenance_problem = error_text(exc)
+        else:
+            self.maintenance_problem = None
         return sweep_id
 
     def _write_outcomes(self, sweep_id: int, reports: Sequence[NodeReport], stale: Sequence[str],
@@ -530,5 +694,20 @@ class _Transaction:
             return                  # the outer transaction commits or rolls back
         if exc_type is None:
             self.conn.execute("COMMIT")
-        else:
+        elif self.conn.in_transaction:
+            # SQLite has already rolled back after SQLITE_FULL or an I/O error; a ROLLBACK then would fail
+            # with "no transaction is active" and hide the real cause
             self.conn.execute("ROLLBACK")
+
+
+def error_text(exc: BaseException) -> str:
+    """sqlite3's message for the operator, skipping a "cannot rollback" that only followed the real error."""
+    seen = 0
+    cause: BaseException | None = exc
+    while cause is not None and seen < 8:       # a short chain; bounded all the same
+        text = str(cause)
+        if isinstance(cause, sqlite3.Error) and not text.startswith("cannot rollback"):
+            return text
+        cause = cause.__cause__ or cause.__context__
+        seen += 1
+    return str(exc)
