@@ -143,8 +143,35 @@ def child(args: argparse.Namespace) -> int:
             if dialog is not None:
                 QTimer.singleShot(int(TAB_DWELL_S * 1000 * 0.8), dialog.close)
 
+    def screenshots() -> None:
+        """Every tab and a card detail, in English and Chinese, as the window is after the soak."""
+        out = Path(args.screenshots)
+        out.mkdir(parents=True, exist_ok=True)
+        for lang in ("en", "zh_CN"):
+            window.set_language(lang)
+            for _ in range(20):
+                app.processEvents()
+                time.sleep(0.05)
+            for name in ("Room", "Fleet", "Jobs", "Incidents"):
+                window.show_tab(name)
+                for _ in range(10):
+                    app.processEvents()
+                    time.sleep(0.05)
+                window.grab().save(str(out / f"{lang}-{args.cards}-{name.lower()}.png"))
+            snap = window.snapshot
+            if snap is not None and snap.card_node:
+                detail = window.open_card(snap.card_node[0], int(snap.card_idx[0]))
+                if detail is not None:
+                    for _ in range(40):
+                        app.processEvents()
+                        time.sleep(0.05)
+                    detail.grab().save(str(out / f"{lang}-{args.cards}-card-detail.png"))
+                    detail.close()
+
     def finish() -> None:
         sample()
+        if args.screenshots:
+            screenshots()
         print("done", flush=True)
         for d in list(window.details):
             d.close()
@@ -178,6 +205,8 @@ def parent(args: argparse.Namespace) -> int:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", "--minutes", str(args.minutes),
            "--cards", str(args.cards), "--interval", str(args.interval), "--sample", str(args.sample),
            "--history-min", str(args.history_min), "--lang", args.lang, "--warmup-min", str(args.warmup_min)]
+    if args.screenshots:
+        cmd += ["--screenshots", str(Path(args.screenshots).resolve())]
     rows: list[dict[str, float]] = []
     done = False
     t0 = time.monotonic()
@@ -254,6 +283,7 @@ def main() -> int:
     parser.add_argument("--history-min", type=float, default=60.0, help="demo history built before going live")
     parser.add_argument("--lang", default="en", choices=("en", "zh_CN"))
     parser.add_argument("--json", help="also write the figures and samples to this file")
+    parser.add_argument("--screenshots", help="at the end, save every tab in English and Chinese into this folder")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if not 0 < args.minutes <= 24 * 60:

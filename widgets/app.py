@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from widgets.incidents import IncidentsView
 
 
+MAX_SPARE_DETAILS = 3
 TAB_NAMES = ("Room", "Fleet", "Jobs", "Incidents")      # View menu: Ctrl+1 … Ctrl+4, in tab order
 KEYS = (("Ctrl+1 … Ctrl+4", "Room, Fleet, Jobs, Incidents"), ("Ctrl+F", "Find node or card serial"),
         ("Ctrl+P", "Shift report"), ("Ctrl+E", "Export the table shown as CSV"), ("Home / 0", "Room: reset view"),
@@ -69,6 +70,8 @@ class MainWindow(QMainWindow):
         self.interval_s = interval_s
         self.snapshot: Snapshot | None = None
         self.details: list[QDialog] = []
+        self._spare_details: list[QDialog] = []     # closed card details, reused (see open_card)
+        self.thresholds: object | None = None       # the site's incident thresholds (lines in the card detail)
         self.update_costs_s: list[float] = []   # GUI-thread time per snapshot (bench/gui_latency.py)
         self.site_name = site_name
         self.problem = problem
@@ -497,17 +500,32 @@ class MainWindow(QMainWindow):
         pos = s.index_of(node, idx)
         if pos is None:
             return None
-        title = (f"{node} · {tr('card')} {idx} · {s.vendor[pos] or 'N/A'} {s.model[pos] or ''} · "
-                 f"{tr('serial')} {s.serial[pos] or 'N/A'}")
         from widgets.detail import CardDetail
+        from widgets.incidents import vendor_name
 
+        vendor = s.vendor[pos]
+        title = (f"{node} · {tr('card')} {idx} · {vendor_name(vendor, i18n.current_language())} "
+                 f"{s.model[pos] or ''} · {tr('serial')} {s.serial[pos] or tr('N/A')}")
         assert self.db_path is not None
-        detail = CardDetail(self.db_path, int(s.card_id[pos]), title, self, self.pool)
-        detail.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        detail.destroyed.connect(lambda *_: self.details.remove(detail) if detail in self.details else None)
+        if self._spare_details:
+            # a closed detail is shown again for this card: no new plots on the GUI thread
+            detail = self._spare_details.pop()
+            detail.show_card(int(s.card_id[pos]), title, vendor)
+        else:
+            detail = CardDetail(self.db_path, int(s.card_id[pos]), title, self, self.pool, vendor=vendor,
+                                thresholds=self.thresholds)
+            detail.finished.connect(lambda _result, d=detail: self._detail_closed(d))
         self.details.append(detail)
         detail.show()
         return detail
+
+    def _detail_closed(self, detail: QDialog) -> None:
+        if detail in self.details:
+            self.details.remove(detail)
+        if len(self._spare_details) < MAX_SPARE_DETAILS:
+            self._spare_details.append(detail)      # kept hidden for the next card
+        else:
+            detail.deleteLater()
 
     @Slot(str)
     def show_node(self, name: str) -> None:
@@ -584,6 +602,9 @@ class MainWindow(QMainWindow):
         i18n.install(app, code)
         for d in list(self.details):
             d.close()
+        for d in self._spare_details:           # built in the old language
+            d.deleteLater()
+        self._spare_details.clear()
         current = self.tabs.currentIndex() if self.db_path is not None else 0
         started = self.heatmap is not None
         self.heatmap = None
@@ -689,7 +710,11 @@ def build_window(site: str | None, db: str | None, demo: bool, cards: int = 1280
     path = db or str(paths.default_db(loaded.name))
     paths.data_dir().mkdir(parents=True, exist_ok=True)
     runner = SweepRunner(_site_maker(loaded, path), loaded.interval_s)
-    return MainWindow(path, loaded.name, False, loaded.interval_s, runner)
+    window = MainWindow(path, loaded.name, False, loaded.interval_s, runner)
+    from console.incidents import thresholds_from
+
+    window.thresholds = thresholds_from(loaded.thresholds)
+    return window
 
 
 def _site_maker(site: Site, db_path: str):  # type: ignore[no-untyped-def]

@@ -197,6 +197,17 @@ class CardDetail(QDialog):
         self.group.button(0).setChecked(True)
         self.load_range(0)
 
+    def show_card(self, card_id: int, title: str, vendor: str | None = None) -> None:
+        """Show another card in this dialog (the window reuses closed details: building four plots costs
+        the GUI thread ~150 ms, and pyqtgraph's teardown of them leaked references)."""
+        self.card_id, self.vendor = card_id, vendor
+        self.history = None
+        self.data = None
+        self.setWindowTitle(plain_text(title))
+        self.header.setText(plain_text(title))
+        self.group.button(0).setChecked(True)
+        self.load_range(0)
+
     def load_range(self, which: int) -> None:
         """Read the chosen range in the background; plots update when it arrives."""
         self.range_index = which
@@ -225,36 +236,54 @@ class CardDetail(QDialog):
         """Draw the plots, the limit lines and the fault markers."""
         if isinstance(data, History):                  # a plain History (older callers): no rollup count
             data = CardHistory(data, data.end - data.start, 0, None)
-        if not isinstance(data, CardHistory):
-            return
+        if not isinstance(data, CardHistory) or data.history.card_id != self.card_id:
+            return                                      # a late answer for the card shown before
         self.data = data
         history = self.history = data.history
-        for w, line in self.fault_lines:
-            w.removeItem(line)
-        self.fault_lines = []
+        # Lines are kept and reused (shown, moved, hidden): creating and removing pyqtgraph items for
+        # every load cost GUI time and leaked references over a shift.
+        for _w, line in self.fault_lines:
+            line.setVisible(False)
+        used = 0
         for key, w in self.plots.items():
             y = history.metrics[key]
             has_values = bool(len(y)) and bool(np.isfinite(y).any())
             self.curves[key].setData(history.t, y, connect="finite")
-            for line in self.limit_lines[key]:
-                w.removeItem(line)
             limits = self._limits(key, data.memory_total_mib)
-            self.limit_lines[key] = []
-            for value, label, colour in limits:
-                line = pg.InfiniteLine(pos=value, angle=0, pen=pg.mkPen(colour, width=1, style=Qt.PenStyle.DashLine),
-                                       label=label.replace("{", "{{").replace("}", "}}"),
-                                       labelOpts={"position": 0.02, "color": colour, "anchors": [(0, 0), (0, 0)],
+            pool = self.limit_lines[key]
+            while len(pool) < len(limits):
+                line = pg.InfiniteLine(pos=0.0, angle=0, label="",
+                                       labelOpts={"position": 0.02, "anchors": [(0, 0), (0, 0)],
                                                   "fill": (0, 0, 0, 170)})
                 w.addItem(line)
-                self.limit_lines[key].append(line)
+                pool.append(line)
+            for k, line in enumerate(pool):
+                if k >= len(limits):
+                    line.setVisible(False)
+                    continue
+                value, label, colour = limits[k]
+                line.setPen(pg.mkPen(colour, width=1, style=Qt.PenStyle.DashLine))
+                line.setValue(value)
+                line.label.setFormat(label.replace("{", "{{").replace("}", "}}"))
+                line.label.setColor(colour)
+                line.setVisible(True)
             for ts, code, message in history.faults:
+                if used >= len(self.fault_lines):
+                    line = pg.InfiniteLine(pos=ts, angle=90, pen=pg.mkPen(FAULT_COLOUR, width=1.5), label="",
+                                           labelOpts={"position": 0.9, "color": FAULT_COLOUR, "fill": (0, 0, 0, 170)})
+                    self.fault_lines.append((w, line))
+                    w.addItem(line)
+                owner, line = self.fault_lines[used]
+                if owner is not w:                      # a pooled line of another plot: move it here
+                    owner.removeItem(line)
+                    w.addItem(line)
+                    self.fault_lines[used] = (w, line)
+                used += 1
                 safe_code = plain_text(code).replace("{", "{{").replace("}", "}}")   # the label is a format string
-                line = pg.InfiniteLine(pos=ts, angle=90, pen=pg.mkPen(FAULT_COLOUR, width=1.5),
-                                       label=safe_code if key == "temperature_c" else None,
-                                       labelOpts={"position": 0.9, "color": FAULT_COLOUR, "fill": (0, 0, 0, 170)})
+                line.setValue(ts)
+                line.label.setFormat(safe_code if key == "temperature_c" else "")
                 line.setToolTip(fault_tooltip(ts, code, message))
-                w.addItem(line)
-                self.fault_lines.append((w, line))
+                line.setVisible(True)
             lo, hi = value_range(key, y, [v for v, _l, _c in limits], data.memory_total_mib)
             w.setYRange(lo, hi, padding=0.02)
             w.setXRange(history.start, history.end, padding=0.01)

@@ -540,6 +540,9 @@ class IncidentsView(QWidget):
         markup escaped); only this method's own tags are markup."""
         if not isinstance(detail, IncidentDetail):
             return
+        chosen = self.selected()
+        if chosen is not None and chosen.id != detail.id:
+            return              # a slower read for the row selected before: the newer one is shown
         self.current = detail
         r = detail.row
         entry = knowledge.lookup(str(r.get("code") or r.get("source") or ""))
