@@ -37,10 +37,10 @@ from PySide6.QtWidgets import (
 )
 
 from console import paths
-from console.fmt import duration
 from console.live import Snapshot, SnapshotReader, SweepRunner
 from console.site import Site, SiteError, load_site
 from widgets import i18n, theme
+from widgets.common import shown_duration
 from widgets.fleet import FleetView
 from widgets.i18n import tr
 from widgets.jobs import JobsView
@@ -355,7 +355,7 @@ class MainWindow(QMainWindow):
         if s is None or s.last_sweep_at is None:
             return
         age = time.time() - s.last_sweep_at
-        text = f"{tr('last sweep')}: {duration(max(0.0, age))} {tr('ago')}"
+        text = f"{tr('last sweep')}: {tr('%1 ago').replace('%1', shown_duration(max(0.0, age)))}"
         late = age > 3 * self.interval_s
         self.sweep_label.setText(text)
         self.sweep_label.setStyleSheet("QLabel { color: #d73027; font-weight: bold; }" if late else "")

@@ -21,9 +21,17 @@ from PySide6.QtCore import (
 )
 from PySide6.QtWidgets import QTableView
 
+from console.fmt import duration
 from widgets.i18n import tr
 
 Index = QModelIndex | QPersistentModelIndex
+
+
+def shown_duration(seconds: float | None) -> str:
+    """console.fmt.duration with its unit in the UI's language (`12 min` → `12 分钟`); N/A as is."""
+    text = duration(seconds)
+    value, _, unit = text.rpartition(" ")
+    return f"{value} {tr(unit)}" if value else text
 
 
 class _Signals(QObject):

@@ -20,9 +20,9 @@ from PySide6.QtWidgets import QButtonGroup, QDialog, QHBoxLayout, QLabel, QPushB
 
 from console.incidents import Thresholds
 from console.live import History, read_history, read_with
-from widgets.common import Task
+from widgets.common import Task, shown_duration
 from widgets.i18n import tr
-from widgets.incidents import escaped, plain_text, span_text
+from widgets.incidents import escaped, plain_text
 
 RANGES = (("1 h", 3600.0), ("24 h", 86400.0), ("7 d", 7 * 86400.0))
 PLOTS = (("temperature_c", "Temperature", "°C"), ("utilization_pct", "Utilization", "%"),
@@ -95,12 +95,12 @@ def status_text(data: CardHistory, label: str) -> str:
         return f"{tr(label)}: {tr('no history in the database for this range')} · {faults}"
     first = float(h.t[0]) - (1800.0 if data.rollups else 0.0)     # a rollup point stands for its whole hour
     held = max(0.0, h.end - first)
-    parts = [f"{tr(label)}: " + tr("%1 of history").replace("%1", span_text(held))]
+    parts = [f"{tr(label)}: " + tr("%1 of history").replace("%1", shown_duration(held))]
     if held < data.seconds - max(600.0, 0.02 * data.seconds):
         parts[0] += f" ({tr('the database holds less than the range')})"
     quiet = h.end - float(h.t[-1])
     if quiet > LATE_S:
-        parts[0] += f", {tr('last sample %1 ago').replace('%1', span_text(quiet))}"
+        parts[0] += f", {tr('last sample %1 ago').replace('%1', shown_duration(quiet))}"
     raw = n - data.rollups
     counts = []
     if data.rollups:

@@ -9,9 +9,8 @@ from PySide6.QtCore import QModelIndex, QSortFilterProxyModel, Qt, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QHeaderView, QLineEdit, QTableView, QVBoxLayout, QWidget
 
-from console.fmt import duration
 from console.live import NodeRow
-from widgets.common import Index, RowModel
+from widgets.common import Index, RowModel, shown_duration
 from widgets.i18n import tr
 
 STATUS_COLOURS = {"ok": QColor(26, 152, 80), "failed": QColor(215, 48, 39), "stale": QColor(120, 120, 120),
@@ -86,7 +85,7 @@ class FleetModel(RowModel):
             if col == 1:
                 return tr(r.status)
             if col == 6:
-                return "N/A" if value is None else tr("%1 ago").replace("%1", duration(self._now - float(value)))
+                return "N/A" if value is None else tr("%1 ago").replace("%1", shown_duration(self._now - float(value)))
             if col == 8:
                 return "N/A" if value is None else f"{float(value):.2f}"
             return "N/A" if value is None and col != 7 else ("" if value is None else str(value))

@@ -45,8 +45,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from console.fmt import duration
 from console.live import Snapshot
+from widgets.common import shown_duration
 from widgets.i18n import current_language, tr
 from widgets.incidents import vendor_name
 
@@ -407,12 +407,6 @@ def _vendor_text(vendor: str | None, lang: str) -> str:
     if not vendor:
         return ""
     return vendor_name(vendor, lang) if lang.startswith("zh") else vendor
-
-
-def _age(seconds: float) -> str:
-    """console.fmt.duration with its unit in the UI's language (`12 min` → `12 分钟`)."""
-    value, _, unit = duration(seconds).rpartition(" ")
-    return f"{value} {tr(unit) or unit}" if value else duration(seconds)
 
 
 def _qcolor(c: RGBA | tuple[int, int, int] | np.ndarray) -> QColor:
@@ -908,7 +902,7 @@ class HeatmapView(QWidget):
         else:
             lines = [tr("STALE: no recent answer from the node")]
         lines.append(f"{tr('last error')}: {row.last_error or tr('none')}")
-        seen = tr("never") if row.last_seen is None else tr("%1 ago").replace("%1", _age(s.taken_at - row.last_seen))
+        seen = tr("never") if row.last_seen is None else tr("%1 ago").replace("%1", shown_duration(s.taken_at - row.last_seen))
         lines.append(f"{tr('last seen')}: {seen}")
         return lines
 
@@ -946,7 +940,7 @@ class HeatmapView(QWidget):
                      f"   {tr('Power')}: {fmt(m['power_w'][pos], 'W', 1)}")
         health = ("ok", "warning", "critical", "unknown")[int(np.clip(s.health[pos], 0, 3))]
         ts = float(s.ts[pos])
-        age = tr("never") if not math.isfinite(ts) else _age(s.taken_at - ts)
+        age = tr("never") if not math.isfinite(ts) else shown_duration(s.taken_at - ts)
         lines.append(f"{tr('Health')}: {tr(health)}   {tr('last sample %1 ago').replace('%1', age)}"
                      if math.isfinite(ts) else f"{tr('Health')}: {tr(health)}   {tr('no sample yet')}")
         return "\n".join(lines)

@@ -51,10 +51,10 @@ from PySide6.QtWidgets import (
 
 from console import incidents as engine
 from console import knowledge
-from console.fmt import duration, vendor_label
+from console.fmt import vendor_label
 from console.live import IncidentDetail, IncidentRow, read_incident_detail, read_with
 from console.store import connect
-from widgets.common import Index, RowModel, Task, write_csv
+from widgets.common import Index, RowModel, Task, shown_duration, write_csv
 from widgets.i18n import tr
 
 SEVERITY_COLOURS = {"P1": QColor(215, 48, 39), "P2": QColor(244, 109, 67), "P3": QColor(253, 174, 97),
@@ -87,13 +87,6 @@ def escaped(text: object) -> str:
 def tr_known(text: str) -> str:
     """tr() of a value that may have no catalogue entry (a state, an action): the text itself then."""
     return tr(text) or text
-
-
-def span_text(seconds: float | None) -> str:
-    """A duration as console.fmt writes it (`12 min`, `3.4 h`), its unit translated."""
-    text = duration(seconds)
-    number, _, unit = text.partition(" ")
-    return f"{number} {tr_known(unit)}" if unit else text
 
 
 # ---- Chinese display of English titles and vendor names -------------------------------------------
@@ -178,7 +171,7 @@ class IncidentModel(RowModel):
         if col == COL_SEVERITY:
             return r.severity
         if col == COL_AGE:
-            return span_text(self.now - r.opened_at)
+            return shown_duration(self.now - r.opened_at)
         if col == COL_STATE:
             by = plain_text(r.acknowledged_by or "")
             return tr_known(r.state) + (f" ({by})" if by and r.state == "acknowledged" else "")

@@ -14,9 +14,8 @@ from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QHeaderView, QLabel, QSplitter, QTableView, QVBoxLayout, QWidget
 
 from console.continuity import GOAL_ETTR, GOAL_TTR_S
-from console.fmt import duration
 from console.jobview import JobRow
-from widgets.common import Index, RowModel
+from widgets.common import Index, RowModel, shown_duration
 from widgets.i18n import tr
 
 if TYPE_CHECKING:
@@ -28,13 +27,6 @@ RED, GREEN, ORANGE, GREY = QColor(215, 48, 39), QColor(26, 152, 80), QColor(230,
 STATE_COLOURS = {"running": GREEN, "stalled": ORANGE, "down": RED, "resuming": QColor(150, 80, 190),
                  "cannot read": RED, "no progress pattern": RED, "no data": GREY, "finished": QColor(69, 117, 180)}
 MAX_FIT_ROWS = 12           # beyond this many jobs the table scrolls and the timeline keeps its height
-
-
-def shown_duration(seconds: float | None) -> str:
-    """console.fmt.duration with its unit in the UI's language (`12 min` → `12 分钟`); N/A as is."""
-    text = duration(seconds)
-    value, _, unit = text.rpartition(" ")
-    return f"{value} {tr(unit)}" if value else text
 
 
 def _pct(value: float | None) -> str:

@@ -28,8 +28,8 @@ from PySide6.QtWidgets import QButtonGroup, QHBoxLayout, QLabel, QToolButton, QV
 
 from console.continuity import goals
 from console.jobview import JobRow
+from widgets.common import shown_duration
 from widgets.i18n import tr
-from widgets.jobs import shown_duration
 
 SEGMENT_COLOURS = {"running": (26, 152, 80), "checkpointing": (69, 117, 180), "stalled": (253, 174, 97),
                    "down": (215, 48, 39), "resuming": (171, 110, 200)}
