@@ -104,7 +104,6 @@ class Collector:
         registry.register_adapters(site.adapters)
         cursors = store.cursors()
         self._counters = store.counter_baseline()
-        store.sync_nodes((n.name, n.host, n.port, n.rack, n.slot, n.vendor) for n in site.nodes)
         self.nodes: dict[str, NodeCollector] = {}
         for n in site.nodes:
             endpoint = site.endpoint(n)
@@ -118,9 +117,7 @@ class Collector:
         for job in site.jobs:
             for node in job_nodes(site, job):
                 jobs_of.setdefault(node.name, []).append(job.name)
-        store.sync_jobs(jobs_of)
-        store.set_meta({"site_name": site.name, "timezone": site.timezone,
-                        "shifts": json.dumps([[sh.name, sh.start, sh.hours] for sh in site.shifts])})
+        self._jobs_of = jobs_of
         self.engine: IncidentEngine | None = IncidentEngine(
             store.conn, rack_of={n.name: n.rack for n in site.nodes}, jobs_of=jobs_of,
             thresholds=thresholds_from(site.thresholds)) if incidents else None
@@ -132,6 +129,27 @@ class Collector:
         self.hold_rows = hold_rows
         self._held: deque[_Held] = deque()
         self._dropped = 0
+        self._synced = False
+        self.start_problem: str | None = None      # why the site's rows could not be written at start
+        try:
+            self._sync_site()
+        except (StoreError, sqlite3.Error) as exc:
+            if not hold_rows:
+                self.close()
+                raise
+            # a restart on a still-full disk: the rows are written before the first held sweep, which
+            # reports the same trouble
+            self.start_problem = error_text(exc)
+
+    def _sync_site(self) -> None:
+        """The site's nodes, jobs and facts into the store (before any sweep of it is written)."""
+        site, store = self.site, self.store
+        with store.batch():
+            store.sync_nodes((n.name, n.host, n.port, n.rack, n.slot, n.vendor) for n in site.nodes)
+            store.sync_jobs(self._jobs_of)
+            store.set_meta({"site_name": site.name, "timezone": site.timezone,
+                            "shifts": json.dumps([[sh.name, sh.start, sh.hours] for sh in site.shifts])})
+        self._synced = True
 
     def _plan_jobs(self) -> None:
         """Each job's log, checkpoint listing and Slurm record are read on one of its nodes: the first that
@@ -312,6 +330,8 @@ class Collector:
     def _write_held(self) -> tuple[int, int, list[int]]:
         """Store the held sweeps in order: the sweep, then (newest only) its jobs, then its incidents. Each
         step commits on its own, and a held sweep remembers the steps done, so a retry repeats none."""
+        if not self._synced:
+            self._sync_site()
         newest = self._held[-1]
         sweep_id, written = 0, 0
         new: list[int] = []
