@@ -37,10 +37,10 @@ from zoneinfo import ZoneInfo
 from collectors import ascend, cambricon, hygon, jobs, metax, nvidia, registry
 from collectors.model import Command
 from collectors.ssh import Endpoint, Pending, Section, SSHError, SweepOutput
-from console.service import Collector
+from console.service import HOLD_ROWS, Collector
 from console.simjobs import STOPPING_KINDS, FaultPlan, JobSpec, SimJob
 from console.site import Job, Node, Rack, Shift, Site, SSHDefaults
-from console.store import Store
+from console.store import Store, WriterLock
 
 DEMO_NAME = "DEMO — simulated computing center"
 DEFAULT_CARDS = 1280
@@ -602,7 +602,7 @@ class BuildSummary:
 def build_history(db_path: str, days: float = 1.0, cards: int = DEFAULT_CARDS,
                   progress: Callable[[float], None] | None = None, end: float | None = None,
                   seed: int = 2026, stop: threading.Event | None = None,
-                  center: DemoCenter | None = None) -> BuildSummary:
+                  center: DemoCenter | None = None, lock: bool = True) -> BuildSummary:
     """Write `days` of the demo site's history into db_path through the real collector, parsers and store.
 
     Sweeps are every 10 minutes up to the last 6 hours, every 5 minutes up to the last hour and every
@@ -616,7 +616,7 @@ def build_history(db_path: str, days: float = 1.0, cards: int = DEFAULT_CARDS,
         center = DemoCenter(demo_site(cards), seed=seed, start=start, story=False)
     site = center.site
     now = [start]
-    store = Store(db_path)
+    store = Store(db_path, lock=lock)
     with store.conn:
         store.conn.execute("INSERT OR REPLACE INTO meta VALUES ('demo', ?)", (DEMO_NAME,))
     collector = Collector(site, store, max_parallel=4,
@@ -731,21 +731,31 @@ class DemoRun:
         self.history_s = history_s
         self.stop = stop or threading.Event()
         self.center = DemoCenter(self.site, seed=seed, start=time.time() - history_s, story=False)
+        self.lock: WriterLock | None = None
 
     def prepare(self, progress: Callable[[float], None]) -> None:
-        """Replace an earlier demo database and write the history (stops early when asked)."""
+        """Take the database's writer lock, replace an earlier demo database and write the history (stops
+        early when asked). The lock is held for the run: a second demo window must not delete this one's
+        database under it (it is told who writes it instead)."""
+        if self.lock is None:
+            self.lock = WriterLock(self.db_path)
         replace_demo_db(self.db_path)
         build_history(self.db_path, self.history_s / 86400.0, progress=progress, stop=self.stop,
-                      center=self.center)
+                      center=self.center, lock=False)
 
     def make(self) -> tuple[Site, Callable[[], object], Callable[[], None]]:
         """The live collector over the same simulated nodes (call in the thread that will sweep)."""
-        store = Store(self.db_path)
+        if self.lock is None:
+            self.lock = WriterLock(self.db_path)
+        store = Store(self.db_path, lock=False)
         collector = Collector(self.site, store, max_parallel=1,
-                              session_factory=lambda ep: SimSession(self.center, ep))
+                              session_factory=lambda ep: SimSession(self.center, ep), hold_rows=HOLD_ROWS)
 
         def close() -> None:
             collector.close()
             store.close()
+            if self.lock is not None:
+                self.lock.release()
+                self.lock = None
 
         return self.site, collector.sweep, close

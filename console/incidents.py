@@ -99,7 +99,8 @@ def _tx(conn: sqlite3.Connection) -> Iterator[None]:
     try:
         yield
     except BaseException:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:         # SQLite already rolled back after a full disk: keep its cause
+            conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
 

@@ -719,10 +719,11 @@ def build_window(site: str | None, db: str | None, demo: bool, cards: int = 1280
 
 def _site_maker(site: Site, db_path: str):  # type: ignore[no-untyped-def]
     def make():  # type: ignore[no-untyped-def]
-        from console.service import Collector
+        from console.service import HOLD_ROWS, Collector
         from console.store import Store
         store = Store(db_path)
-        collector = Collector(site, store)
+        # through a full disk or a held lock the window's collector holds its sweeps and says so once
+        collector = Collector(site, store, hold_rows=HOLD_ROWS)
 
         def close() -> None:
             collector.close()
