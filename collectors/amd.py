@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from collectors import rocm
-from collectors.boxtable import read_cards, used_total, used_total_mib
+from collectors.boxtable import Columns, read_cards, used_total, used_total_mib
 from collectors.model import (
     CardSample,
     Command,
@@ -28,6 +28,16 @@ JSON_QUERY = ("rocm-smi --showid --showmeminfo vram --showpower --showserial --s
               "--showproductname --showuniqueid --json")
 PLAN = (Command("json", JSON_QUERY),)
 
+# amd-smi 24.x-26.x default table. `GPU` is amd-smi's enumeration (`amd-smi -g N`), not the HIP or OAM id.
+AMD_SMI_COLUMNS = Columns(
+    metrics={"gpu": "index", "bdf": "bdf", "gpu-name": "name", "temp": "temp", "uec": "ecc", "power-usage": "power",
+             "gfx-uti": "util", "mem-usage": "memory"},
+    feeds={"index": (), "bdf": ("bus_id", "model"), "name": ("model",), "temp": ("temperature_c",),
+           "ecc": ("ecc_uncorrected",), "power": ("power_w",), "util": ("utilization_pct",),
+           "memory": ("memory_used_mib", "memory_total_mib")},
+    ignored=frozenset({"mem-uti", "hip-id", "oam-id", "partition-mode", "fan"}),
+)
+
 
 def parse_json(text: str, command: str = JSON_QUERY) -> ParseResult:
     """`rocm-smi --json`: memory in bytes, `GPU use (%)`, `Device Name` or `Card series`."""
@@ -43,15 +53,15 @@ def parse_amd_smi_table(text: str, command: str = "amd-smi") -> ParseResult:
     """The `amd-smi` box: BDF and name share a cell; UEC is the uncorrectable ECC count; memory in MB."""
     def card(record: dict[str, str], index: int) -> CardSample:
         bdf_name = record.get("bdf", "")
-        name = bdf_name.split(None, 1)[1].lstrip(".") if " " in bdf_name else record.get("gpu-name")
-        used, total = used_total_mib(record.get("mem-usage"), "MB")
-        power, _cap = used_total(record.get("power-usage"))
+        name = bdf_name.split(None, 1)[1].lstrip(".") if " " in bdf_name else record.get("name")
+        used, total = used_total_mib(record.get("memory"), "MB")
+        power, _cap = used_total(record.get("power"))
         return CardSample(index=index, model=name or None, bus_id=norm_bus_id(bdf_name), health=Health.OK,
-                          temperature_c=number(record.get("temp")), utilization_pct=number(record.get("gfx-uti")),
+                          temperature_c=number(record.get("temp")), utilization_pct=number(record.get("util")),
                           memory_used_mib=used, memory_total_mib=total, power_w=number(power),
-                          ecc_uncorrected=integer(record.get("uec")))
+                          ecc_uncorrected=integer(record.get("ecc")))
 
-    return read_cards(text, VENDOR, command, ("gpu",), card)
+    return read_cards(text, VENDOR, command, AMD_SMI_COLUMNS, card)
 
 
 def _leaf(node: Any, *path: str) -> str | None:

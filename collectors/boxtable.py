@@ -3,14 +3,55 @@
 Each card is a block of `|`-framed rows between `+---+` rules; the rows above the `|===|` rule name
 the fields of each cell. Values are matched to header names by position within the cell (tokens are
 separated by two or more spaces), never by fixed character columns, so widths may change freely.
+
+A value reaches a metric only through a header name the vendor's parser lists (`Columns`): a column
+whose header is not listed gives a warning and no value, a column that is absent gives None, a value
+under no header is dropped, and a table of sub-devices (MIG instances, partitions) is never read as
+the device table (issue 16: a renamed, added or missing column can never become a number).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 from collectors.model import CardSample, ParseResult, first_line, integer, mebibytes, memory_unit, sanity
+
+
+@dataclass(frozen=True, slots=True)
+class Columns:
+    """The header spellings one table parser recognises.
+
+    `metrics`: header name (lower-case, as printed) → the key the parser reads; newer or other spellings
+    of one column are listed as aliases of the same key. `feeds`: key → the CardSample fields it fills
+    (what a test checks stays None when the column is missing). `ignored`: headers known to hold nothing
+    mixops reads (no warning). `subdevice`: headers that mark a table of sub-devices (MIG GI/CI, …),
+    which is never read as the device table. `index`: the key of the tool's own device enumeration.
+    """
+
+    metrics: Mapping[str, str]
+    feeds: Mapping[str, tuple[str, ...]]
+    ignored: frozenset[str] = frozenset()
+    subdevice: frozenset[str] = frozenset()
+    index: str = "index"
+    _known: frozenset[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_known", frozenset(self.metrics) | self.ignored | self.subdevice)
+
+    def key(self, header: str) -> str | None:
+        """The metric key of a printed header name, or None when the parser does not read it."""
+        return self.metrics.get(header.lower())
+
+    def unknown(self, headers: list[str]) -> list[str]:
+        """Header names neither read nor known to be ignorable, in order."""
+        return [h for h in headers if h.lower() not in self._known]
+
+    def fields_of(self, header: str) -> tuple[str, ...]:
+        """The CardSample fields a header's column fills (empty when not read)."""
+        key = self.key(header)
+        return self.feeds.get(key, ()) if key is not None else ()
 
 _SPLIT = re.compile(r"\s{2,}")
 _RULE = re.compile(r"^\s*[+|][-=+|\s]*[+|]\s*$")
@@ -40,29 +81,80 @@ def _tokens(cell: str) -> list[tuple[int, str]]:
     return out
 
 
+UNBOUND = ""      # the record key of values under no header: never read as a metric
+
+
 def _assign(header: list[tuple[int, str]], values: list[tuple[int, str]]) -> dict[str, str]:
-    """Pair value tokens with header names: by order when counts match, else by nearest column."""
+    """Pair value tokens with header names: by order when counts match, else each value goes to the header
+    whose span it overlaps most (a value overlapping none is UNBOUND, never given to a neighbour)."""
     if not header:
-        return {}
+        return {UNBOUND: " ".join(v for _, v in values)} if values else {}
     if len(header) == len(values):
         return {h.lower(): v for (_, h), (_, v) in zip(header, values, strict=True)}
     out: dict[str, str] = {}
     for start, text in values:
-        name = min(header, key=lambda h: abs(h[0] - start))[1].lower()
-        out[name] = f"{out[name]} {text}" if name in out else text
+        spans = _overlaps(header, start, start + len(text))
+        if len(spans) > 1 and " " in text:
+            # one token under several headers (efsmi: `42976MiB Disable` under `Mem     GCU Virt`): its words
+            # are bound one by one
+            words = [(start + m.start(), m.group()) for m in _WORD.finditer(text)]
+        else:
+            words = [(start, text)]
+        for w_start, word in words:
+            hits = _overlaps(header, w_start, w_start + len(word)) if len(words) > 1 else spans
+            name = max(hits)[1] if hits else UNBOUND
+            out[name] = f"{out[name]} {word}" if name in out else word
     return out
 
 
-def parse_blocks(text: str) -> tuple[list[dict[str, str]], list[str]]:
-    """Rows of the first boxed table with a `|===|` rule: one dict (header name → text) per card block.
+_WORD = re.compile(r"\S+")
 
-    The second value holds the raw first line of every card block, for warnings.
-    """
-    lines = [_PREFIX.sub("", ln) for ln in text.splitlines()]
-    # The header: the first run of multi-cell `|` rows that ends on a rule (`|===|`, `|---|`, `+---+`).
+
+def _overlaps(header: list[tuple[int, str]], start: int, end: int) -> list[tuple[int, str]]:
+    """(overlap, lower-case name) of every header whose span the text span [start, end) overlaps."""
+    out: list[tuple[int, str]] = []
+    for h_start, h_text in header:
+        overlap = min(end, h_start + len(h_text)) - max(start, h_start)
+        if overlap > 0:
+            out.append((overlap, h_text.lower()))
+    return out
+
+
+@dataclass(slots=True)
+class Table:
+    """One boxed table: its header names (in order) and one record (header name → text) per card block,
+    with the raw first line of each block for warnings."""
+
+    headers: list[str]
+    records: list[dict[str, str]]
+    firsts: list[str]
+
+
+def parse_tables(text: str) -> list[Table]:
+    """Every boxed table with a `|===|` (or `|---|`, `+---+`) rule under its header rows, in order."""
+    lines = [_PREFIX.sub("", ln) for ln in text.splitlines()] if "#" in text else text.splitlines()
+    tables: list[Table] = []
+    i = 0
+    while i < len(lines):
+        table, i = _table_at(lines, i)
+        if table is not None:
+            tables.append(table)
+    return tables
+
+
+def parse_blocks(text: str) -> tuple[list[dict[str, str]], list[str]]:
+    """Rows of the first boxed table: one dict (header name → text) per card block, and raw first lines."""
+    tables = parse_tables(text)
+    return (tables[0].records, tables[0].firsts) if tables else ([], [])
+
+
+def _table_at(lines: list[str], start: int) -> tuple[Table | None, int]:
+    """The next table at or after line `start`, and the line to continue from."""
+    # The header: a run of multi-cell `|` rows that ends on a rule (`|===|`, `|---|`, `+---+`).
     head_rows: list[str] = []
     eq = None
-    for i, line in enumerate(lines):
+    for i in range(start, len(lines)):
+        line = lines[i]
         stripped = line.strip()
         if _RULE.match(line):
             if head_rows:
@@ -77,10 +169,10 @@ def parse_blocks(text: str) -> tuple[list[dict[str, str]], list[str]]:
         else:
             head_rows = []
     if eq is None:
-        return [], []
+        return None, len(lines)
     headers = [[_tokens(c) for c in _cells(row)] for row in head_rows]
-    blocks: list[dict[str, str]] = []
-    firsts: list[str] = []
+    names = [name for row in headers for cell in row for _, name in cell]
+    table = Table(names, [], [])
     current: list[str] = []
 
     def flush() -> None:
@@ -90,45 +182,65 @@ def parse_blocks(text: str) -> tuple[list[dict[str, str]], list[str]]:
         for row_index, row in enumerate(current[: len(headers)]):
             for cell_index, cell in enumerate(_cells(row)):
                 if cell_index < len(headers[row_index]):
-                    record.update(_assign(headers[row_index][cell_index], _tokens(cell)))
-        blocks.append(record)
-        firsts.append(current[0].strip())
+                    for name, value in _assign(headers[row_index][cell_index], _tokens(cell)).items():
+                        record[name] = f"{record[name]} {value}" if name in record else value
+        table.records.append(record)
+        table.firsts.append(current[0].strip())
         current.clear()
 
-    for line in lines[eq + 1:]:
+    width = len(headers[0])
+    i = eq + 1
+    while i < len(lines):
+        line = lines[i]
         stripped = line.strip()
-        if not stripped:
-            flush()
-            break
         if _RULE.match(line):
             flush()
+            i += 1
             continue
-        if not stripped.startswith("|"):
-            flush()
-            break
-        if len(_cells(line)) != len(headers[0]) if headers else True:
-            flush()
+        if not stripped or not stripped.startswith("|") or len(_cells(line)) != width:
             break
         current.append(line)
+        i += 1
     flush()
-    return blocks, firsts
+    return table, max(i, eq + 1)
 
 
-def read_cards(text: str, vendor: str, command: str, index_keys: tuple[str, ...],
+def read_cards(text: str, vendor: str, command: str, columns: Columns,
                make: Callable[[dict[str, str], int], CardSample]) -> ParseResult:
-    """Cards of a boxed table: `make` turns one card block (header name → text) into a sample; rows
-    without a device number and tables that are not there become warnings naming vendor and command."""
-    blocks, firsts = parse_blocks(text)
+    """Cards of the device table: `make` turns one card block (metric key → text, only from headers that
+    `columns` lists) into a sample. Tables of sub-devices are skipped; unknown headers, rows without a
+    device number and a missing table become warnings naming vendor and command."""
     warnings: list[str] = []
     cards: list[CardSample] = []
-    for record, raw in zip(blocks, firsts, strict=True):
-        index = next((i for i in (integer(record.get(k)) for k in index_keys) if i is not None), None)
-        if index is None:
-            warnings.append(f"{vendor}: {command}: card row without a device number: {raw[:120]}")
-            continue
-        cards.append(sanity(make(record, index), warnings, command))
+    tables = parse_tables(text)
+    device = None
+    for table in tables:
+        lowered = {h.lower() for h in table.headers}
+        if lowered & columns.subdevice:
+            continue                # MIG instances / partitions: never the device's own values
+        if any(columns.key(h) == columns.index for h in table.headers):
+            device = table
+            break
+    if device is not None:
+        unknown = columns.unknown(device.headers)
+        if unknown:
+            warnings.append(f"{vendor}: {command}: column(s) not known to mixops, not read: "
+                            f"{', '.join(repr(h) for h in unknown)}")
+        for record, raw in zip(device.records, device.firsts, strict=True):
+            bound: dict[str, str] = {}
+            for name, value in record.items():
+                key = columns.key(name) if name else None
+                if key is not None:
+                    bound[key] = value
+            index = integer(bound.get(columns.index))
+            if index is None:
+                warnings.append(f"{vendor}: {command}: card row without a device number: {raw[:120]}")
+                continue
+            cards.append(sanity(make(bound, index), warnings, command))
     if not cards and text.strip():
-        warnings.append(f"{vendor}: {command}: no card table found; first line: {first_line(text)}")
+        what = "only a sub-device (MIG/partition) table" if tables and device is None and any(
+            {h.lower() for h in t.headers} & columns.subdevice for t in tables) else "no card table found"
+        warnings.append(f"{vendor}: {command}: {what}; first line: {first_line(text)}")
     return ParseResult(vendor, command, tuple(cards), (), tuple(warnings))
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
-from collectors.boxtable import read_cards
+from collectors.boxtable import Columns, read_cards
 from collectors.model import (
     CardSample,
     Command,
@@ -30,6 +30,16 @@ PLAN = (Command("query", QUERY), Command("table", TABLE))
 
 _DEV = re.compile(r"^DEV ID\s+(\d+)")
 _KV = re.compile(r"^(\s+)([^:]+?)\s*:\s*(.*?)\s*$")
+
+# efsmi 1.2 (Dpm), 1.6 and 1.7 (Lpm, `FW VER (Boot FW VER)`) table headers; DEV is efsmi's enumeration.
+COLUMNS = Columns(
+    metrics={"dev": "index", "name": "name", "bus-id": "bus", "temp": "temp", "pwr(usage/cap)": "power",
+             "mem": "memory_total", "dused": "memory_share", "sn": "serial"},
+    feeds={"index": (), "name": ("model",), "bus": ("bus_id",), "temp": ("temperature_c",), "power": ("power_w",),
+           "memory_total": ("memory_total_mib", "memory_used_mib"), "memory_share": ("memory_used_mib",),
+           "serial": ("serial",)},
+    ignored=frozenset({"fw ver", "fw ver (boot fw ver)", "ecc", "lpm", "dpm", "gcu virt"}),
+)
 
 
 def parse_query(text: str, command: str = QUERY) -> ParseResult:
@@ -81,15 +91,15 @@ def parse_query(text: str, command: str = QUERY) -> ParseResult:
 def parse_table(text: str, command: str = TABLE) -> ParseResult:
     """The `efsmi` box: `Mem` is the card's memory size and `DUsed` the share of it in use."""
     def card(record: dict[str, str], index: int) -> CardSample:
-        total = mebibytes(record.get("mem"))
-        share = number(record.get("dused"))
+        total = mebibytes(record.get("memory_total"))
+        share = number(record.get("memory_share"))
         used = None if total is None or share is None else round(total * share / 100.0, 1)
-        return CardSample(index=index, model=record.get("name"), serial=record.get("sn") or None,
-                          bus_id=norm_bus_id(record.get("bus-id")), health=Health.OK,
+        return CardSample(index=index, model=record.get("name"), serial=record.get("serial") or None,
+                          bus_id=norm_bus_id(record.get("bus")), health=Health.OK,
                           temperature_c=number(record.get("temp")), memory_used_mib=used, memory_total_mib=total,
-                          power_w=number((record.get("pwr(usage/cap)") or "N/A").split()[0]))
+                          power_w=number((record.get("power") or "N/A").split()[0]))
 
-    return read_cards(text, VENDOR, command, ("dev",), card)
+    return read_cards(text, VENDOR, command, COLUMNS, card)
 
 
 def parse(sections: dict[str, str]) -> ParseResult:

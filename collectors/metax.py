@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from collectors.boxtable import read_cards, used_total, used_total_mib
+from collectors.boxtable import Columns, read_cards, used_total, used_total_mib
 from collectors.model import (
     CardSample,
     Command,
@@ -27,6 +27,17 @@ _GPU_LINE = re.compile(r"^GPU#(\d+)\s+(\S+)\s+(\S+)")
 _KV = re.compile(r"^\s+([^:]+?)\s*:\s*(.*?)\s*$")
 _KIB_PER_MIB = 1024.0
 
+# mx-smi 2.0.12 (GPU/NAME/Power) and >= 2.2.9 (Board Name | GPU Persist-M, GPU-State) headers. The GPU
+# number is mx-smi's enumeration (`mx-smi -i N`); `Board` numbers the carrier board.
+COLUMNS = Columns(
+    metrics={"gpu": "index", "name": "name", "bus-id": "bus", "gpu-util": "util", "temp": "temp",
+             "pwr:usage/cap": "power", "power": "power", "memory-usage": "memory", "gpu-state": "state"},
+    feeds={"index": (), "name": ("model",), "bus": ("bus_id",), "util": ("utilization_pct",),
+           "temp": ("temperature_c",), "power": ("power_w",), "memory": ("memory_used_mib", "memory_total_mib"),
+           "state": ()},
+    ignored=frozenset({"board", "persist-m", "sgpu-m", "perf"}),
+)
+
 
 def _health(state: str | None) -> Health:
     if state is None:
@@ -37,14 +48,14 @@ def _health(state: str | None) -> Health:
 def parse_table(text: str, command: str = TABLE) -> ParseResult:
     """Parse the `mx-smi` box by header names; 'Board Name' and 'NAME' columns both give the model."""
     def card(record: dict[str, str], index: int) -> CardSample:
-        used, total = used_total_mib(record.get("memory-usage"))
-        power, _cap = used_total(record.get("pwr:usage/cap") or record.get("power"))
-        return CardSample(index=index, model=record.get("name"), bus_id=norm_bus_id(record.get("bus-id")),
-                          health=_health(record.get("gpu-state")) if "gpu-state" in record else Health.OK,
-                          temperature_c=number(record.get("temp")), utilization_pct=number(record.get("gpu-util")),
+        used, total = used_total_mib(record.get("memory"))
+        power, _cap = used_total(record.get("power"))
+        return CardSample(index=index, model=record.get("name"), bus_id=norm_bus_id(record.get("bus")),
+                          health=_health(record.get("state")) if "state" in record else Health.OK,
+                          temperature_c=number(record.get("temp")), utilization_pct=number(record.get("util")),
                           memory_used_mib=used, memory_total_mib=total, power_w=number(power))
 
-    return read_cards(text, VENDOR, command, ("board", "gpu"), card)
+    return read_cards(text, VENDOR, command, COLUMNS, card)
 
 
 def parse_show(text: str, command: str = "mx-smi --show-temperature --show-usage --show-memory") -> ParseResult:
