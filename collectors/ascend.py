@@ -43,43 +43,81 @@ def plan(unhealthy: tuple[tuple[int, int], ...] = ()) -> tuple[Command, ...]:
     return PLAN + tuple(health_command(n, c) for n, c in unhealthy[:16])
 
 
+# The metric columns of the table's third cell, by the header spellings npu-smi 20.2-25.5 print; a
+# column not listed is never read (one warning per table), a column that is absent gives None.
+METRIC_COLUMNS: dict[str, str] = {
+    "power(w)": "power", "temp(c)": "temp", "aicore(%)": "aicore", "memory-usage(mb)": "memory",
+    "hbm-usage(mb)": "hbm",
+}
+COLUMN_FEEDS: dict[str, tuple[str, ...]] = {
+    "power": ("power_w",), "temp": ("temperature_c",), "aicore": ("utilization_pct",),
+    "memory": ("memory_used_mib", "memory_total_mib"), "hbm": ("memory_used_mib", "memory_total_mib"),
+}
+IGNORED_COLUMNS = frozenset({"hugepages-usage(page)"})
+
+
 def _cells(line: str) -> list[str]:
     return [c.strip() for c in line.strip().strip("|").split("|")]
 
 
-def _values(cell: str) -> list[tuple[str, str | None]]:
-    """Tokens of a value cell, keeping 'used / total' pairs together."""
-    out: list[tuple[str, str | None]] = []
+def _raw_cell(line: str, n: int) -> str:
+    """The n-th `|` cell of a row as printed (not stripped: offsets line up with the header's)."""
+    parts = line.strip().split("|")
+    return parts[n + 1] if len(parts) > n + 1 else ""
+
+
+Header = list[tuple[int, str]]
+
+
+def _header(cell: str) -> Header:
+    return [(m.start(), m.group().lower()) for m in _HEADER_TOKEN.finditer(cell)]
+
+
+def _mapped(header: Header, cell: str) -> dict[str, tuple[str, str | None]]:
+    """Value tokens ('used / total' pairs kept together) bound to header names: by order when the counts
+    match, else each to the header it starts under (npu-smi left-aligns values under their header), so a
+    blank value never shifts its neighbours into the wrong column."""
+    values: list[tuple[int, tuple[str, str | None]]] = []
     for m in _PAIR.finditer(cell):
-        if m.group(1) is not None:
-            out.append((m.group(1), m.group(2)))
-        else:
-            out.append((m.group(3), None))
+        values.append((m.start(), (m.group(1), m.group(2)) if m.group(1) is not None else (m.group(3), None)))
+    if len(values) == len(header):
+        return {name: v for (_, name), (_, v) in zip(header, values, strict=True)}
+    out: dict[str, tuple[str, str | None]] = {}
+    for at, value in values:
+        under = [name for start, name in header if start <= at + 1]
+        if under and under[-1] not in out:
+            out[under[-1]] = value
     return out
 
 
-def _mapped(header: list[str], cell: str) -> dict[str, tuple[str, str | None]]:
-    return dict(zip((h.lower() for h in header), _values(cell), strict=False))
+def _read(mapped: dict[str, tuple[str, str | None]]) -> dict[str, tuple[str, str | None]]:
+    return {METRIC_COLUMNS[name]: v for name, v in mapped.items() if name in METRIC_COLUMNS}
 
 
 def parse_info(text: str, command: str = INFO) -> ParseResult:
     """Parse the `npu-smi info` table by its two header rows; the process table is ignored."""
     warnings: list[str] = []
     lines = [ln for ln in text.splitlines() if ln.strip().startswith("|")]
-    head1: list[str] | None = None
-    head2: list[str] | None = None
+    head1: Header | None = None
+    head2: Header | None = None
     cards: list[CardSample] = []
     pending: list[str] | None = None
+    pending_line = ""
     for line in lines:
         cells = _cells(line)
         if len(cells) < 3:
             continue
         first = cells[0].lower()
         if first.startswith("npu") and "name" in first and "health" in cells[1].lower():
-            head1 = _HEADER_TOKEN.findall(cells[2])
+            head1 = _header(_raw_cell(line, 2))
             continue
         if first.startswith("chip") and "bus-id" in cells[1].lower():
-            head2 = _HEADER_TOKEN.findall(cells[2])
+            head2 = _header(_raw_cell(line, 2))
+            unknown = [n for _, n in head1 or []] + [n for _, n in head2]
+            unknown = [n for n in unknown if n not in METRIC_COLUMNS and n not in IGNORED_COLUMNS]
+            if unknown:
+                warnings.append(f"ascend: {command}: column(s) not known to mixops, not read: "
+                                f"{', '.join(repr(n) for n in unknown)}")
             continue
         if "process" in line.lower() or "no running processes" in line.lower():
             if head1 is not None:
@@ -88,10 +126,11 @@ def parse_info(text: str, command: str = INFO) -> ParseResult:
         if head1 is None or head2 is None:
             continue
         if pending is None:
-            pending = cells
+            pending, pending_line = cells, line
             continue
         row1, row2, pending = pending, cells, None
-        card = _card(row1, row2, head1, head2, warnings, command)
+        card = _card(row1, row2, _read(_mapped(head1, _raw_cell(pending_line, 2))),
+                     _read(_mapped(head2, _raw_cell(line, 2))), warnings, command)
         if card is not None:
             cards.append(card)
     if pending is not None:
@@ -104,26 +143,24 @@ def parse_info(text: str, command: str = INFO) -> ParseResult:
     return ParseResult(VENDOR, command, tuple(cards), (), tuple(warnings))
 
 
-def _card(row1: list[str], row2: list[str], head1: list[str], head2: list[str],
-          warnings: list[str], command: str) -> CardSample | None:
+def _card(row1: list[str], row2: list[str], a: dict[str, tuple[str, str | None]],
+          b: dict[str, tuple[str, str | None]], warnings: list[str], command: str) -> CardSample | None:
     ident = row1[0].split(None, 1)
     chip_ids = row2[0].split()
     npu = ident[0] if ident else ""
     if not npu.isdigit() or not chip_ids or not chip_ids[0].isdigit():
         warnings.append(f"ascend: {command}: cannot read row: {first_line('| ' + ' | '.join(row1))}")
         return None
-    a = _mapped(head1, row1[2])
-    b = _mapped(head2, row2[2])
     health = _HEALTH.get(row1[1].strip().lower(), Health.UNKNOWN)
     if health is Health.UNKNOWN and row1[1].strip():
         warnings.append(f"ascend: {command}: NPU {npu}: unknown health '{row1[1].strip()}'")
-    power = a.get("power(w)", ("NA", None))[0]
-    temp = a.get("temp(c)", ("NA", None))[0]
-    aicore = b.get("aicore(%)", ("NA", None))[0]
+    power = a.get("power", ("NA", None))[0]
+    temp = a.get("temp", ("NA", None))[0]
+    aicore = b.get("aicore", ("NA", None))[0]
     used: float | None = None
     total: float | None = None
-    hbm = b.get("hbm-usage(mb)")
-    mem = b.get("memory-usage(mb)")
+    hbm = b.get("hbm")
+    mem = b.get("memory")
     # 910-class cards report their working memory as HBM; the "Memory" column is the small DDR.
     for pair in (hbm, mem):
         if pair is not None and pair[1] is not None and (number(pair[1]) or 0) > 0:

@@ -34,9 +34,10 @@ QUERY_FIELDS = (
 QUERY = f"nvidia-smi --query-gpu={','.join(QUERY_FIELDS)} --format=csv,noheader,nounits"
 # Xid lines from the kernel log. journalctl honours the cursor; dmesg is the fallback where the
 # journal is not readable by the login user. Both are filtered remotely so little text travels.
+# `grep -a`: one NUL byte in the kernel log makes grep print "binary file matches" instead of the lines.
 KERNEL_LOG = (
     "{ journalctl -k -q --no-pager -o short-iso --since \"@$MIXOPS_SINCE\" 2>/dev/null;"
-    " dmesg --time-format=iso 2>/dev/null | tail -n 2000; } | grep -E 'NVRM: S?Xid' | tail -n 500"
+    " dmesg --time-format=iso 2>/dev/null | tail -n 2000; } | grep -a -E 'NVRM: S?Xid' | tail -n 500"
 )
 PLAN = (Command("query", QUERY), Command("kmsg", KERNEL_LOG))
 
@@ -100,6 +101,24 @@ _ISO = re.compile(
 )
 
 _FIELD_ALIASES = {"gpu_name": "name", "gpu_uuid": "uuid", "gpu_serial": "serial", "gpu_bus_id": "pci.bus_id"}
+# The query fields each metric is read from, first reported wins: R535+ add `power.draw.instant` and
+# `power.draw.average` (on some boards `power.draw` then prints [N/A]). A column not listed is never read.
+METRIC_FIELDS: dict[str, tuple[str, ...]] = {
+    "temperature_c": ("temperature.gpu",),
+    "utilization_pct": ("utilization.gpu",),
+    "memory_used_mib": ("memory.used",),
+    "memory_total_mib": ("memory.total",),
+    "power_w": ("power.draw", "power.draw.instant", "power.draw.average"),
+    "ecc_uncorrected": ("ecc.errors.uncorrected.volatile.total",),
+}
+
+
+def _metric(values: dict[str, str], metric: str) -> float | None:
+    for name in METRIC_FIELDS[metric]:
+        value = number(values.get(name))
+        if value is not None:
+            return value
+    return None
 
 
 def _header_key(cell: str) -> str:
@@ -136,7 +155,8 @@ def parse_query_csv(text: str, fields: tuple[str, ...] | None = QUERY_FIELDS,
         index = integer(values.get("index"))
         if index is None:
             index = pos
-        ecc = integer(values.get("ecc.errors.uncorrected.volatile.total"))
+        ecc_value = _metric(values, "ecc_uncorrected")
+        ecc = None if ecc_value is None else int(ecc_value)
         serial = values.get("serial")
         uuid = values.get("uuid")
         if serial is None or is_na(serial):
@@ -147,11 +167,11 @@ def parse_query_csv(text: str, fields: tuple[str, ...] | None = QUERY_FIELDS,
             serial=serial,
             bus_id=norm_bus_id(values.get("pci.bus_id")),
             health=Health.CRITICAL if "[gpu is lost]" in ",".join(row).lower() else Health.OK,
-            temperature_c=number(values.get("temperature.gpu")),
-            utilization_pct=number(values.get("utilization.gpu")),
-            memory_used_mib=number(values.get("memory.used")),
-            memory_total_mib=number(values.get("memory.total")),
-            power_w=number(values.get("power.draw")),
+            temperature_c=_metric(values, "temperature_c"),
+            utilization_pct=_metric(values, "utilization_pct"),
+            memory_used_mib=_metric(values, "memory_used_mib"),
+            memory_total_mib=_metric(values, "memory_total_mib"),
+            power_w=_metric(values, "power_w"),
             ecc_uncorrected=ecc,
         )
         cards.append(sanity(card, warnings, command))

@@ -1,7 +1,11 @@
 """nvidia-smi-style XML (`nvidia-smi -q -x` DTD v10-v13, `ixsmi -q -x`, `dlsmi query --xml-format`).
 
 The three tools share the layout of NVIDIA's `<gpu>` element but renamed fields across versions and
-vendors; every field is looked up through a list of known paths, first present wins.
+vendors; every field is looked up through an explicit list of known paths, first present wins, and an
+element not in a list is never read. A GPU's index is its place in the document (the tool's enumeration,
+what `-i N` takes), not `minor_number` (the /dev node, which differs in containers and after a rebind).
+`<mig_devices>` (MIG instances inside a GPU: their own memory, ECC and BAR1) is cut out of the GPU before
+any field is read, so an instance's values are never taken for the GPU's own.
 """
 
 from __future__ import annotations
@@ -25,8 +29,11 @@ _TEMP = ("temperature/gpu_temp", "temperature/gpu_current_temp")
 _UTIL = ("utilization/gpu_util", "utilization/gpu")
 _MEM_USED = ("fb_memory_usage/used", "memory_usage/used")
 _MEM_TOTAL = ("fb_memory_usage/total", "memory_usage/total")
+# DTD v10-v11 `power_readings/power_draw`; v12 (R535+) `gpu_power_readings` with `power_draw`, then R550+
+# `instant_power_draw` / `average_power_draw` (power_draw gone); ixsmi/dlsmi keep v10's names.
 _POWER = ("power_readings/power_draw", "gpu_power_readings/instant_power_draw",
-          "gpu_power_readings/average_power_draw", "gpu_power_readings/power_draw", "power_readings/gpu_power_draw")
+          "gpu_power_readings/average_power_draw", "gpu_power_readings/power_draw", "power_readings/gpu_power_draw",
+          "power_readings/instant_power_draw", "power_readings/average_power_draw")
 _SERIAL = ("serial", "serial_number")
 _BUS = ("pci/pci_bus_id", "pci/bus_id")
 _ECC_UE = ("ecc_errors/volatile/dram_uncorrectable", "ecc_errors/volatile/double_bit/total",
@@ -92,11 +99,8 @@ def parse_xml_tree(text: str, vendor: str, command: str) -> ParseResult:
             f"{vendor}: {command}: not well-formed XML ({exc}); first line: {first_line(text)}",))
     warnings: list[str] = []
     cards: list[CardSample] = []
-    for pos, gpu in enumerate(root.findall("gpu")):
+    for index, gpu in enumerate(root.findall("gpu")):
         leaves = _leaves(gpu)
-        index = integer(_first(gpu, ("minor_number",), leaves))
-        if index is None:
-            index = pos
         ecc = None
         if gpu.find("ecc_errors") is not None:
             ecc_parts = [integer(_first(gpu, (p,))) for p in _ECC_UE + _ECC_UE_SRAM]
@@ -139,6 +143,18 @@ def _section(block: str | None, tag: str) -> str | None:
     return block[i:j] if j >= 0 else None
 
 
+def _without(block: str, tag: str) -> str:
+    """The block with every `<tag>…</tag>` element cut out."""
+    i = block.find(f"<{tag}>")
+    while i >= 0:
+        j = block.find(f"</{tag}>", i)
+        if j < 0:
+            return block[:i]
+        block = block[:i] + block[j + len(tag) + 3:]
+        i = block.find(f"<{tag}>", i)
+    return block
+
+
 def _leaf(block: str | None, *tags: str) -> str | None:
     for tag in tags:
         value = _section(block, tag)
@@ -178,17 +194,16 @@ def parse_xml_fast(text: str, vendor: str, command: str) -> ParseResult | None:
         return None
     warnings: list[str] = []
     cards: list[CardSample] = []
-    for pos, (a, b) in enumerate(zip(marks, marks[1:] + [len(text)], strict=True)):
+    for index, (a, b) in enumerate(zip(marks, marks[1:] + [len(text)], strict=True)):
         head_end = text.find(">", a)
         gpu_id = text[a + 8:head_end].strip().strip('"')
-        block = text[head_end + 1:b]
+        block = _without(text[head_end + 1:b], "mig_devices")
         temp = _section(block, "temperature")
         util = _section(block, "utilization")
         mem = _section(block, "fb_memory_usage") or _section(block, "memory_usage")
-        power = _leaf(_section(block, "power_readings"), "power_draw", "gpu_power_draw") or _leaf(
+        power = _leaf(_section(block, "power_readings"), "power_draw", "gpu_power_draw", "instant_power_draw",
+                      "average_power_draw") or _leaf(
             _section(block, "gpu_power_readings"), "instant_power_draw", "average_power_draw", "power_draw")
-        index = integer(_leaf(block, "minor_number"))
-        index = pos if index is None else index
         serial = _leaf(block, "serial", "serial_number")
         ecc = _ecc_fast(block)
         card = CardSample(
