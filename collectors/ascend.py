@@ -30,7 +30,7 @@ _HEALTH = {"ok": Health.OK, "warning": Health.WARNING, "alarm": Health.CRITICAL,
            "critical": Health.CRITICAL, "general warning": Health.WARNING,
            "important warning": Health.CRITICAL, "urgent warning": Health.CRITICAL}
 _PAIR = re.compile(r"(\S+)\s*/\s*(\S+)|(\S+)")
-_HEADER_TOKEN = re.compile(r"[A-Za-z][\w-]*\([^)]*\)|[A-Za-z][\w-]*")
+_HEADER_TOKEN = re.compile(r"[A-Za-z][\w-]*(?: [A-Za-z][\w-]*)?\([^)]*\)|[A-Za-z][\w-]*")
 
 
 def health_command(npu: int, chip: int) -> Command:
@@ -45,9 +45,10 @@ def plan(unhealthy: tuple[tuple[int, int], ...] = ()) -> tuple[Command, ...]:
 
 # The metric columns of the table's third cell, by the header spellings npu-smi 20.2-25.5 print; a
 # column not listed is never read (one warning per table), a column that is absent gives None.
+# 25.6 (Ascend 950) prints `NPU Util(%)` where earlier releases print `AICore(%)`.
 METRIC_COLUMNS: dict[str, str] = {
-    "power(w)": "power", "temp(c)": "temp", "aicore(%)": "aicore", "memory-usage(mb)": "memory",
-    "hbm-usage(mb)": "hbm",
+    "power(w)": "power", "temp(c)": "temp", "aicore(%)": "aicore", "npu util(%)": "aicore",
+    "memory-usage(mb)": "memory", "hbm-usage(mb)": "hbm",
 }
 COLUMN_FEEDS: dict[str, tuple[str, ...]] = {
     "power": ("power_w",), "temp": ("temperature_c",), "aicore": ("utilization_pct",),
@@ -95,7 +96,11 @@ def _read(mapped: dict[str, tuple[str, str | None]]) -> dict[str, tuple[str, str
 
 
 def parse_info(text: str, command: str = INFO) -> ParseResult:
-    """Parse the `npu-smi info` table by its two header rows; the process table is ignored."""
+    """Parse the `npu-smi info` table by its two header rows; the process table is ignored.
+
+    Two layouts: `| NPU Name | Health | metrics |` over `| Chip [Device|Phy-ID] | Bus-Id | metrics |`
+    (20.x-25.5), and 25.6's `| NPU ID | Name | Health | metrics |` over `| | | Bus-Id | metrics |` (one die
+    per NPU: no chip column, chip 0)."""
     warnings: list[str] = []
     lines = [ln for ln in text.splitlines() if ln.strip().startswith("|")]
     head1: Header | None = None
@@ -103,16 +108,20 @@ def parse_info(text: str, command: str = INFO) -> ParseResult:
     cards: list[CardSample] = []
     pending: list[str] | None = None
     pending_line = ""
+    at1 = at2 = 1           # the Health cell of row 1, the Bus-Id cell of row 2
     for line in lines:
         cells = _cells(line)
         if len(cells) < 3:
             continue
         first = cells[0].lower()
-        if first.startswith("npu") and "name" in first and "health" in cells[1].lower():
-            head1 = _header(_raw_cell(line, 2))
+        lowered = [c.lower() for c in cells]
+        if first.startswith("npu") and "health" in lowered[1:3] and "process" not in line.lower():
+            at1 = lowered.index("health", 1)
+            head1 = _header(_raw_cell(line, at1 + 1))
             continue
-        if first.startswith("chip") and "bus-id" in cells[1].lower():
-            head2 = _header(_raw_cell(line, 2))
+        if (first.startswith("chip") or not first) and "bus-id" in lowered[1:3]:
+            at2 = lowered.index("bus-id", 1)
+            head2 = _header(_raw_cell(line, at2 + 1))
             unknown = [n for _, n in head1 or []] + [n for _, n in head2]
             unknown = [n for n in unknown if n not in METRIC_COLUMNS and n not in IGNORED_COLUMNS]
             if unknown:
@@ -129,8 +138,13 @@ def parse_info(text: str, command: str = INFO) -> ParseResult:
             pending, pending_line = cells, line
             continue
         row1, row2, pending = pending, cells, None
-        card = _card(row1, row2, _read(_mapped(head1, _raw_cell(pending_line, 2))),
-                     _read(_mapped(head2, _raw_cell(line, 2))), warnings, command)
+        if len(row1) <= at1 + 1 or len(row2) <= at2 + 1:
+            warnings.append(f"ascend: {command}: cannot read row: {first_line(pending_line)}")
+            continue
+        ident = " ".join(row1[:at1])
+        chip = row2[0] if at2 == 1 else (row2[0] or "0")
+        card = _card(ident, row1[at1], chip, row2[at2], _read(_mapped(head1, _raw_cell(pending_line, at1 + 1))),
+                     _read(_mapped(head2, _raw_cell(line, at2 + 1))), warnings, command)
         if card is not None:
             cards.append(card)
     if pending is not None:
@@ -143,17 +157,17 @@ def parse_info(text: str, command: str = INFO) -> ParseResult:
     return ParseResult(VENDOR, command, tuple(cards), (), tuple(warnings))
 
 
-def _card(row1: list[str], row2: list[str], a: dict[str, tuple[str, str | None]],
+def _card(ident_cell: str, health_cell: str, chip_cell: str, bus_cell: str, a: dict[str, tuple[str, str | None]],
           b: dict[str, tuple[str, str | None]], warnings: list[str], command: str) -> CardSample | None:
-    ident = row1[0].split(None, 1)
-    chip_ids = row2[0].split()
+    ident = ident_cell.split(None, 1)
+    chip_ids = chip_cell.split()
     npu = ident[0] if ident else ""
     if not npu.isdigit() or not chip_ids or not chip_ids[0].isdigit():
-        warnings.append(f"ascend: {command}: cannot read row: {first_line('| ' + ' | '.join(row1))}")
+        warnings.append(f"ascend: {command}: cannot read row: {first_line('| ' + ident_cell + ' | ' + health_cell)}")
         return None
-    health = _HEALTH.get(row1[1].strip().lower(), Health.UNKNOWN)
-    if health is Health.UNKNOWN and row1[1].strip():
-        warnings.append(f"ascend: {command}: NPU {npu}: unknown health '{row1[1].strip()}'")
+    health = _HEALTH.get(health_cell.strip().lower(), Health.UNKNOWN)
+    if health is Health.UNKNOWN and health_cell.strip():
+        warnings.append(f"ascend: {command}: NPU {npu}: unknown health '{health_cell.strip()}'")
     power = a.get("power", ("NA", None))[0]
     temp = a.get("temp", ("NA", None))[0]
     aicore = b.get("aicore", ("NA", None))[0]
@@ -170,7 +184,7 @@ def _card(row1: list[str], row2: list[str], a: dict[str, tuple[str, str | None]]
         index=int(npu),
         chip=int(chip_ids[0]),
         model=ident[1].strip() if len(ident) > 1 and not is_na(ident[1]) else None,
-        bus_id=norm_bus_id(row2[1]),
+        bus_id=norm_bus_id(bus_cell),
         health=health,
         temperature_c=number(temp),
         utilization_pct=number(aicore),

@@ -22,6 +22,19 @@ from tests.conftest import fixture_text
     ("ascend/910a-21.0.rc1-info.txt", [
         (2, 0, "910A", "0000:3d:00.0", Health.OK, 70.3, 33.0, 45.0, 20001.0, 32768.0),
     ]),
+    # A3: two dies per NPU, card power once ('-' on the second die); the last die's temperature is blank
+    # and stays None (before: the Hugepages pair shifted into Temp(C) and read 0)
+    ("ascend/910-93-25.5.1-info.txt", [
+        (0, 0, "Ascend910", "0000:9d:00.0", Health.OK, 182.6, 44.0, 71.0, 51200.0, 65536.0),
+        (0, 1, "Ascend910", "0000:9f:00.0", Health.OK, None, 46.0, 68.0, 50112.0, 65536.0),
+        (1, 0, "Ascend910", "0000:99:00.0", Health.WARNING, 150.2, 52.0, 0.0, 3120.0, 65536.0),
+        (1, 1, "Ascend910", "0000:9b:00.0", Health.OK, None, None, 0.0, 2876.0, 65536.0),
+    ]),
+    # 25.6: four cells, no chip column, `NPU Util(%)` for AICore(%)
+    ("ascend/950dt-25.6.rc1-info.txt", [
+        (0, 0, "Ascend950DT", None, Health.OK, 371.2, 47.0, 93.0, 70211.0, 86016.0),
+        (3, 0, "Ascend950DT", None, Health.OK, None, 39.0, 0.0, 5120.0, 86016.0),
+    ]),
 ])
 def test_info_table_cards(fixture, expected):
     result = ascend.parse_info(fixture_text(fixture))
@@ -59,3 +72,10 @@ def test_catalog_levels_map_to_the_ladder():
     assert ascend.fault_ladder("80E21007", Health.OK) == (Severity.INFO, Action.IGNORE)          # NotHandle
     assert ascend.fault_ladder("80E18000", Health.WARNING)[1] is Action.RESET_CARD               # RestartNPU
     assert ascend.fault_ladder("FFFFFFFF", Health.CRITICAL) == (Severity.CRITICAL, Action.RESET_CARD)
+
+
+def test_unknown_metric_column_is_warned_and_not_read():
+    text = fixture_text("ascend/910b2c-23.0.3-info.txt").replace("AICore(%)", "AIcube(%)")
+    result = ascend.parse_info(text)
+    assert result.cards and all(c.utilization_pct is None for c in result.cards)
+    assert any("'aicube(%)'" in w and "not read" in w for w in result.warnings)

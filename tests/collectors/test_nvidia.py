@@ -77,3 +77,43 @@ def test_xids_outside_our_table_take_nvidia_catalog_resolution():
     severity, action, meaning = xid_ladder(8)          # not in mixops's table, in NVIDIA's catalog
     assert action.value in {"ignore", "watch", "restart_job", "reset_card", "reboot_node", "isolate"} and meaning
     assert xid_ladder(99999)[1].value == "watch"
+
+
+def test_xml_mig_instances_are_not_the_gpu_and_index_is_the_enumeration():
+    """Issue 16 (b): <mig_devices> comes before the GPU's own fb_memory_usage; minor_number is the /dev node."""
+    from collectors import smixml
+
+    text = fixture_text("nvidia/a100-mig-535-q-x-v12.xml")
+    for reader in (smixml.parse_xml, smixml.parse_xml_tree):
+        result = reader(text, "nvidia", "nvidia-smi -q -x")
+        got = [(c.index, c.bus_id, c.memory_used_mib, c.memory_total_mib, c.utilization_pct, c.ecc_uncorrected)
+               for c in result.cards]
+        assert got == [(0, "0000:07:00.0", 24217.0, 40960.0, None, 0), (1, "0000:0f:00.0", 4.0, 40960.0, 0.0, 0)]
+    assert smixml.parse_xml_fast(text, "nvidia", "c") is not None
+
+
+def test_table_mig_devices_are_not_cards():
+    from collectors import smitable
+
+    text = fixture_text("nvidia/h100-mig-590-table.txt")
+    result = smitable.parse_smi_table(text, "nvidia", "nvidia-smi")
+    got = [(c.index, c.memory_used_mib, c.memory_total_mib, c.utilization_pct, c.ecc_uncorrected, c.power_w)
+           for c in result.cards]
+    assert got == [(0, 51210.0, 81559.0, None, None, 212.0), (1, 4.0, 81559.0, 0.0, 0, 121.0)]
+    assert result.warnings == ()
+    # a capture holding only the MIG devices table gives no card (its GPU column is the parent's number)
+    only_mig = text[text.index("| MIG devices:"):]
+    result = smitable.parse_smi_table(only_mig, "nvidia", "nvidia-smi")
+    assert result.cards == () and "sub-device" in result.warnings[0]
+
+
+def test_csv_newer_power_spelling_is_read():
+    """Issue 16 (c): a site asking for power.draw.instant (R550+) gets power; MIG's [N/A] util stays None."""
+    result = nvidia.parse_query_csv(fixture_text("nvidia/h100-570-query-instant-power.csv"), None)
+    assert [(c.index, c.power_w, c.utilization_pct, c.memory_used_mib) for c in result.cards] == [
+        (0, 212.4, None, 51210.0), (1, 120.75, 0.0, 4.0)]
+
+
+def test_kernel_log_command_reads_binary_logs():
+    assert "grep -a -E 'NVRM: S?Xid'" in nvidia.KERNEL_LOG
+    assert "\n" not in nvidia.KERNEL_LOG and "`" not in nvidia.KERNEL_LOG
