@@ -32,7 +32,7 @@ PLAN = (Command("json", JSON_QUERY),)
 AMD_SMI_COLUMNS = Columns(
     metrics={"gpu": "index", "bdf": "bdf", "gpu-name": "name", "temp": "temp", "uec": "ecc", "power-usage": "power",
              "gfx-uti": "util", "mem-usage": "memory"},
-    feeds={"index": (), "bdf": ("bus_id", "model"), "name": ("model",), "temp": ("temperature_c",),
+    feeds={"index": (), "bdf": ("bus_id",), "name": ("model",), "temp": ("temperature_c",),
            "ecc": ("ecc_uncorrected",), "power": ("power_w",), "util": ("utilization_pct",),
            "memory": ("memory_used_mib", "memory_total_mib")},
     ignored=frozenset({"mem-uti", "hip-id", "oam-id", "partition-mode", "fan"}),

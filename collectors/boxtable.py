@@ -89,7 +89,9 @@ def _assign(header: list[tuple[int, str]], values: list[tuple[int, str]]) -> dic
     whose span it overlaps most (a value overlapping none is UNBOUND, never given to a neighbour)."""
     if not header:
         return {UNBOUND: " ".join(v for _, v in values)} if values else {}
-    if len(header) == len(values):
+    if len(header) == len(values) and all(
+            min(v_at + len(v), h_at + len(h)) > max(v_at, h_at) or _gap_only(header, k, v_at, v_at + len(v))
+            for k, ((h_at, h), (v_at, v)) in enumerate(zip(header, values, strict=True))):
         return {h.lower(): v for (_, h), (_, v) in zip(header, values, strict=True)}
     out: dict[str, str] = {}
     for start, text in values:
@@ -108,6 +110,14 @@ def _assign(header: list[tuple[int, str]], values: list[tuple[int, str]]) -> dic
 
 
 _WORD = re.compile(r"\S+")
+
+
+def _gap_only(header: list[tuple[int, str]], k: int, start: int, end: int) -> bool:
+    """True when [start, end) lies between header k-1 and header k+1 without touching either: a value
+    printed in the gap beside its own header (counts match and nothing else claims it)."""
+    left = header[k - 1][0] + len(header[k - 1][1]) if k > 0 else -1
+    right = header[k + 1][0] if k + 1 < len(header) else 1 << 30
+    return left <= start and end <= right
 
 
 def _overlaps(header: list[tuple[int, str]], start: int, end: int) -> list[tuple[int, str]]:
