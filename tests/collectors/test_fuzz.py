@@ -21,6 +21,7 @@ from collectors import (
 )
 from collectors.ssh import parse_frames
 from console.parse_cmd import parse_capture
+from collectors.model import Health
 from tests.conftest import fixture_text
 
 NV = fixture_text("nvidia/h100-565-query-noheader-nounits.csv")
@@ -89,3 +90,79 @@ def test_random_bytes_spliced_into_captures(text, junk, at):
         _check(parse_capture(mutated, None, None))
     except Exception as exc:  # only the documented "cannot tell which vendor" error may escape
         assert type(exc).__name__ == "ParseInputError"
+
+
+# ---- issue 16: >= 100 mutated captures of every vendor, counted, with 0 tracebacks --------------------
+
+import random  # noqa: E402
+import re  # noqa: E402
+
+from console.parse_cmd import detect  # noqa: E402
+from tests.conftest import FIXTURES  # noqa: E402
+
+_VALUE = re.compile(r"\S*\d\S*")
+_METRICS = ("temperature_c", "utilization_pct", "memory_used_mib", "memory_total_mib", "power_w", "ecc_uncorrected")
+
+
+def _captures() -> list[tuple[str, str, str, str]]:
+    """(name, text, vendor, command) of every fixture mixops can attribute, for all vendors."""
+    out = []
+    for path in sorted(FIXTURES.glob("*/*")):
+        if path.parent.name in ("adapter", "trainlogs") or path.name.endswith(".source"):
+            continue
+        text = path.read_text(encoding="utf-8")
+        vendor, command = ("biren", "brsmi gpu list") if path.parent.name == "biren" else detect(text)
+        out.append((f"{path.parent.name}/{path.name}", text, vendor, command))
+    return out
+
+
+def test_mutated_captures_never_raise_and_na_never_becomes_a_number():
+    """Each capture mutated 6 ways (a value → N/A, a line dropped, a line doubled, cut short, junk bytes
+    spliced in, a header word renamed): no exception, and a value turned into N/A only ever turns
+    metrics into None — it never creates or changes a number."""
+    rnd = random.Random(16)
+    count = tracebacks = 0
+    vendors = set()
+    for name, text, vendor, command in _captures():
+        original = {(c.index, c.chip): c for c in parse_capture(text, vendor, command).cards}
+        lines = text.splitlines()
+        for _ in range(3):
+            values = [(i, m) for i, ln in enumerate(lines) for m in _VALUE.finditer(ln)] or [
+                (0, re.match(r"", lines[0]))]
+            i, m = rnd.choice(values)
+            assert m is not None
+            na = lines[:i] + [lines[i][:m.start()] + "N/A" + lines[i][m.end():]] + lines[i + 1:]
+            k = rnd.randrange(len(lines))
+            cut = rnd.randrange(len(text))
+            at = rnd.randrange(len(text))
+            words = [w for w in re.findall(r"[A-Za-z][\w%().:/-]{2,}", text)]
+            word = rnd.choice(words or ["xyz"])
+            mutants = {
+                "na": "\n".join(na) + "\n",
+                "drop": "\n".join(lines[:k] + lines[k + 1:]) + "\n",
+                "double": "\n".join(lines[:k + 1] + lines[k:]) + "\n",
+                "cut": text[:cut],
+                "junk": text[:at] + bytes(rnd.randrange(256) for _ in range(16)).decode("latin-1") + text[at:],
+                "rename": text.replace(word, "Zq" + word[2:], 1),
+            }
+            for kind, mutant in mutants.items():
+                count += 1
+                try:
+                    result = parse_capture(mutant, vendor, command)
+                except Exception as exc:  # noqa: BLE001 - counted and reported: the suite's traceback figure
+                    tracebacks += 1
+                    raise AssertionError(f"{name} ({kind}): {type(exc).__name__}: {exc}") from exc
+                _check(result)
+                if kind == "na":
+                    for card in result.cards:
+                        before = original.get((card.index, card.chip))
+                        if before is None or before.health is Health.CRITICAL or card.health is Health.CRITICAL:
+                            continue
+                        for f in _METRICS:
+                            value = getattr(card, f)
+                            assert value is None or value == getattr(before, f), (name, f, value, lines[i])
+        vendors.add(vendor)
+    print(f"mutated captures: {count}, tracebacks: {tracebacks}, vendors: {len(vendors)}")
+    assert count >= 100 and tracebacks == 0
+    assert vendors >= {"nvidia", "ascend", "cambricon", "hygon", "amd", "metax", "mthreads", "iluvatar", "enflame",
+                       "kunlunxin", "denglin", "biren"}
