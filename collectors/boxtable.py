@@ -13,7 +13,7 @@ the device table (issue 16: a renamed, added or missing column can never become 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from collectors.model import CardSample, ParseResult, first_line, integer, mebibytes, memory_unit, sanity
@@ -140,16 +140,20 @@ class Table:
     firsts: list[str]
 
 
-def parse_tables(text: str) -> list[Table]:
-    """Every boxed table with a `|===|` (or `|---|`, `+---+`) rule under its header rows, in order."""
+def iter_tables(text: str) -> Iterator[Table]:
+    """Every boxed table with a `|===|` (or `|---|`, `+---+`) rule under its header rows, in order, read
+    only as far as the caller asks."""
     lines = [_PREFIX.sub("", ln) for ln in text.splitlines()] if "#" in text else text.splitlines()
-    tables: list[Table] = []
     i = 0
     while i < len(lines):
         table, i = _table_at(lines, i)
         if table is not None:
-            tables.append(table)
-    return tables
+            yield table
+
+
+def parse_tables(text: str) -> list[Table]:
+    """Every boxed table of the text, in order."""
+    return list(iter_tables(text))
 
 
 def parse_blocks(text: str) -> tuple[list[dict[str, str]], list[str]]:
@@ -222,9 +226,10 @@ def read_cards(text: str, vendor: str, command: str, columns: Columns,
     device number and a missing table become warnings naming vendor and command."""
     warnings: list[str] = []
     cards: list[CardSample] = []
-    tables = parse_tables(text)
+    tables: list[Table] = []
     device = None
-    for table in tables:
+    for table in iter_tables(text):
+        tables.append(table)
         lowered = {h.lower() for h in table.headers}
         if lowered & columns.subdevice:
             continue                # MIG instances / partitions: never the device's own values

@@ -19,9 +19,9 @@ from collectors import (
     mthreads,
     nvidia,
 )
+from collectors.model import Health
 from collectors.ssh import parse_frames
 from console.parse_cmd import parse_capture
-from collectors.model import Health
 from tests.conftest import fixture_text
 
 NV = fixture_text("nvidia/h100-565-query-noheader-nounits.csv")
