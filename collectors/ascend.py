@@ -144,7 +144,8 @@ def parse_info(text: str, command: str = INFO) -> ParseResult:
         ident = " ".join(row1[:at1])
         chip = row2[0] if at2 == 1 else (row2[0] or "0")
         card = _card(ident, row1[at1], chip, row2[at2], _read(_mapped(head1, _raw_cell(pending_line, at1 + 1))),
-                     _read(_mapped(head2, _raw_cell(line, at2 + 1))), warnings, command)
+                     _read(_mapped(head2, _raw_cell(line, at2 + 1))), warnings, command,
+                     hbm_column=any(METRIC_COLUMNS.get(n) == "hbm" for _, n in head2))
         if card is not None:
             cards.append(card)
     if pending is not None:
@@ -158,7 +159,8 @@ def parse_info(text: str, command: str = INFO) -> ParseResult:
 
 
 def _card(ident_cell: str, health_cell: str, chip_cell: str, bus_cell: str, a: dict[str, tuple[str, str | None]],
-          b: dict[str, tuple[str, str | None]], warnings: list[str], command: str) -> CardSample | None:
+          b: dict[str, tuple[str, str | None]], warnings: list[str], command: str,
+          hbm_column: bool = False) -> CardSample | None:
     ident = ident_cell.split(None, 1)
     chip_ids = chip_cell.split()
     npu = ident[0] if ident else ""
@@ -175,8 +177,10 @@ def _card(ident_cell: str, health_cell: str, chip_cell: str, bus_cell: str, a: d
     total: float | None = None
     hbm = b.get("hbm")
     mem = b.get("memory")
-    # 910-class cards report their working memory as HBM; the "Memory" column is the small DDR.
-    for pair in (hbm, mem):
+    # 910-class cards report their working memory as HBM; the "Memory" column is the small DDR. It stands
+    # in only where the table has no HBM column or prints HBM as 0 / 0, never for an HBM value not shown.
+    shown = hbm is not None and number(hbm[1]) is not None
+    for pair in (hbm, mem) if shown or not hbm_column else (hbm,):
         if pair is not None and pair[1] is not None and (number(pair[1]) or 0) > 0:
             used, total = number(pair[0]), number(pair[1])
             break
