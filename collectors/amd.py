@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from collectors import rocm
-from collectors.boxtable import Columns, read_cards, used_total, used_total_mib
+from collectors.boxtable import Columns, read_cards, reading, used_total, used_total_mib
 from collectors.model import (
     CardSample,
     Command,
@@ -57,7 +57,7 @@ def parse_amd_smi_table(text: str, command: str = "amd-smi") -> ParseResult:
         used, total = used_total_mib(record.get("memory"), "MB")
         power, _cap = used_total(record.get("power"))
         return CardSample(index=index, model=name or None, bus_id=norm_bus_id(bdf_name), health=Health.OK,
-                          temperature_c=number(record.get("temp")), utilization_pct=number(record.get("util")),
+                          temperature_c=reading(record.get("temp")), utilization_pct=reading(record.get("util")),
                           memory_used_mib=used, memory_total_mib=total, power_w=number(power),
                           ecc_uncorrected=integer(record.get("ecc")))
 

@@ -16,7 +16,16 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
-from collectors.model import CardSample, ParseResult, first_line, integer, mebibytes, memory_unit, sanity
+from collectors.model import (
+    CardSample,
+    ParseResult,
+    first_line,
+    integer,
+    mebibytes,
+    memory_unit,
+    number,
+    sanity,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,6 +266,17 @@ def read_cards(text: str, vendor: str, command: str, columns: Columns,
             {h.lower() for h in t.headers} & columns.subdevice for t in tables) else "no card table found"
         warnings.append(f"{vendor}: {command}: {what}; first line: {first_line(text)}")
     return ParseResult(vendor, command, tuple(cards), (), tuple(warnings))
+
+
+_READING = re.compile(r"^\s*[-+]?\d+(?:\.\d+)?\s*(?:°C|°|℃|[CcWw%]|MHz|Mhz)?\s*$")
+
+
+def reading(text: str | None) -> float | None:
+    """A table cell that is one number with at most a unit (`34C`, `43.0°C`, `66℃`, `97%`, `611.0W`), else
+    None: text that only contains a digit (`NPS1, SPX`, `P0`) is never a reading."""
+    if text is None or _READING.match(text) is None:
+        return None
+    return number(text)
 
 
 def used_total_mib(text: str | None, default_unit: str = "MiB") -> tuple[float | None, float | None]:

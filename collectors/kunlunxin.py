@@ -31,6 +31,11 @@ PCI_VENDOR = "0x1d22"
 QUERY = "$(command -v xpu_smi || command -v xpu-smi) -m"
 PLAN = (Command("rows", QUERY),)
 
+# The R200/R300 `DEVICES` grid of driver 4.x; DevID is xpu_smi's enumeration. Columns not listed are warned.
+GRID_COLUMNS: dict[str, str] = {"devid": "index", "pci addr": "bus", "model": "model", "sn": "serial",
+                                "userate": "util", "memory": "memory"}
+GRID_IGNORED = frozenset({"inode", "l3"})
+
 
 def parse_rows(text: str, command: str = "xpu_smi -m") -> ParseResult:
     """One card per `-m` line."""
@@ -66,14 +71,20 @@ def parse_table(text: str, command: str = "xpu_smi") -> ParseResult:
     if "DEVICES" in text and "DevID" in text:
         warnings: list[str] = []
         cards: list[CardSample] = []
-        for row in pipe_grid(text, "DevID"):
-            index = integer(row.get("devid"))
+        grid = pipe_grid(text, "DevID")
+        unknown = [h for h in (grid[0] if grid else {}) if h not in GRID_COLUMNS and h not in GRID_IGNORED]
+        if unknown:
+            warnings.append(f"{VENDOR}: {command}: column(s) not known to mixops, not read: "
+                            f"{', '.join(repr(h) for h in unknown)}")
+        for raw in grid:
+            row = {GRID_COLUMNS[h]: v for h, v in raw.items() if h in GRID_COLUMNS}
+            index = integer(row.get("index"))
             if index is None:
                 continue
             used, total = used_total_mib(row.get("memory"))
-            card = CardSample(index=index, model=row.get("model"), serial=row.get("sn") or None,
-                              bus_id=norm_bus_id(row.get("pci addr")), health=Health.OK,
-                              utilization_pct=number(row.get("userate")),
+            card = CardSample(index=index, model=row.get("model"), serial=row.get("serial") or None,
+                              bus_id=norm_bus_id(row.get("bus")), health=Health.OK,
+                              utilization_pct=number(row.get("util")),
                               memory_used_mib=used, memory_total_mib=total)
             cards.append(sanity(card, warnings, command))
         if not cards:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 
+from collectors.boxtable import Columns, reading
 from collectors.model import (
     CardSample,
     Command,
@@ -16,7 +17,6 @@ from collectors.model import (
     first_line,
     integer,
     norm_bus_id,
-    number,
     sanity,
 )
 
@@ -26,6 +26,13 @@ TABLE = "mthreads-gmi"
 PLAN = (Command("table", TABLE),)
 
 _SPLIT = re.compile(r"\s{2,}")
+# mthreads-gmi 1.14 (desktop) and 2.2-2.4 (server) headers; ID is the tool's enumeration (`-i N`).
+COLUMNS = Columns(
+    metrics={"id": "index", "name": "name", "pcie": "bus", "%gpu": "util", "mem": "memory", "temp": "temp"},
+    feeds={"index": (), "name": ("model",), "bus": ("bus_id",), "util": ("utilization_pct",),
+           "memory": ("memory_used_mib", "memory_total_mib"), "temp": ("temperature_c",)},
+    ignored=frozenset({"device type", "perf", "pcie lane width", "mpc capable", "ecc mode"}),
+)
 _MEM = re.compile(r"([\d.]+)\s*(MiB|GiB)\s*\(\s*([\d.]+)\s*(MiB|GiB)\s*\)", re.I)
 
 
@@ -65,6 +72,10 @@ def parse_table(text: str, command: str = TABLE) -> ParseResult:
         i -= 1
     header_tokens = [tok for row in header_rows for start, seg in _segments(row) for tok in _tokens(start, seg)]
     header_rows_tokens = [[tok for start, seg in _segments(row) for tok in _tokens(start, seg)] for row in header_rows]
+    unknown = COLUMNS.unknown([name for row in header_rows_tokens for _, name in row])
+    if unknown:
+        warnings.append(f"{VENDOR}: {command}: column(s) not known to mixops, not read: "
+                        f"{', '.join(repr(n) for n in unknown)}")
     cards: list[CardSample] = []
     block: list[str] = []
 
@@ -78,20 +89,22 @@ def parse_table(text: str, command: str = TABLE) -> ParseResult:
                 continue
             for start, seg in _segments(row):
                 for at, value in _tokens(start, seg):
-                    name = min(heads, key=lambda h: abs(h[0] - at))[1].lower()
-                    record[name] = f"{record[name]} {value}" if name in record else value
+                    # the header it starts nearest to; bound to a metric only through COLUMNS
+                    key = COLUMNS.key(min(heads, key=lambda h: abs(h[0] - at))[1])
+                    if key is not None:
+                        record[key] = f"{record[key]} {value}" if key in record else value
         block.clear()
-        index = integer(record.get("id"))
+        index = integer(record.get("index"))
         if index is None:
             return
-        mem = _MEM.search(record.get("mem", ""))
+        mem = _MEM.search(record.get("memory", ""))
         used = total = None
         if mem:
             used = float(mem.group(1)) * (1024.0 if mem.group(2).lower() == "gib" else 1.0)
             total = float(mem.group(3)) * (1024.0 if mem.group(4).lower() == "gib" else 1.0)
-        card = CardSample(index=index, model=record.get("name"), bus_id=norm_bus_id(record.get("pcie")),
-                          health=Health.OK, temperature_c=number(record.get("temp")),
-                          utilization_pct=number(record.get("%gpu")), memory_used_mib=used, memory_total_mib=total)
+        card = CardSample(index=index, model=record.get("name"), bus_id=norm_bus_id(record.get("bus")),
+                          health=Health.OK, temperature_c=reading(record.get("temp")),
+                          utilization_pct=reading(record.get("util")), memory_used_mib=used, memory_total_mib=total)
         cards.append(sanity(card, warnings, command))
 
     for line in lines[rule + 1:]:

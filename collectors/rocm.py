@@ -13,7 +13,8 @@ import re
 from dataclasses import replace
 from typing import Any
 
-from collectors.model import CardSample, Health, ParseResult, first_line, integer, is_na, number, sanity
+from collectors.boxtable import Columns, reading
+from collectors.model import CardSample, Health, ParseResult, first_line, is_na, number, sanity
 
 _CARD_KEY = re.compile(r"^card(\d+)$")
 _CARD_OBJECT = re.compile(r'"(card\d+)"\s*:\s*(\{[^{}]*\})')
@@ -103,6 +104,18 @@ def parse_json(text: str, vendor: str, command: str) -> ParseResult:
 
 _SPLIT = re.compile(r"\S+(?: \S+)*")
 
+# Concise-table headers of ROCm 4.x-7.x rocm-smi and DTK 23-24 hy-smi/rocm-smi. The first column is the
+# tool's enumeration (`-d N`). A header not listed is warned about and never read.
+# The header line: the device column then at least two more, two spaces apart (not `GPU[0]  : …` lines).
+_CONCISE_HEADER = re.compile(r"^\s*(DCU|GPU|HCU|Device)(\s{2,}\S+(?: \S+)*){2,}\s*$")
+CONCISE_COLUMNS = Columns(
+    metrics={"device": "index", "gpu": "index", "dcu": "index", "hcu": "index", "temp": "temp", "avgpwr": "power",
+             "power": "power", "gpu%": "util", "dcu%": "util", "hcu%": "util"},
+    feeds={"index": (), "temp": ("temperature_c",), "power": ("power_w",), "util": ("utilization_pct",)},
+    ignored=frozenset({"node", "ids", "[model : revision]", "partitions", "sclk", "mclk", "fan", "perf", "pwrcap",
+                       "vram%"}),
+)
+
 
 def _tokens(line: str) -> list[tuple[int, str]]:
     """Tokens separated by two or more spaces, with their offsets."""
@@ -115,27 +128,31 @@ def parse_concise(text: str, vendor: str, command: str) -> ParseResult:
     cards: list[CardSample] = []
     header: list[tuple[int, str]] | None = None
     for line in text.splitlines():
-        if re.match(r"^\s*(DCU|GPU|HCU|Device)\s+.*\bTemp\b", line):
+        if _CONCISE_HEADER.match(line):
             header = [(at, name.lower()) for at, name in _tokens(line)]
+            unknown = CONCISE_COLUMNS.unknown([name for _, name in header])
+            if unknown:
+                warnings.append(f"{vendor}: {command}: column(s) not known to mixops, not read: "
+                                f"{', '.join(repr(n) for n in unknown)}")
             continue
         if header is None or not line.strip() or line.lstrip().startswith("="):
             continue
         values = _tokens(line)
         if not line[:1].isspace() and values and values[0][1].isdigit():
-            if len(values) == len(header):
-                row = {name: v for (_, name), (_, v) in zip(header, values, strict=True)}
-            else:
-                row = {}
-                starts = [h[0] for h in header]
-                for at, v in values:
-                    # left-aligned columns: the last header starting at or before the value
-                    name = header[max(0, bisect.bisect_right(starts, at + 1) - 1)][1]
-                    row[name] = f"{row[name]} {v}" if name in row else v
-            util = next((v for k, v in row.items() if k in ("dcu%", "gpu%", "hcu%")), None)
-            power = next((v for k, v in row.items() if k in ("avgpwr", "power")), None)
-            card = CardSample(index=integer(values[0][1]) or 0, health=Health.OK,
-                              temperature_c=number(row.get("temp")), utilization_pct=number(util),
-                              power_w=number(power))
+            row: dict[str, str] = {}
+            starts = [h[0] for h in header]
+            for at, v in values:
+                # left-aligned columns: the last header starting at or before the value (never by order,
+                # so a blank value cannot shift its neighbours into its column)
+                slot = bisect.bisect_right(starts, at + 1) - 1
+                if slot < 0:
+                    continue
+                key = CONCISE_COLUMNS.key(header[slot][1])
+                if key is not None:
+                    row[key] = f"{row[key]} {v}" if key in row else v
+            card = CardSample(index=int(values[0][1]), health=Health.OK,
+                              temperature_c=reading(row.get("temp")), utilization_pct=reading(row.get("util")),
+                              power_w=reading(row.get("power")))
             cards.append(sanity(card, warnings, command))
         elif cards and values and line[:1].isspace() and cards[-1].model is None:
             cards[-1] = replace(cards[-1], model=values[0][1])

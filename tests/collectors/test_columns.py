@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from collectors import amd, ascend, cambricon, enflame, metax, nvidia, smitable
+from collectors import amd, ascend, cambricon, enflame, hygon, metax, mthreads, nvidia, rocm, smitable
 from collectors.boxtable import Columns
 from collectors.model import Health
 from tests.conftest import fixture_text
@@ -197,3 +197,93 @@ def test_every_table_fixture_has_its_columns_listed(name, parse, columns):
     """The fixtures' own headers are all known: no 'not read' warning on the formats mixops documents."""
     assert not [w for w in parse(fixture_text(name)).warnings if "not read" in w]
     assert _read_headers(fixture_text(name).splitlines(), columns)
+
+
+# ---- tables without a box: rocm-smi/hy-smi concise (one header line) and mthreads-gmi ----------------
+
+_PLAIN_TOKEN = re.compile(r"[^\s|]+(?: [^\s|]+)*")
+
+
+def _plain_layout(text: str, vendor: str) -> tuple[list[str], list[int], dict[int, list[int]]]:
+    """(lines, header lines, header line → the data lines at its row in every card block)."""
+    lines = text.splitlines()
+    if vendor == "mthreads":
+        rule = next(i for i, ln in enumerate(lines) if ln.strip().startswith("+-"))
+        heads = []
+        i = rule - 1
+        while i >= 0 and lines[i].strip() and not lines[i].strip().startswith("-"):
+            heads.insert(0, i)
+            i -= 1
+        rows: dict[int, list[int]] = {h: [] for h in heads}
+        block: list[int] = []
+        for j in range(rule + 1, len(lines) + 1):
+            if j == len(lines) or lines[j].strip().startswith(("+-", "-")) or not lines[j].strip():
+                for r, h in enumerate(heads):
+                    if r < len(block):
+                        rows[h].append(block[r])
+                block = []
+                if j == len(lines) or not lines[j].strip().startswith("+-"):
+                    break
+                continue
+            block.append(j)
+        return lines, heads, rows
+    head = next(i for i, ln in enumerate(lines) if re.match(r"^\s*(DCU|GPU|HCU|Device)\s+.*\bTemp\b", ln))
+    return lines, [head], {head: [j for j in range(head + 1, len(lines)) if re.match(r"\d", lines[j])]}
+
+
+def mutate_plain(text: str, vendor: str, columns: Columns, kind: str, pick: int) -> tuple[str, str, str]:
+    """Like mutate(), for the unboxed tables."""
+    lines, heads, rows = _plain_layout(text, vendor)
+    found = [(h, m.start(), m.end(), m.group()) for h in heads for m in _PLAIN_TOKEN.finditer(lines[h])
+             if columns.fields_of(m.group())]
+    h, a, b, name = found[pick % len(found)]
+    new = ("Zq" + "x" * max(0, b - a - 2))[: max(2, b - a)]
+    if kind == "rename":
+        lines[h] = lines[h][:a] + new + lines[h][a + len(new):]
+    elif kind in ("drop", "blank"):
+        if kind == "drop":
+            lines[h] = lines[h][:a] + " " * (b - a) + lines[h][b:]
+            new = ""
+        for i in rows[h]:
+            for m in list(_PLAIN_TOKEN.finditer(lines[i])):
+                if m.start() < b and m.end() > a:
+                    lines[i] = lines[i][:m.start()] + " " * (m.end() - m.start()) + lines[i][m.end():]
+    else:
+        new = "Xtra9"
+        col = max([len(lines[h].rstrip())] + [len(lines[i].rstrip()) for i in rows[h]]) + 2
+        lines[h] = lines[h].rstrip().ljust(col) + new
+        for i in rows[h]:
+            lines[i] = lines[i].rstrip().ljust(col) + "777"
+    return "\n".join(lines) + "\n", name, new
+
+
+PLAIN = [("amd/mi300x-concise-rocm6.txt", "amd", amd.parse_concise, rocm.CONCISE_COLUMNS),
+         ("hygon/dcu-table.txt", "hygon", hygon.parse_table, rocm.CONCISE_COLUMNS),
+         ("mthreads/s4000-gmi2.2.txt", "mthreads", mthreads.parse_table, mthreads.COLUMNS)]
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(PLAIN), st.sampled_from(["rename", "drop", "add", "blank"]), st.integers(0, 40))
+def test_unboxed_tables_never_read_a_column_not_listed(case, kind, pick):
+    name, vendor, parse, columns = case
+    original = _values(parse(fixture_text(name)))
+    text, header, new = mutate_plain(fixture_text(name), vendor, columns, kind, pick)
+    result = parse(text)
+    after = _values(result)
+    if kind in ("rename", "drop"):
+        for card in result.cards:
+            for f in columns.fields_of(header):
+                assert getattr(card, f) is None, (name, kind, header, f)
+    if kind in ("rename", "add"):
+        assert any(new.lower() in w.lower() and "not read" in w for w in result.warnings), result.warnings
+    if kind in ("add", "blank"):
+        assert after.keys() == original.keys()
+        for key, card in after.items():
+            if original[key].health is Health.CRITICAL:
+                continue
+            for f in FIELDS:
+                value = getattr(card, f)
+                if kind == "add":
+                    assert value == getattr(original[key], f), (name, header, f)
+                else:
+                    assert value is None or value == getattr(original[key], f), (name, header, f, value)
