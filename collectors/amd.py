@@ -57,7 +57,7 @@ def parse_amd_smi_table(text: str, command: str = "amd-smi") -> ParseResult:
         used, total = used_total_mib(record.get("memory"), "MB")
         power, _cap = used_total(record.get("power"))
         return CardSample(index=index, model=name or None, bus_id=norm_bus_id(bdf_name), health=Health.OK,
-                          temperature_c=reading(record.get("temp")), utilization_pct=reading(record.get("util")),
+                          temperature_c=reading(record.get("temp"), "C"), utilization_pct=reading(record.get("util"), "%"),
                           memory_used_mib=used, memory_total_mib=total, power_w=number(power),
                           ecc_uncorrected=integer(record.get("ecc")))
 

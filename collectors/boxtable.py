@@ -268,20 +268,27 @@ def read_cards(text: str, vendor: str, command: str, columns: Columns,
     return ParseResult(vendor, command, tuple(cards), (), tuple(warnings))
 
 
-_READING = re.compile(r"^\s*[-+]?\d+(?:\.\d+)?\s*(?:°C|°|℃|[CcWw%]|MHz|Mhz)?\s*$")
+_READINGS = {
+    "C": re.compile(r"^\s*[-+]?\d+(?:\.\d+)?\s*(?:°C|°|℃|[Cc])?\s*$"),
+    "%": re.compile(r"^\s*\d+(?:\.\d+)?\s*%?\s*$"),
+    "W": re.compile(r"^\s*\d+(?:\.\d+)?\s*[Ww]?\s*$"),
+}
 
 
-def reading(text: str | None) -> float | None:
-    """A table cell that is one number with at most a unit (`34C`, `43.0°C`, `66℃`, `97%`, `611.0W`), else
-    None: text that only contains a digit (`NPS1, SPX`, `P0`) is never a reading."""
-    if text is None or _READING.match(text) is None:
+def reading(text: str | None, unit: str) -> float | None:
+    """A table cell that is one number with at most the metric's own unit (`C`: `34C`, `43.0°C`, `66℃`;
+    `%`: `97%`; `W`: `611.0W`), else None: text that only contains a digit (`NPS1, SPX`, `P0`) or a number
+    in another unit (a fan's `0.0%` under a power header) is never a reading."""
+    if text is None or _READINGS[unit].match(text) is None:
         return None
     return number(text)
 
 
 def used_total_mib(text: str | None, default_unit: str = "MiB") -> tuple[float | None, float | None]:
     """'0 MiB/ 23308 MiB', '826/65536 MiB', '0 / 32768 MB' → (used, total) in MiB; a side without a unit
-    takes the other side's."""
+    takes the other side's. Text without the '/' is not a used/total pair: (None, None), never a guess."""
+    if text is None or "/" not in text:
+        return None, None
     used, total = used_total(text)
     unit = memory_unit(total) or memory_unit(used) or default_unit
     return mebibytes(used, unit), mebibytes(total, unit)

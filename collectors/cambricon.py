@@ -38,8 +38,8 @@ def parse_table(text: str, command: str = TABLE) -> ParseResult:
         power, _cap = used_total(record.get("power"))
         ecc = integer(record.get("ecc"))
         return CardSample(index=index, model=record.get("name"), bus_id=norm_bus_id(record.get("bus")),
-                          health=Health.OK, temperature_c=reading(record.get("temp")),
-                          utilization_pct=reading(record.get("util")), memory_used_mib=used, memory_total_mib=total,
+                          health=Health.OK, temperature_c=reading(record.get("temp"), "C"),
+                          utilization_pct=reading(record.get("util"), "%"), memory_used_mib=used, memory_total_mib=total,
                           power_w=number(power), ecc_uncorrected=ecc)
 
     return read_cards(text, VENDOR, command, COLUMNS, card)

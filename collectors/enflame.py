@@ -96,7 +96,7 @@ def parse_table(text: str, command: str = TABLE) -> ParseResult:
         used = None if total is None or share is None else round(total * share / 100.0, 1)
         return CardSample(index=index, model=record.get("name"), serial=record.get("serial") or None,
                           bus_id=norm_bus_id(record.get("bus")), health=Health.OK,
-                          temperature_c=reading(record.get("temp")), memory_used_mib=used, memory_total_mib=total,
+                          temperature_c=reading(record.get("temp"), "C"), memory_used_mib=used, memory_total_mib=total,
                           power_w=number((record.get("power") or "N/A").split()[0]))
 
     return read_cards(text, VENDOR, command, COLUMNS, card)

@@ -103,8 +103,8 @@ def parse_table(text: str, command: str = TABLE) -> ParseResult:
             used = float(mem.group(1)) * (1024.0 if mem.group(2).lower() == "gib" else 1.0)
             total = float(mem.group(3)) * (1024.0 if mem.group(4).lower() == "gib" else 1.0)
         card = CardSample(index=index, model=record.get("name"), bus_id=norm_bus_id(record.get("bus")),
-                          health=Health.OK, temperature_c=reading(record.get("temp")),
-                          utilization_pct=reading(record.get("util")), memory_used_mib=used, memory_total_mib=total)
+                          health=Health.OK, temperature_c=reading(record.get("temp"), "C"),
+                          utilization_pct=reading(record.get("util"), "%"), memory_used_mib=used, memory_total_mib=total)
         cards.append(sanity(card, warnings, command))
 
     for line in lines[rule + 1:]:

@@ -151,8 +151,8 @@ def parse_concise(text: str, vendor: str, command: str) -> ParseResult:
                 if key is not None:
                     row[key] = f"{row[key]} {v}" if key in row else v
             card = CardSample(index=int(values[0][1]), health=Health.OK,
-                              temperature_c=reading(row.get("temp")), utilization_pct=reading(row.get("util")),
-                              power_w=reading(row.get("power")))
+                              temperature_c=reading(row.get("temp"), "C"), utilization_pct=reading(row.get("util"), "%"),
+                              power_w=reading(row.get("power"), "W"))
             cards.append(sanity(card, warnings, command))
         elif cards and values and line[:1].isspace() and cards[-1].model is None:
             cards[-1] = replace(cards[-1], model=values[0][1])

@@ -36,8 +36,8 @@ def parse_smi_table(text: str, vendor: str, command: str) -> ParseResult:
         used, total = used_total_mib(record.get("memory"))
         power, _cap = used_total(record.get("power"))
         return CardSample(index=index, model=record.get("name"), bus_id=norm_bus_id(record.get("bus")),
-                          health=Health.OK, temperature_c=reading(record.get("temp")),
-                          utilization_pct=reading(record.get("util")),
+                          health=Health.OK, temperature_c=reading(record.get("temp"), "C"),
+                          utilization_pct=reading(record.get("util"), "%"),
                           memory_used_mib=used, memory_total_mib=total, power_w=number(power),
                           ecc_uncorrected=integer(record.get("ecc")))
 
