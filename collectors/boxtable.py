@@ -62,7 +62,6 @@ class Columns:
         key = self.key(header)
         return self.feeds.get(key, ()) if key is not None else ()
 
-_SPLIT = re.compile(r"\s{2,}")
 _RULE = re.compile(r"^\s*[+|][-=+|\s]*[+|]\s*$")
 _PREFIX = re.compile(r"^#\s*\[\w+\]\s*>>\s?")   # `# [tag] >> ` of captures pasted from scripts
 
@@ -76,67 +75,75 @@ def _cells(line: str) -> list[str]:
     return body.split("|")
 
 
+_TOKEN = re.compile(r"\S+(?:\s\S+)*")
+
+
 def _tokens(cell: str) -> list[tuple[int, str]]:
     """(start column, text) of each token separated by 2+ spaces."""
-    out: list[tuple[int, str]] = []
-    pos = 0
-    for part in _SPLIT.split(cell):
-        if not part.strip():
-            pos += len(part) + 2
-            continue
-        start = cell.find(part, pos)
-        out.append((start, part.strip()))
-        pos = start + len(part)
-    return out
+    return [(m.start(), m.group()) for m in _TOKEN.finditer(cell)]
 
 
 UNBOUND = ""      # the record key of values under no header: never read as a metric
 
 
-def _assign(header: list[tuple[int, str]], values: list[tuple[int, str]]) -> dict[str, str]:
-    """Pair value tokens with header names: by order when counts match, else each value goes to the header
-    whose span it overlaps most (a value overlapping none is UNBOUND, never given to a neighbour)."""
+Span = tuple[int, int, str]      # a header token: start, end, lower-case name
+
+
+def _best(header: list[Span], start: int, end: int) -> tuple[str, int]:
+    """The header the text span [start, end) overlaps most (UNBOUND when none), and how many it overlaps."""
+    best, name, hits = 0, UNBOUND, 0
+    for h_start, h_end, h_name in header:
+        overlap = (end if end < h_end else h_end) - (start if start > h_start else h_start)
+        if overlap > 0:
+            hits += 1
+            if overlap > best:
+                best, name = overlap, h_name
+    return name, hits
+
+
+def _aligned(header: list[Span], values: list[tuple[int, str]]) -> bool:
+    """Counts match and every value lies under its own header, or in the gap beside it without touching
+    a neighbour: only then is pairing by order safe (a blank value must not shift the rest)."""
+    n = len(header)
+    if n != len(values):
+        return False
+    for k in range(n):
+        h_start, h_end, _ = header[k]
+        v_start, v = values[k]
+        v_end = v_start + len(v)
+        if v_end > h_start and v_start < h_end:
+            continue
+        left = header[k - 1][1] if k else -1
+        right = header[k + 1][0] if k + 1 < n else 1 << 30
+        if not (left <= v_start and v_end <= right):
+            return False
+    return True
+
+
+def _assign(header: list[Span], values: list[tuple[int, str]]) -> dict[str, str]:
+    """Pair value tokens with header names: by order when aligned, else each value goes to the header whose
+    span it overlaps most (a value overlapping none is UNBOUND, never given to a neighbour)."""
     if not header:
         return {UNBOUND: " ".join(v for _, v in values)} if values else {}
-    if len(header) == len(values) and all(
-            min(v_at + len(v), h_at + len(h)) > max(v_at, h_at) or _gap_only(header, k, v_at, v_at + len(v))
-            for k, ((h_at, h), (v_at, v)) in enumerate(zip(header, values, strict=True))):
-        return {h.lower(): v for (_, h), (_, v) in zip(header, values, strict=True)}
+    if _aligned(header, values):
+        return {h[2]: v for h, (_, v) in zip(header, values, strict=True)}
     out: dict[str, str] = {}
     for start, text in values:
-        spans = _overlaps(header, start, start + len(text))
-        if len(spans) > 1 and " " in text:
+        name, hits = _best(header, start, start + len(text))
+        if hits > 1 and " " in text:
             # one token under several headers (efsmi: `42976MiB Disable` under `Mem     GCU Virt`): its words
             # are bound one by one
-            words = [(start + m.start(), m.group()) for m in _WORD.finditer(text)]
-        else:
-            words = [(start, text)]
-        for w_start, word in words:
-            hits = _overlaps(header, w_start, w_start + len(word)) if len(words) > 1 else spans
-            name = max(hits)[1] if hits else UNBOUND
-            out[name] = f"{out[name]} {word}" if name in out else word
+            for m in _WORD.finditer(text):
+                w_start = start + m.start()
+                word = m.group()
+                w_name, _ = _best(header, w_start, w_start + len(word))
+                out[w_name] = f"{out[w_name]} {word}" if w_name in out else word
+            continue
+        out[name] = f"{out[name]} {text}" if name in out else text
     return out
 
 
 _WORD = re.compile(r"\S+")
-
-
-def _gap_only(header: list[tuple[int, str]], k: int, start: int, end: int) -> bool:
-    """True when [start, end) lies between header k-1 and header k+1 without touching either: a value
-    printed in the gap beside its own header (counts match and nothing else claims it)."""
-    left = header[k - 1][0] + len(header[k - 1][1]) if k > 0 else -1
-    right = header[k + 1][0] if k + 1 < len(header) else 1 << 30
-    return left <= start and end <= right
-
-
-def _overlaps(header: list[tuple[int, str]], start: int, end: int) -> list[tuple[int, str]]:
-    """(overlap, lower-case name) of every header whose span the text span [start, end) overlaps."""
-    out: list[tuple[int, str]] = []
-    for h_start, h_text in header:
-        overlap = min(end, h_start + len(h_text)) - max(start, h_start)
-        if overlap > 0:
-            out.append((overlap, h_text.lower()))
-    return out
 
 
 @dataclass(slots=True)
@@ -193,8 +200,9 @@ def _table_at(lines: list[str], start: int) -> tuple[Table | None, int]:
             head_rows = []
     if eq is None:
         return None, len(lines)
-    headers = [[_tokens(c) for c in _cells(row)] for row in head_rows]
-    names = [name for row in headers for cell in row for _, name in cell]
+    tokens = [[_tokens(c) for c in _cells(row)] for row in head_rows]
+    names = [name for row in tokens for cell in row for _, name in cell]
+    headers = [[[(at, at + len(name), name.lower()) for at, name in cell] for cell in row] for row in tokens]
     table = Table(names, [], [])
     current: list[str] = []
 
