@@ -170,6 +170,8 @@ def child(args: argparse.Namespace) -> int:
 
     def finish() -> None:
         sample()
+        driver.stop()                               # the driver must not switch tabs under the screenshots
+        sampler.stop()
         if args.screenshots:
             screenshots()
         print("done", flush=True)
