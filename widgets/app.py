@@ -501,7 +501,7 @@ class MainWindow(QMainWindow):
         if pos is None:
             return None
         from widgets.detail import CardDetail
-        from widgets.incidents import vendor_name
+        from widgets.i18n import vendor_name
 
         vendor = s.vendor[pos]
         title = (f"{node} · {tr('card')} {idx} · {vendor_name(vendor, i18n.current_language())} "

@@ -47,8 +47,7 @@ from PySide6.QtWidgets import (
 
 from console.live import Snapshot
 from widgets.common import shown_duration
-from widgets.i18n import current_language, tr
-from widgets.incidents import vendor_name
+from widgets.i18n import current_language, tr, vendor_name
 
 CELL = 4            # pixels per card side
 PITCH = CELL + 1    # card cell plus its gap

@@ -12,6 +12,8 @@ from pathlib import Path
 
 from PySide6.QtCore import QCoreApplication, QLocale, QSettings, QTranslator
 
+from console.fmt import vendor_label
+
 RESOURCES = Path(__file__).resolve().parents[1] / "resources" / "i18n"
 LANGUAGES = {"en": "English", "zh_CN": "简体中文"}
 
@@ -81,3 +83,23 @@ def install(app: QCoreApplication, language: str) -> CatalogTranslator | None:
     _installed = CatalogTranslator(table)
     app.installTranslator(_installed)
     return _installed
+
+
+VENDOR_NAMES_ZH = {"nvidia": "英伟达", "ascend": "昇腾", "cambricon": "寒武纪", "hygon": "海光", "metax": "沐曦",
+                   "mthreads": "摩尔线程", "iluvatar": "天数智芯", "enflame": "燧原", "biren": "壁仞",
+                   "kunlunxin": "昆仑芯", "denglin": "登临", "amd": "AMD"}
+
+
+def vendor_name(vendor: str | None, lang: str) -> str:
+    """The vendor as operators write it in the UI's language (`NVIDIA` / `英伟达`); N/A when unknown."""
+    if not vendor:
+        return "N/A"
+    if lang.startswith("zh") and vendor in VENDOR_NAMES_ZH:
+        return VENDOR_NAMES_ZH[vendor]
+    return vendor_label(vendor)
+
+
+def vendor_mix(mix: list[tuple[str, int]], lang: str | None = None) -> str:
+    """A job's cards per vendor in the UI's language (`NVIDIA 256 · 昇腾 256`)."""
+    lang = lang or current_language()
+    return " · ".join(f"{vendor_name(v, lang)} {n}" for v, n in mix)

@@ -51,11 +51,10 @@ from PySide6.QtWidgets import (
 
 from console import incidents as engine
 from console import knowledge
-from console.fmt import vendor_label
 from console.live import IncidentDetail, IncidentRow, read_incident_detail, read_with
 from console.store import connect
 from widgets.common import Index, RowModel, Task, shown_duration, write_csv
-from widgets.i18n import tr
+from widgets.i18n import tr, vendor_name
 
 SEVERITY_COLOURS = {"P1": QColor(215, 48, 39), "P2": QColor(244, 109, 67), "P3": QColor(253, 174, 97),
                     "P4": QColor(145, 191, 219)}
@@ -90,20 +89,6 @@ def tr_known(text: str) -> str:
 
 
 # ---- Chinese display of English titles and vendor names -------------------------------------------
-
-VENDOR_NAMES_ZH = {"nvidia": "英伟达", "ascend": "昇腾", "cambricon": "寒武纪", "hygon": "海光", "metax": "沐曦",
-                   "mthreads": "摩尔线程", "iluvatar": "天数智芯", "enflame": "燧原", "biren": "壁仞",
-                   "kunlunxin": "昆仑芯", "denglin": "登临", "amd": "AMD"}
-
-
-def vendor_name(vendor: str | None, lang: str) -> str:
-    """The vendor as operators write it in the UI's language (`NVIDIA` / `英伟达`); N/A when unknown."""
-    if not vendor:
-        return "N/A"
-    if lang.startswith("zh") and vendor in VENDOR_NAMES_ZH:
-        return VENDOR_NAMES_ZH[vendor]
-    return vendor_label(vendor)
-
 
 # The title formats of console/incidents.py (read there, not imported: they are f-strings), most specific
 # first. Each English template is a catalogue key; its Chinese keeps the {fields} verbatim.

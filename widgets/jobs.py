@@ -16,7 +16,7 @@ from PySide6.QtWidgets import QHeaderView, QLabel, QSplitter, QTableView, QVBoxL
 from console.continuity import GOAL_ETTR, GOAL_TTR_S
 from console.jobview import JobRow
 from widgets.common import Index, RowModel, shown_duration
-from widgets.i18n import tr
+from widgets.i18n import tr, vendor_mix
 
 if TYPE_CHECKING:
     from widgets.timeline import TimelineView
@@ -59,7 +59,7 @@ class JobModel(RowModel):
         if role == Qt.ItemDataRole.DisplayRole:
             slurm = "N/A" if r.slurm_state is None else r.slurm_state + (
                 f" ({r.requeues} {tr('requeues')})" if r.requeues else "")
-            values = (r.name, r.vendors or "N/A", tr(r.state),
+            values = (r.name, vendor_mix(r.mix) or "N/A", tr(r.state),
                       "N/A" if m.last_step is None else f"{m.last_step:,}",
                       shown_duration(None if m.last_progress_at is None else self.now - m.last_progress_at),
                       "N/A" if m.checkpoint_step is None else f"{m.checkpoint_step:,}", shown_duration(ckpt_age),

@@ -29,7 +29,7 @@ from PySide6.QtWidgets import QButtonGroup, QHBoxLayout, QLabel, QToolButton, QV
 from console.continuity import goals
 from console.jobview import JobRow
 from widgets.common import shown_duration
-from widgets.i18n import tr
+from widgets.i18n import tr, vendor_mix
 
 SEGMENT_COLOURS = {"running": (26, 152, 80), "checkpointing": (69, 117, 180), "stalled": (253, 174, 97),
                    "down": (215, 48, 39), "resuming": (171, 110, 200)}
@@ -406,7 +406,7 @@ class TimelineView(QWidget):
         parts = [html.escape(p) for p in goal_parts(row)]
         if level == 1:
             return head + "<br>" + " · ".join(parts)
-        vendors = f"<br>{html.escape(row.vendors)}" if row.vendors else ""
+        vendors = f"<br>{html.escape(vendor_mix(row.mix))}" if row.mix else ""
         return head + vendors + "<br>" + "<br>".join(parts)
 
     def _sync_labels(self) -> None:
@@ -428,7 +428,7 @@ class TimelineView(QWidget):
             text = f"<div style='font-size:8pt'>{self._lane_label(row, level)}</div>"
             if text != self._label_html[lane]:
                 item.setHtml(text)
-                item.setToolTip(f"{row.name} · {tr(row.state)}\n{row.vendors}\n" + "\n".join(goal_parts(row)))
+                item.setToolTip(f"{row.name} · {tr(row.state)}\n{vendor_mix(row.mix)}\n" + "\n".join(goal_parts(row)))
                 self._label_html[lane] = text
             item.setPos(6.0 / LABEL_W, lane)
 
