@@ -175,7 +175,7 @@ class CardDetail(QDialog):
             item = w.getPlotItem()
             left = item.getAxis("left")
             left.enableAutoSIPrefix(False)          # "80000 MiB", never "80 kMiB"
-            w.setLabel("left", f"{tr(label)} ({tr(unit) or unit})")
+            w.setLabel("left", f"{tr(label)} ({tr(unit)})")
             left.setWidth(LEFT_AXIS_PX)
             if key == PLOTS[-1][0]:
                 w.setLabel("bottom", tr("Time"))            # once, under the last plot: the axes are linked

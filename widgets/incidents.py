@@ -83,11 +83,6 @@ def escaped(text: object) -> str:
     return html.escape(plain_text(text), quote=True)
 
 
-def tr_known(text: str) -> str:
-    """tr() of a value that may have no catalogue entry (a state, an action): the text itself then."""
-    return tr(text) or text
-
-
 # ---- Chinese display of English titles and vendor names -------------------------------------------
 
 # The title formats of console/incidents.py (read there, not imported: they are f-strings), most specific
@@ -123,7 +118,7 @@ def display_title(title: str) -> str:
             return title
         fields = m.groupdict()
         if "state" in fields:
-            fields["state"] = tr_known(fields["state"])
+            fields["state"] = tr(fields["state"])
         # fields are substituted by name, so a node called "{card}" stays "{card}"
         return re.sub(r"\{(\w+)\}", lambda f, values=fields: values.get(f.group(1)) or f.group(0), translated)
     return title
@@ -159,7 +154,7 @@ class IncidentModel(RowModel):
             return shown_duration(self.now - r.opened_at)
         if col == COL_STATE:
             by = plain_text(r.acknowledged_by or "")
-            return tr_known(r.state) + (f" ({by})" if by and r.state == "acknowledged" else "")
+            return tr(r.state) + (f" ({by})" if by and r.state == "acknowledged" else "")
         if col == COL_TITLE:
             return display_title(r.title)
         if col == COL_NODE:
@@ -169,7 +164,7 @@ class IncidentModel(RowModel):
         if col == COL_JOB:
             return plain_text(r.job or "-")
         if col == COL_ACTION:
-            return tr_known(r.action or "-")
+            return tr(r.action or "-")
         if col == COL_REPEATS:
             return str(r.count)
         return ""
@@ -316,7 +311,7 @@ class IncidentsView(QWidget):
         self.state_filter = QComboBox()
         self.state_filter.addItem(tr("All states"), "")
         for state in STATES:
-            self.state_filter.addItem(tr_known(state), state)
+            self.state_filter.addItem(tr(state), state)
         self.state_filter.currentIndexChanged.connect(
             lambda _i: self.proxy.set_filters(state=str(self.state_filter.currentData())))
         self.export_button = QPushButton(tr("Export CSV…"))
@@ -533,12 +528,12 @@ class IncidentsView(QWidget):
         opened = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(str(r["opened_at"]))))
         card = r.get("card_idx") if r.get("card_idx") is not None else r.get("cards") or "-"
         parts = [f"<h3>{esc(r['severity'])} · {esc(display_title(str(r['title'])))}</h3>",
-                 f"<p><b>{tr('State')}:</b> {esc(tr_known(str(r['state'])))} · <b>{tr('Opened')}:</b> {opened} · "
+                 f"<p><b>{tr('State')}:</b> {esc(tr(str(r['state'])))} · <b>{tr('Opened')}:</b> {opened} · "
                  f"<b>{tr('Repeats')}:</b> {esc(r['count'])}</p>",
                  f"<p><b>{tr('Evidence')}:</b><br><code style='white-space:pre-wrap'>{esc(r.get('evidence') or '')}"
                  f"</code></p>",
                  f"<p><b>{tr('Meaning')}:</b> {esc(entry.meaning(lang))}</p>",
-                 f"<p><b>{tr('Recommended action')}:</b> {esc(tr_known(str(r.get('action') or '-')))} — "
+                 f"<p><b>{tr('Recommended action')}:</b> {esc(tr(str(r.get('action') or '-')))} — "
                  f"{esc(entry.action(lang))}</p>",
                  f"<p><b>{tr('Affected job(s)')}:</b> {self._job_links(r.get('job'))} · <b>{tr('Node')}:</b> "
                  f"{esc(r.get('node') or '-')} · <b>{tr('Card')}:</b> {esc(card)}"
@@ -547,7 +542,7 @@ class IncidentsView(QWidget):
         if detail.history:
             parts.append(f"<p><b>{tr('History of this card')}:</b></p><ul>")
             parts += [f"<li>{time.strftime('%m-%d %H:%M', time.localtime(t))} {esc(sev)} {esc(display_title(title))} "
-                      f"({esc(tr_known(state))})</li>" for t, sev, title, state in detail.history]
+                      f"({esc(tr(state))})</li>" for t, sev, title, state in detail.history]
             parts.append("</ul>")
             if len(detail.history) >= 2:
                 parts.append(f"<p style='color:#d73027'><b>{tr('Repeat offender: replace (RMA) candidate')}</b></p>")
