@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from collectors.ladder import ecc_fault
-from collectors.model import CardSample, Fault, Health, NodeReport
+from collectors.model import CardSample, Health, NodeReport
 
 CounterKey = tuple[str, int, int, str]            # node, card index, chip (-1 when none), counter name
 ECC = "ecc_uncorrected"
@@ -73,20 +73,14 @@ def apply(report: NodeReport, baseline: dict[CounterKey, int]) -> tuple[NodeRepo
             card = replace(card, health=health)
             touched = True
         cards.append(card)
-    faults: list[Fault] = []
-    for f in report.faults:
-        if f.code != ECC_CODE:
-            faults.append(f)
-        elif f.card_index in grown:
-            new, total = grown.pop(f.card_index)
-            faults.append(replace(f, message=f"{f.message.split(':')[0]}: {new} new uncorrectable ECC error(s), "
-                                             f"{total} in all (counter of {report.vendor or 'the vendor'}'s tool)"))
-        touched = True
-    for idx, (new, total) in grown.items():        # the vendor's parser raised none: the ladder's own fault
-        base = ecc_fault(report.vendor or "card", idx, total, report.vendor or "tool")
-        faults.append(replace(base, message=f"{report.vendor} card {idx}: {new} new uncorrectable ECC error(s), "
+    # the ladder's stateless ECC faults (one per nonzero total) give way to one fault per card that grew
+    faults = [f for f in report.faults if f.code != ECC_CODE]
+    touched = touched or len(faults) != len(report.faults) or bool(grown)
+    vendor = report.vendor or "card"
+    for idx, (new, total) in grown.items():
+        base = ecc_fault(vendor, idx, total, vendor)
+        faults.append(replace(base, message=f"{vendor} card {idx}: {new} new uncorrectable ECC error(s), "
                                             f"{total} in all"))
-        touched = True
     if not touched:
         return report, changes
     return replace(report, cards=tuple(cards), faults=tuple(faults)), changes
