@@ -46,6 +46,7 @@ from widgets.i18n import tr
 from widgets.jobs import JobsView
 
 if TYPE_CHECKING:
+    from console.incidents import Thresholds
     from widgets.heatmap import HeatmapView
     from widgets.incidents import IncidentsView
 
@@ -71,7 +72,7 @@ class MainWindow(QMainWindow):
         self.snapshot: Snapshot | None = None
         self.details: list[QDialog] = []
         self._spare_details: list[QDialog] = []     # closed card details, reused (see open_card)
-        self.thresholds: object | None = None       # the site's incident thresholds (lines in the card detail)
+        self.thresholds: Thresholds | None = None   # the site's incident thresholds (lines in the card detail)
         self.update_costs_s: list[float] = []   # GUI-thread time per snapshot (bench/gui_latency.py)
         self.site_name = site_name
         self.problem = problem
