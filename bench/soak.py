@@ -2,8 +2,8 @@
 
     QT_QPA_PLATFORM=offscreen python bench/soak.py [--minutes 30] [--cards 1280] [--interval 2]
 
-The window runs in a child process (so an abort is seen, not suffered): live demo sweeps faster than
-real time (every --interval seconds instead of 10), and a driver that cycles the tabs and the room's
+The window runs in a child process (so an abort is seen, not suffered), its collector in a process of
+its own as always (console.sweeper; its RSS is printed apart): live demo sweeps faster than real time (every --interval seconds instead of 10), and a driver that cycles the tabs and the room's
 colour modes, opens and closes card details, incident details and the shift-report preview. Every
 --sample seconds the child records RSS, the reference counts of None/True/False, Python objects,
 QObjects and threads; a 10 ms timer measures the event loop's longest stall. The parent prints:
@@ -94,7 +94,15 @@ def child(args: argparse.Namespace) -> int:
             state["warm"] = 1.0                     # startup's stalls are reported apart
             state["startup_stall"], state["worst"] = state["worst"], 0.0
         gc.collect()
+        collector_rss = None
+        pid = window.runner.pid if window.runner is not None else None
+        if pid is not None:
+            try:
+                collector_rss = psutil.Process(pid).memory_info().rss / 2**20
+            except psutil.Error:
+                pass
         row = {"t": round(time.monotonic() - t_start, 1), "rss_mib": proc.memory_info().rss / 2**20,
+               "collector_rss_mib": collector_rss,
                "none": sys.getrefcount(None), "true": sys.getrefcount(True), "false": sys.getrefcount(False),
                "pyobjects": len(gc.get_objects()), "qobjects": qobjects(),
                "threads": threading.active_count(), "os_threads": proc.num_threads(),
@@ -258,6 +266,13 @@ def parent(args: argparse.Namespace) -> int:
         print(f"  RSS after {args.warmup_min:g} min warm-up: {first['rss_mib']:.0f} -> {last['rss_mib']:.0f} MiB, "
               f"growth {'N/A' if slope is None else f'{slope:+.1f}'} MiB/h (goal <= 5: "
               f"{'met' if rss_goal else 'NOT met'})")
+        collector = [(r["t"], r["collector_rss_mib"]) for r in after if r.get("collector_rss_mib") is not None]
+        if collector:
+            figures["collector_rss_mib_per_h"] = _slope_per_hour(collector)
+            figures["collector_rss_mib"] = [collector[0][1], collector[-1][1]]
+            growth = figures["collector_rss_mib_per_h"]
+            print(f"  the window's collector process (console.sweeper): RSS {collector[0][1]:.0f} -> "
+                  f"{collector[-1][1]:.0f} MiB, growth {'N/A' if growth is None else f'{growth:+.1f}'} MiB/h")
         print("  refcounts after warm-up (first -> last, range): " + ", ".join(
             f"{k} {first[k]} -> {last[k]} ({figures[f'{k}_range']})" for k in ("none", "true", "false")))
         print("  Python objects {} -> {} (max {}); QObjects {} -> {} (max {}); threads {} -> {} (max {}), "

@@ -1,25 +1,28 @@
 """What the window shows, read from the database off the GUI thread, plus the in-app collector.
 
 `read_snapshot` turns the database into arrays aligned with the room layout (one slot per card),
-so a view can colour 100,000 cards with a few numpy operations. `SnapshotReader` and `SweepRunner`
-are QObjects meant to live in worker threads: the GUI thread never waits on SSH or SQL.
+so a view can colour 100,000 cards with a few numpy operations. `SnapshotReader` is a
+QObject meant to live in a worker thread, and the window's collector runs in a process of its own
+(`CollectorProcess`, console.sweeper): the GUI thread never waits on SSH or SQL, nor on their GIL.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
-import threading
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
-from PySide6.QtCore import QObject, QTimer, Signal, Slot
+from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, QTimer, Signal, Slot
 
+from console.argv import printable
 from console.jobview import JobRow, read_jobs
-from console.site import Site
 
 T = TypeVar("T")
 
@@ -314,72 +317,178 @@ def _inode(path: str) -> int | None:
         return None
 
 
-class SweepRunner(QObject):
-    """Runs sweeps in its own thread: the demo's history build first when asked, then every interval."""
+@dataclass(frozen=True, slots=True)
+class SweepEvent:
+    """One sweep of the window's collector, as its process told it (console.sweeper.summary_event)."""
+
+    sweep_id: int
+    started: float
+    duration_s: float
+    nodes: int
+    failed: int
+    stale: int
+    cards: int
+    new_incidents: tuple[int, ...]
+    store_problem: str | None
+    held: int
+
+    @classmethod
+    def from_json(cls, event: dict[str, object]) -> SweepEvent:
+        """From the child's `swept` line (missing or odd fields become neutral values, never an error)."""
+        def num(key: str) -> float:
+            value = event.get(key)
+            return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
+
+        new = event.get("new_incidents")
+        problem = event.get("store_problem")
+        return cls(int(num("sweep_id")), num("started"), num("duration_s"), int(num("nodes")), int(num("failed")),
+                   int(num("stale")), int(num("cards")),
+                   tuple(i for i in new if isinstance(i, int)) if isinstance(new, list) else (),
+                   problem if isinstance(problem, str) else None, int(num("held")))
+
+
+RESTART_AFTER_S = (2.0, 5.0, 15.0, 30.0, 60.0)    # a collector that stopped by itself is started again
+
+
+class CollectorProcess(QObject):
+    """The window's collector in a child process (console.sweeper): the GUI process never parses a sweep.
+
+    Lives in the GUI thread: QProcess reads the child's lines as the event loop turns, a few hundred
+    bytes per sweep. The child's stdin is held open; closing it (stop, or this process dying) stops the
+    child, which closes its sessions and releases the database's writer lock. A child that stops by
+    itself is said once and started again after a growing pause (RESTART_AFTER_S); its history build is
+    not repeated."""
 
     progress = Signal(str, float)     # phase, fraction
-    swept = Signal(object)            # console.service.SweepSummary
+    swept = Signal(object)            # SweepEvent
     failed = Signal(str)
+    notice = Signal(str)
 
-    def __init__(self, make: Callable[[], tuple[Site, Callable[[], object], Callable[[], None]]],
-                 interval_s: float, prepare: Callable[[Callable[[float], None]], None] | None = None,
-                 stop: threading.Event | None = None) -> None:
-        super().__init__()
-        self._make = make
-        self._prepare = prepare
+    def __init__(self, args: list[str], interval_s: float, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.args = args
         self.interval_s = interval_s
-        self._stop = stop or threading.Event()     # shared with `prepare` so a build stops early
-        self._timer: QTimer | None = None
-        self._sweep: Callable[[], object] | None = None
-        self._close: Callable[[], None] | None = None
-        self._store_problem: str | None = None
+        self.restarts = 0
+        self.exit_codes: list[int] = []
+        self._proc: QProcess | None = None
+        self._buffer = b""
+        self._stderr = b""
+        self._stopping = False
+        self._prepared = False
+        self._restart = QTimer(self)
+        self._restart.setSingleShot(True)
+        self._restart.timeout.connect(self.start)
 
     @Slot()
     def start(self) -> None:
-        """Prepare (demo history), then sweep at once and every interval (call in the worker thread)."""
-        try:
-            if self._prepare is not None:
-                self._prepare(lambda f: self.progress.emit("history", f))
-                self.progress.emit("history", 1.0)
-            if self._stop.is_set():
-                return
-            _site, self._sweep, self._close = self._make()
-        except Exception as exc:  # noqa: BLE001 - one line for the operator, never a traceback
-            self.failed.emit(str(exc))
+        """Start the child (again)."""
+        if self._stopping or (self._proc is not None and self._proc.state() != QProcess.ProcessState.NotRunning):
             return
-        self._timer = QTimer(self)
-        self._timer.timeout.connect(self.tick)
-        self._timer.start(int(self.interval_s * 1000))
-        self.tick()
+        args = list(self.args)
+        if self._prepared:
+            args.append("--no-history")              # a restart goes on with the history already built
+        proc = QProcess(self)
+        proc.setProgram(sys.executable)
+        proc.setArguments(["-m", "console.sweeper", *args])
+        env = QProcessEnvironment.systemEnvironment()
+        root = str(Path(__file__).resolve().parents[1])
+        env.insert("PYTHONPATH", os.pathsep.join(p for p in (root, env.value("PYTHONPATH")) if p))
+        env.insert("PYTHONUNBUFFERED", "1")
+        proc.setProcessEnvironment(env)
+        proc.readyReadStandardOutput.connect(self._read)
+        proc.readyReadStandardError.connect(self._read_stderr)
+        proc.finished.connect(self._finished)
+        proc.errorOccurred.connect(self._error)
+        self._buffer = b""
+        self._stderr = b""
+        self._proc = proc
+        proc.start()
+
+    @property
+    def pid(self) -> int | None:
+        """The child's process id while it runs."""
+        if self._proc is None or self._proc.state() == QProcess.ProcessState.NotRunning:
+            return None
+        return int(self._proc.processId())
 
     def request_stop(self) -> None:
-        """Ask a running history build to stop early (thread-safe)."""
-        self._stop.set()
+        """Ask the child to stop (it sees its stdin close); `stop` waits for it."""
+        self._stopping = True
+        self._restart.stop()
+        if self._proc is not None and self._proc.state() != QProcess.ProcessState.NotRunning:
+            self._proc.closeWriteChannel()
 
     @Slot()
-    def tick(self) -> None:
-        """One sweep."""
-        if self._sweep is None or self._stop.is_set():
+    def stop(self, wait_ms: int = 30_000) -> None:
+        """Stop the child and wait for it; one that does not stop in `wait_ms` is killed."""
+        self.request_stop()
+        proc = self._proc
+        if proc is None or proc.state() == QProcess.ProcessState.NotRunning:
             return
-        try:
-            summary = self._sweep()
-        except Exception as exc:  # noqa: BLE001 - e.g. the store's disk is full: say so, keep running
-            self.failed.emit(str(exc))
-            return
-        # a collector that holds sweeps while the database cannot be written (Collector(hold_rows=…)) says
-        # so in its summary: told once when it starts, not at every sweep
-        problem = getattr(summary, "store_problem", None)
-        if isinstance(problem, str) and problem != self._store_problem:
-            self.failed.emit(f"database cannot be written ({problem}): sweeps held in memory")
-        self._store_problem = problem if isinstance(problem, str) else None
-        self.swept.emit(summary)
+        if not proc.waitForFinished(wait_ms):
+            proc.kill()
+            proc.waitForFinished(5_000)
+
+    def _lines(self, data: bytes) -> list[bytes]:
+        self._buffer += data
+        *lines, self._buffer = self._buffer.split(b"\n")
+        if len(self._buffer) > 1 << 20:          # a child that prints without newlines: drop, never grow
+            self._buffer = b""
+        return lines
 
     @Slot()
-    def stop(self) -> None:
-        """Stop sweeping and close the sessions (call in the worker thread)."""
-        self._stop.set()
-        if self._timer is not None:
-            self._timer.stop()
-        if self._close is not None:
-            self._close()
-            self._close = None
+    def _read(self) -> None:
+        if self._proc is None:
+            return
+        for raw in self._lines(bytes(self._proc.readAllStandardOutput().data())):
+            try:
+                event = json.loads(raw)
+            except ValueError:
+                continue
+            if not isinstance(event, dict):
+                continue
+            kind = event.get("event")
+            if kind == "progress":
+                fraction = event.get("fraction")
+                if isinstance(fraction, int | float):
+                    if fraction >= 1.0:
+                        self._prepared = True
+                    self.progress.emit(str(event.get("phase", "")), float(fraction))
+            elif kind == "swept":
+                self._prepared = True
+                self.restarts = 0               # a restarted child that sweeps again starts the pauses over
+                self.swept.emit(SweepEvent.from_json(event))
+            elif kind in ("failed", "notice"):
+                text = " ".join(str(event.get("text", "")).split())
+                (self.failed if kind == "failed" else self.notice).emit(text)
+
+    @Slot()
+    def _read_stderr(self) -> None:
+        if self._proc is not None:
+            self._stderr = (self._stderr + bytes(self._proc.readAllStandardError().data()))[-4096:]
+
+    def _last_stderr_line(self) -> str:
+        lines = [ln for ln in self._stderr.decode("utf-8", "replace").splitlines() if ln.strip()]
+        return printable(lines[-1])[:300] if lines else ""
+
+    @Slot(int, QProcess.ExitStatus)
+    def _finished(self, code: int, status: QProcess.ExitStatus) -> None:
+        self._read()
+        if self._stopping:
+            return
+        crashed = status == QProcess.ExitStatus.CrashExit
+        self.exit_codes.append(-1 if crashed else code)
+        if code == 2 and not crashed:
+            return                      # it could not start (said on its failed line): retrying cannot help
+        pause = RESTART_AFTER_S[min(self.restarts, len(RESTART_AFTER_S) - 1)]
+        self.restarts += 1
+        why = "crashed" if crashed else f"exit status {code}"
+        last = self._last_stderr_line()
+        self.failed.emit(f"collector stopped ({why}{': ' + last if last else ''}); starting again in {pause:.0f} s")
+        self._restart.start(int(pause * 1000))
+
+    @Slot(QProcess.ProcessError)
+    def _error(self, error: QProcess.ProcessError) -> None:
+        if error == QProcess.ProcessError.FailedToStart:
+            self.failed.emit(f"collector could not start: {sys.executable}: "
+                             f"{self._proc.errorString() if self._proc else error}")

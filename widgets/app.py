@@ -1,15 +1,15 @@
 """The operator's window: room heatmap, fleet table, card detail, status bar.
 
-Sweeps run in one worker thread (the in-app collector, or the demo), database reads in another;
-the GUI thread only receives snapshots through queued signals and paints.
+Sweeps run in a child process (the window's collector, or the demo: console.sweeper), database reads
+in a worker thread; the GUI thread only receives snapshots through queued signals and paints.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-import threading
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import (
@@ -37,8 +37,8 @@ from PySide6.QtWidgets import (
 )
 
 from console import paths
-from console.live import Snapshot, SnapshotReader, SweepRunner
-from console.site import Site, SiteError, load_site
+from console.live import CollectorProcess, Snapshot, SnapshotReader, SweepEvent
+from console.site import SiteError, load_site
 from widgets import i18n, theme
 from widgets.common import shown_duration
 from widgets.fleet import FleetView
@@ -64,7 +64,7 @@ class MainWindow(QMainWindow):
     """One window for the shift: the room, the fleet, and what the collector is doing."""
 
     def __init__(self, db_path: str | None, site_name: str, demo: bool, interval_s: float = 10.0,
-                 runner: SweepRunner | None = None, problem: str | None = None) -> None:
+                 runner: CollectorProcess | None = None, problem: str | None = None) -> None:
         super().__init__()
         self.db_path = db_path
         self.demo = demo
@@ -105,6 +105,8 @@ class MainWindow(QMainWindow):
             runner.progress.connect(self._progress, Qt.ConnectionType.QueuedConnection)
             runner.failed.connect(self._runner_failed, Qt.ConnectionType.QueuedConnection)
             runner.swept.connect(self._swept, Qt.ConnectionType.QueuedConnection)
+            runner.notice.connect(self._runner_notice, Qt.ConnectionType.QueuedConnection)
+            runner.setParent(self)
         # The window paints first; the collector stack (paramiko, SQLite, the demo) is imported and
         # the workers start on the next turn of the event loop.
         self._started = False
@@ -121,18 +123,19 @@ class MainWindow(QMainWindow):
         if self._started:
             return
         self._started = True
-        from console import demo, incidents, service, store  # noqa: F401
+        from console import incidents, store  # noqa: F401
         from widgets import detail  # noqa: F401
 
         self._build_late_views()
 
-        # Worker threads parse and write in Python: hand the GIL back to the GUI thread sooner than
-        # the default 5 ms so painting and input never queue behind a sweep.
+        # The reader thread reads and lays out snapshots in Python: hand the GIL back to the GUI thread
+        # sooner than the default 5 ms so painting and input never queue behind it. (The collector's
+        # Python runs in its own process: console.sweeper.)
         sys.setswitchinterval(0.002)
         if self.reader is not None:
             self._start_worker(self.reader)
         if self.runner is not None:
-            self._start_worker(self.runner)
+            self.runner.start()
 
     def _build_views(self) -> None:
         """The tabs (built again, in the new language, when the language changes)."""
@@ -194,7 +197,7 @@ class MainWindow(QMainWindow):
         if not self._started:
             QTimer.singleShot(0, self.start_workers)
 
-    def _start_worker(self, worker: SnapshotReader | SweepRunner) -> None:
+    def _start_worker(self, worker: SnapshotReader) -> None:
         thread = QThread(self)
         thread.setObjectName(f"mixops-{type(worker).__name__}")
         worker.moveToThread(thread)
@@ -423,7 +426,7 @@ class MainWindow(QMainWindow):
             pass
 
     @Slot(object)
-    def _swept(self, summary: object) -> None:
+    def _swept(self, summary: SweepEvent) -> None:
         if self.loading:
             self.loading = False            # the first live sweep is in: what the views show is live now
             self.message.setText("")
@@ -432,6 +435,10 @@ class MainWindow(QMainWindow):
 
     @Slot(str)
     def _runner_failed(self, text: str) -> None:
+        self.message.setText(f"{tr('collector')}: {text}")
+
+    @Slot(str)
+    def _runner_notice(self, text: str) -> None:
         self.message.setText(f"{tr('collector')}: {text}")
 
     @Slot(str)
@@ -633,12 +640,11 @@ class MainWindow(QMainWindow):
     def shutdown(self) -> None:
         """Stop the workers and wait for their threads (no thread outlives the window)."""
         self._started = True         # a window closed before its workers started never starts them
+        if self.runner is not None:
+            self.runner.stop()       # the child closes its sessions and releases the writer lock
         if not self._threads:
             return
         self._clock.stop()
-        if self.runner is not None:
-            self.runner.request_stop()
-            QMetaObject.invokeMethod(self.runner, "stop", Qt.ConnectionType.BlockingQueuedConnection)
         if self.reader is not None:
             QMetaObject.invokeMethod(self.reader, "stop", Qt.ConnectionType.BlockingQueuedConnection)
         for thread in self._threads:
@@ -664,30 +670,6 @@ def _prepare_snapshot(snapshot: Snapshot) -> None:
 DEMO_INTERVAL_S = 10.0   # the demo site's sweep period (console.demo.demo_site)
 
 
-class _LazyDemo:
-    """The demo's sweeps, built in the runner thread so the window paints before the collector stack
-    (paramiko, SQLite, the simulator) is even imported."""
-
-    def __init__(self, path: str, cards: int, history_s: float) -> None:
-        self.args = (path, cards, history_s)
-        self.stop = threading.Event()
-        self._run: object | None = None
-
-    def _get(self):  # type: ignore[no-untyped-def]
-        from console.demo import DemoRun
-
-        if self._run is None:
-            path, cards, history_s = self.args
-            self._run = DemoRun(path, cards, history_s, stop=self.stop)
-        return self._run
-
-    def prepare(self, progress):  # type: ignore[no-untyped-def]
-        self._get().prepare(progress)
-
-    def make(self):  # type: ignore[no-untyped-def]
-        return self._get().make()
-
-
 def build_window(site: str | None, db: str | None, demo: bool, cards: int = 1280,
                  history_s: float = 7200.0, demo_interval_s: float = DEMO_INTERVAL_S) -> MainWindow:
     """The window for a site file, a database to watch, or the demo (whose sweeps may run faster than
@@ -701,8 +683,8 @@ def build_window(site: str | None, db: str | None, demo: bool, cards: int = 1280
     if demo or (site_path is None and db is None):
         path = db or str(paths.data_dir() / "demo.db")
         paths.data_dir().mkdir(parents=True, exist_ok=True)
-        lazy = _LazyDemo(path, cards, history_s)
-        runner = SweepRunner(lazy.make, demo_interval_s, lazy.prepare, lazy.stop)
+        runner = CollectorProcess(["--demo", "--db", path, "--cards", str(cards), "--history-s", str(history_s),
+                                   "--interval", str(demo_interval_s)], demo_interval_s)
         return MainWindow(path, tr("simulated computing center"), True, demo_interval_s, runner)
     if site_path is None:
         assert db is not None
@@ -710,29 +692,13 @@ def build_window(site: str | None, db: str | None, demo: bool, cards: int = 1280
     loaded = load_site(site_path)
     path = db or str(paths.default_db(loaded.name))
     paths.data_dir().mkdir(parents=True, exist_ok=True)
-    runner = SweepRunner(_site_maker(loaded, path), loaded.interval_s)
+    runner = CollectorProcess(["--site", str(Path(site_path).resolve()), "--db", str(Path(path).resolve())],
+                              loaded.interval_s)
     window = MainWindow(path, loaded.name, False, loaded.interval_s, runner)
     from console.incidents import thresholds_from
 
     window.thresholds = thresholds_from(loaded.thresholds)
     return window
-
-
-def _site_maker(site: Site, db_path: str):  # type: ignore[no-untyped-def]
-    def make():  # type: ignore[no-untyped-def]
-        from console.service import HOLD_ROWS, Collector
-        from console.store import Store
-        store = Store(db_path)
-        # through a full disk or a held lock the window's collector holds its sweeps and says so once
-        collector = Collector(site, store, hold_rows=HOLD_ROWS)
-
-        def close() -> None:
-            collector.close()
-            store.close()
-
-        return site, collector.sweep, close
-
-    return make
 
 
 class _QuitAfterFirstPaint(QObject):

@@ -103,6 +103,17 @@ class FleetModel(RowModel):
         return "" if value is None and col in (0, 2, 3, 7) else (-1 if value is None else value)
 
 
+class SourceSortProxy(QSortFilterProxyModel):
+    """Filters; sorting is the source model's own (FleetModel.sort: one Python key per row). Left to
+    itself the proxy sorts by calling `data` for every comparison: ~18,600 Python calls for 1,280 nodes
+    at every model reset, a 70-280 ms stall of the GUI thread each time the fleet tab is shown."""
+
+    def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
+        source = self.sourceModel()
+        if source is not None:
+            source.sort(column, order)
+
+
 class FleetView(QWidget):
     """Filter box plus the sortable table; double-click asks to show the node in the room."""
 
@@ -111,7 +122,7 @@ class FleetView(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.model = FleetModel()
-        self.proxy = QSortFilterProxyModel(self)
+        self.proxy = SourceSortProxy(self)
         self.proxy.setSourceModel(self.model)
         self.proxy.setDynamicSortFilter(False)   # re-filter only while a filter is typed (see below)
         self.proxy.setFilterKeyColumn(-1)

@@ -133,25 +133,6 @@ def test_two_collectors_started_together_on_a_new_database(fleet, tmp_path):
     conn.close()
 
 
-def test_the_window_collector_reports_the_holder_in_its_status(tmp_path, qapp):
-    """The window's in-app collector (console.live.SweepRunner) says who holds the database on `failed`."""
-    from console.live import SweepRunner
-
-    db = tmp_path / "ops.db"
-    with _holder(db) as proc:
-        def make():                      # what widgets.app._site_maker does: Store first
-            Store(str(db))
-            raise AssertionError("the store opened a locked database")
-
-        runner = SweepRunner(make, 10.0)
-        failures: list[str] = []
-        runner.failed.connect(failures.append)
-        runner.start()
-        (message,) = failures
-        assert message.startswith(f"{db}: another mixops is writing this database (pid {proc.pid} ")
-        runner.stop()
-
-
 # ---- #9: the file is the operator's data, owner-only ----------------------------------------------------
 
 def test_an_existing_0644_database_and_its_wal_are_made_0600_and_said_once(tmp_path):
