@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-HEADLESS = {"collect", "check", "parse", "incidents"}
+HEADLESS = {"collect", "check", "parse", "incidents", "export"}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -178,4 +178,15 @@ def build_parser() -> argparse.ArgumentParser:
     ino.add_argument("id", type=_incident_id, help="incident number")
     ino.add_argument("text", type=_text("a note", allow_newlines=True), help="the note")
     ino.add_argument("--db", type=_path, help="database file (must exist)")
+    ex = sub.add_parser("export", help="every stored full-resolution sample of a range, as CSV or OpenMetrics")
+    ex.add_argument("--db", type=_path, help="database file (must exist; default: the configured site's)")
+    ex.add_argument("--from", dest="from_", metavar="ISO",
+                    help="range start (ISO date-time; the site's timezone when none is given; default: the oldest held)")
+    ex.add_argument("--to", metavar="ISO", help="range end, exclusive (default: now)")
+    ex.add_argument("--cards", metavar="GLOB",
+                    help="cards whose node/index (e.g. 'gpu-a01-*/0'), node or serial matches (default: all)")
+    ex.add_argument("--format", choices=("csv", "openmetrics"), required=True,
+                    help="csv: one line per card-sample, empty where not reported; openmetrics: DESIGN §8 "
+                         "names, for `promtool tsdb create-blocks-from openmetrics`")
+    ex.add_argument("--out", type=_path, required=True, help="output file, or - for stdout")
     return p

@@ -9,6 +9,7 @@ QObject meant to live in a worker thread, and the window's collector runs in a p
 from __future__ import annotations
 
 import json
+import math
 import os
 import sqlite3
 import sys
@@ -23,6 +24,7 @@ from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, QTimer, Signa
 
 from console.argv import printable
 from console.jobview import JobRow, read_jobs
+from console.samples import read_card
 
 T = TypeVar("T")
 
@@ -234,17 +236,17 @@ def read_history(conn: sqlite3.Connection, card_id: int, seconds: float, now: fl
             """SELECT hour + 1800, temperature_c_avg, utilization_pct_avg, memory_used_mib_avg, NULL, power_w_avg
                FROM rollups_hourly
                WHERE card_id = ? AND hour >= ? ORDER BY hour""", (card_id, start)).fetchall()
-        last = rows[-1][0] if rows else start
-        rows += conn.execute(
-            """SELECT ts, temperature_c, utilization_pct, memory_used_mib, memory_total_mib, power_w FROM samples
-               WHERE card_id = ? AND ts > ? ORDER BY ts""", (card_id, last + 1800)).fetchall()
+        last = rows[-1][0] + 1800 if rows else start
+        t = np.array([r[0] for r in rows], dtype=np.float64)
+        metrics = {m: np.array([np.nan if r[1 + k] is None else r[1 + k] for r in rows], dtype=np.float64)
+                   for k, m in enumerate(METRICS)}
+        raw = read_card(conn, card_id, last, math.inf)          # the hours not rolled up yet, raw
+        t = np.concatenate([t, raw.ts])
+        metrics = {m: np.concatenate([metrics[m], raw.values[m]]) for m in METRICS}
     else:
-        rows = conn.execute(
-            """SELECT ts, temperature_c, utilization_pct, memory_used_mib, memory_total_mib, power_w FROM samples
-               WHERE card_id = ? AND ts >= ? ORDER BY ts""", (card_id, start)).fetchall()
-    t = np.array([r[0] for r in rows], dtype=np.float64)
-    metrics = {m: np.array([np.nan if r[1 + k] is None else r[1 + k] for r in rows], dtype=np.float64)
-               for k, m in enumerate(METRICS)}
+        raw = read_card(conn, card_id, start, math.inf)
+        t = raw.ts
+        metrics = {m: raw.values[m] for m in METRICS}
     node_idx = conn.execute("SELECT node, idx FROM cards WHERE id = ?", (card_id,)).fetchone()
     faults: list[tuple[float, str, str]] = []
     if node_idx is not None:

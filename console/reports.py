@@ -21,6 +21,7 @@ from console import incidents as inc
 from console.fmt import vendor_label
 from console.jobview import read_jobs
 from console.live import Snapshot, read_snapshot
+from console.samples import WindowStats, window_stats
 
 T: dict[str, dict[str, str]] = {
     "title": {"en": "Shift handover report", "zh": "交接班报告"},
@@ -215,14 +216,12 @@ def hottest(conn: sqlite3.Connection, start: float, end: float, peaks: dict[int,
     snap = read_snapshot(conn, now=end)
     if not snap.card_node:
         return None, None
-    peak: dict[int, float | None] = dict(peaks) if peaks else {int(a): b for a, b in conn.execute(
-        "SELECT card_id, max(temperature_c) FROM samples WHERE ts >= ? AND ts < ? GROUP BY card_id", (start, end))}
+    stats = window_stats(conn, start, end)
+    peak: dict[int, float | None] = dict(peaks) if peaks else dict(stats.temp_max)
     snap.metrics["temperature_c"] = np.array(
         [np.nan if peak.get(int(cid)) is None else peak[int(cid)] for cid in snap.card_id], dtype=np.float32)
     snap.stale = np.zeros(len(snap.card_node), dtype=bool)
-    at = conn.execute("SELECT ts FROM samples WHERE ts >= ? AND ts < ? ORDER BY temperature_c DESC LIMIT 1",
-                      (start, end)).fetchone()
-    return snap, (float(at[0]) if at else None)
+    return snap, stats.hottest_at
 
 
 def add_handover_note(conn: sqlite3.Connection, author: str, text: str, now: float | None = None) -> None:
@@ -275,7 +274,8 @@ def build(conn: sqlite3.Connection, start: float, end: float, lang: str = "en", 
     nodes = conn.execute("SELECT count(*) FROM nodes").fetchone()[0]
     sweeps = conn.execute("SELECT count(*), sum(cards) FROM sweeps WHERE started >= ? AND started < ?",
                           (start, end)).fetchone()
-    got = conn.execute("SELECT count(*) FROM samples WHERE ts >= ? AND ts < ?", (start, end)).fetchone()[0]
+    stats = window_stats(conn, start, end)
+    got = stats.samples
     expected = (sweeps[0] or 0) * cards
     timing = inc.timing(conn, start, end)
     if sweeps[0]:
@@ -307,7 +307,7 @@ def build(conn: sqlite3.Connection, start: float, end: float, lang: str = "en", 
         rep.jobs.append([who, word(job.state, lang), "N/A" if m.last_step is None else f"{m.last_step:,}",
                          "N/A" if m.checkpoint_age_s is None else _dur(m.checkpoint_age_s),
                          str(len(in_shift)), _dur(max(ttrs)) if ttrs else "-", ettr, verdict])
-    rep.hot_racks, rep.card_peak_c = _hot_racks(conn, start, end)
+    rep.hot_racks, rep.card_peak_c = _hot_racks(conn, stats)
     rep.vendor_faults = _vendor_faults(conn, start, end)
     rep.offenders = _offenders(conn, end, lang)
     rep.isolated = _isolated(conn, start, end, lang)
@@ -323,50 +323,27 @@ def build(conn: sqlite3.Connection, start: float, end: float, lang: str = "en", 
     return rep
 
 
-def _hot_racks(conn: sqlite3.Connection, start: float, end: float) -> tuple[list[list[str]], dict[int, float]]:
-    """The five hottest racks of [start, end) (max, mean °C) and each card's hottest reading.
+def _hot_racks(conn: sqlite3.Connection, stats: WindowStats) -> tuple[list[list[str]], dict[int, float]]:
+    """The five hottest racks of the window (max, mean °C) and each card's hottest reading.
 
-    Raw samples are read wherever they are still held; the hourly rollups only for the hours whose raw
-    samples have expired. Rollups hold finished hours only (the store rolls an hour up minutes after it
-    ends), so reading them alone left the current hour out of a report made during the shift (the
-    window's dialog) while the same window reported later (the CLI) had it."""
+    Every stored reading of the window counts (console.samples.window_stats: rollups for the whole hours
+    already rolled up, the raw head and chunks for the rest), the current hour included: reading rollups
+    alone left it out of a report made during the shift (the window's dialog) while the same window
+    reported later (the CLI) had it."""
     rack_of = {int(cid): str(rack) for cid, rack in conn.execute(
         "SELECT c.id, n.rack FROM cards c JOIN nodes n ON n.name = c.node WHERE n.rack IS NOT NULL")}
-    oldest = conn.execute("SELECT min(ts) FROM samples").fetchone()[0]
-    rolled = conn.execute("SELECT value FROM meta WHERE key = 'rolled_until'").fetchone()
-    # hours before `boundary` come from rollups (all rolled up, their raw samples partly gone), after it raw
-    boundary = start
-    if oldest is not None and rolled is not None and float(oldest) > start:
-        boundary = max(start, min(float(oldest) - float(oldest) % 3600 + 3600, float(rolled[0])))
-    peak: dict[int, float] = {}
     racks: dict[str, list[float]] = {}                  # rack → [max, sum, n]
-
-    def add(cid: int, tmax: float | None, tsum: float | None, n: int | None) -> None:
-        if tmax is None:
-            return
-        peak[cid] = max(tmax, peak.get(cid, tmax))
+    for cid, tmax in stats.temp_max.items():
         rack = rack_of.get(cid)
         if rack is None:
-            return
+            continue
         acc = racks.setdefault(rack, [tmax, 0.0, 0.0])
         acc[0] = max(acc[0], tmax)
-        acc[1] += tsum or 0.0
-        acc[2] += n or 0
-
-    if boundary > start:
-        for cid, tmax, tsum, n in conn.execute(
-                """SELECT card_id, max(temperature_c_max), sum(temperature_c_avg * n),
-                          sum(CASE WHEN temperature_c_avg IS NULL THEN 0 ELSE n END)
-                   FROM rollups_hourly WHERE hour >= ? AND hour < ? GROUP BY card_id""",
-                (start - start % 3600, boundary)):
-            add(int(cid), tmax, tsum, n)
-    for cid, tmax, tsum, n in conn.execute(
-            """SELECT card_id, max(temperature_c), sum(temperature_c), count(temperature_c) FROM samples
-               WHERE ts >= ? AND ts < ? GROUP BY card_id""", (boundary, end)):
-        add(int(cid), tmax, tsum, n)
+        acc[1] += stats.temp_sum.get(cid, 0.0)
+        acc[2] += stats.temp_n.get(cid, 0)
     ranked = sorted(racks.items(), key=lambda kv: (-kv[1][0], -(kv[1][1] / kv[1][2] if kv[1][2] else 0.0), kv[0]))
     rows = [[rack, f"{tmax:.0f}", f"{tsum / n:.1f}" if n else "N/A"] for rack, (tmax, tsum, n) in ranked[:5]]
-    return rows, peak
+    return rows, dict(stats.temp_max)
 
 
 def _vendor_faults(conn: sqlite3.Connection, start: float, end: float) -> list[list[str]]:

@@ -14,10 +14,13 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import sqlite_utils
 
 from collectors.model import NodeReport
+from console.chunks import ChunkError, Columns, decode, encode
 from console.continuity import Changes, Tracker
+from console.samples import HEAD_SELECT, HOUR, head_columns
 
 RAW_RETENTION_DAYS = 7.0
 ROLLUP_RETENTION_DAYS = 400.0
@@ -27,6 +30,13 @@ BUSY_TIMEOUT_S = 30.0
 # process's write lock; the collector's own retry loop (console.cli) takes over after it.
 BUSY_TIMEOUT_ENV = "MIXOPS_BUSY_TIMEOUT_S"
 PRIVATE_MODE = 0o600
+# Maintenance after each sweep's write (Store._maintain): at most this long per sweep, in transactions
+# of a batch of cards or rows each, so the writer is never held long (issue 17: <= 200 ms at 10,240 cards).
+MAINTENANCE_BUDGET_S = 0.3
+ROLLUP_CARDS = 512          # cards per rollup transaction (one indexed aggregate each)
+COMPACT_CARDS = 128         # cards per compaction transaction (~46 k head rows at 10 s)
+EXPIRE_ROWS = 5000          # rows per table per expiry transaction
+KEEP_RAW_S = 3600.0         # the head keeps the last finished hour as plain rows too (incident snapshots)
 
 # Ordered migrations: index i upgrades user_version i -> i+1. Never edit a released step; append.
 MIGRATIONS: tuple[str, ...] = (
@@ -161,6 +171,19 @@ MIGRATIONS: tuple[str, ...] = (
         FROM cards c JOIN samples s ON s.card_id = c.id
         WHERE s.ts = (SELECT max(ts) FROM samples WHERE card_id = c.id AND ecc_uncorrected IS NOT NULL)
           AND s.ecc_uncorrected IS NOT NULL;
+    """,
+    # v7: full-resolution history past the head in compressed hourly chunks per card (console.chunks); the
+    # rows of `samples` move there an hour at a time, a few cards per transaction (Store.compact)
+    """
+    CREATE TABLE sample_chunks (
+        card_id INTEGER NOT NULL, hour REAL NOT NULL, n INTEGER NOT NULL, first_ts REAL NOT NULL,
+        last_ts REAL NOT NULL, data BLOB NOT NULL
+    );
+    CREATE UNIQUE INDEX sample_chunks_card_hour ON sample_chunks(card_id, hour);
+    CREATE INDEX sample_chunks_hour ON sample_chunks(hour);
+    CREATE INDEX rollups_hourly_hour ON rollups_hourly(hour);
+    CREATE INDEX raw_outputs_ts ON raw_outputs(ts);
+    CREATE INDEX job_events_ts ON job_events(ts);
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -379,7 +402,8 @@ class Store:
         except sqlite3.Error as exc:
             self.close()
             raise StoreError(f"{path}: {exc}") from exc
-        self._last_maintenance = 0.0
+        self._next_expiry = 0.0
+        self.maintenance_budget_s = MAINTENANCE_BUDGET_S
         self.maintenance_problem: str | None = None     # why the last rollup/expiry failed (retried)
 
     def close(self) -> None:
@@ -576,7 +600,6 @@ class Store:
             self._maintain(finished)
         except sqlite3.Error as exc:
             # The sweep is committed; rollups and expiry are retried at the next sweep (a full disk, a lock)
-            self._last_maintenance = 0.0
             self.maintenance_problem = error_text(exc)
         else:
             self.maintenance_problem = None
@@ -632,49 +655,201 @@ class Store:
                 pass
         return total / 1048576
 
+    # ---- maintenance: rollups, compaction, expiry; a few cards or rows per transaction ------------------
+
     def _maintain(self, now: float) -> None:
-        """Hourly: roll finished hours up per card, then drop raw samples and rollups past retention."""
-        if now - self._last_maintenance < 300:
-            return
-        self._last_maintenance = now
-        self.rollup(now)
-        self.expire(now)
+        """After each sweep's write: roll finished hours up, move finished hours of the head into chunks and
+        drop what is past retention, in short transactions until `maintenance_budget_s` is spent (the rest
+        waits for the next sweep). No transaction holds the writer long: a card batch, a bounded delete."""
+        deadline = time.perf_counter() + self.maintenance_budget_s
+        while time.perf_counter() < deadline:
+            if not self.maintenance_step(now):
+                return
+
+    def maintenance_step(self, now: float) -> bool:
+        """One transaction of maintenance work; False when there is nothing to do now."""
+        return self._rollup_step(now) or self._compact_step(now) or self._expire_step(now)
+
+    def _meta_float(self, key: str) -> float | None:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return float(row[0]) if row else None
+
+    def _first_hour_from(self, t: float) -> float | None:
+        """The hour of the oldest head row at or after t (skips hours the collector did not run)."""
+        row = self.conn.execute("SELECT min(ts) FROM samples WHERE ts >= ?", (t,)).fetchone()
+        return None if row[0] is None else float(row[0]) - float(row[0]) % HOUR
+
+    def _max_card(self) -> int:
+        return int(self.conn.execute("SELECT ifnull(max(id), 0) FROM cards").fetchone()[0])
+
+    def _rollup_step(self, now: float) -> bool:
+        """Roll one batch of cards of the oldest finished hour not yet rolled up."""
+        hour = self._meta_float("rolled_until")
+        card = int(self._meta_float("rolling_card") or 0)
+        if hour is None or card == 0:
+            nxt = self._first_hour_from(hour if hour is not None else 0.0)
+            if nxt is None:
+                return False
+            hour = max(nxt, hour) if hour is not None else nxt
+        hour -= hour % HOUR
+        if hour + HOUR > now:
+            return False                                 # the hour is not finished
+        last = card + ROLLUP_CARDS
+        done = last > self._max_card()
+        with self._tx():
+            self.conn.executemany(_ROLLUP_SQL, [(hour, c, hour, hour + HOUR) for c in range(card, last)])
+            self.conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                                  [("rolled_until", str(hour + HOUR if done else hour)),
+                                   ("rolling_card", str(0 if done else last))])
+        return True
+
+    def _compact_step(self, now: float) -> bool:
+        """Move one batch of cards' samples of one finished, rolled-up hour from the head into chunks."""
+        # every hour before rolled_until is rolled up (the one it names may be half done): only those move
+        rolled = self._meta_float("rolled_until") or 0.0
+        cutoff = min(rolled - rolled % HOUR, now - now % HOUR - KEEP_RAW_S)
+        hour = self._meta_float("compact_hour")
+        card = int(self._meta_float("compact_card") or 0)
+        if hour is None or card == 0:
+            nxt = self._first_hour_from(hour if hour is not None else 0.0)
+            if nxt is None:
+                return False
+            hour = max(nxt, hour) if hour is not None else nxt
+        if hour >= cutoff:
+            return False
+        last = card + COMPACT_CARDS
+        done = last > self._max_card()
+        conn = self.conn
+        latest = {int(cid): float(ts) for cid, ts in conn.execute(
+            """SELECT id, (SELECT max(ts) FROM samples WHERE card_id = cards.id) FROM cards
+               WHERE id >= ? AND id < ?""", (card, last)) if ts is not None}
+        existing = {int(cid): blob for cid, blob in conn.execute(
+            "SELECT card_id, data FROM sample_chunks WHERE hour = ? AND card_id >= ? AND card_id < ?",
+            (hour, card, last))}
+        chunks: list[tuple[int, float, int, float, float, bytes]] = []
+        rollups: list[tuple[object, ...]] = []
+        deletes: list[tuple[int, float, float]] = []
+        for cid, newest in latest.items():
+            # the newest row of a card stays in the head (latest_samples reads it there)
+            bound = min(hour + HOUR, newest)
+            rows = conn.execute(f"{HEAD_SELECT} WHERE card_id = ? AND ts >= ? AND ts < ? ORDER BY ts",
+                                (cid, hour, bound)).fetchall()
+            if not rows:
+                continue
+            cols = head_columns(rows)
+            old = existing.get(cid)
+            if old is not None:
+                try:
+                    cols = merge(decode(old), cols)
+                except ChunkError:
+                    pass                 # a damaged chunk is replaced by what the head still has
+                rollups.append(rollup_row(cid, hour, cols))
+            chunks.append((cid, hour, len(cols), float(cols.ts[0]), float(cols.ts[-1]), encode(cols)))
+            deletes.append((cid, hour, bound))
+        with self._tx():
+            conn.executemany("DELETE FROM sample_chunks WHERE card_id = ? AND hour = ?",
+                             [(c[0], c[1]) for c in chunks])
+            conn.executemany("INSERT INTO sample_chunks(card_id, hour, n, first_ts, last_ts, data) VALUES (?,?,?,?,?,?)",
+                             chunks)
+            conn.executemany(f"INSERT OR REPLACE INTO rollups_hourly VALUES ({','.join('?' * 16)})", rollups)
+            conn.executemany("DELETE FROM samples WHERE card_id = ? AND ts >= ? AND ts < ?", deletes)
+            conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                             [("compact_hour", str(hour + HOUR if done else hour)),
+                              ("compact_card", str(0 if done else last))])
+        return True
+
+    def _expire_step(self, now: float) -> bool:
+        """Drop one bounded batch of what is past retention (checked every 5 minutes once caught up)."""
+        if now < self._next_expiry:
+            return False
+        raw_cut = now - self.raw_retention_days * 86400
+        roll_cut = now - self.rollup_retention_days * 86400
+        limit = EXPIRE_ROWS
+        deleted = 0
+        with self._tx():
+            for sql, cut in (
+                    ("DELETE FROM sample_chunks WHERE rowid IN "
+                     "(SELECT rowid FROM sample_chunks WHERE hour < ? LIMIT ?)", raw_cut - HOUR),
+                    ("DELETE FROM samples WHERE rowid IN (SELECT rowid FROM samples WHERE ts < ? LIMIT ?)", raw_cut),
+                    ("DELETE FROM rollups_hourly WHERE (card_id, hour) IN "
+                     "(SELECT card_id, hour FROM rollups_hourly WHERE hour < ? LIMIT ?)", roll_cut),
+                    ("DELETE FROM raw_outputs WHERE id IN (SELECT id FROM raw_outputs WHERE ts < ? LIMIT ?)", raw_cut),
+                    # progress points feed the tracker only; segments and interruptions keep the job's history
+                    ("DELETE FROM job_events WHERE rowid IN (SELECT rowid FROM job_events "
+                     "WHERE ts < ? AND kind = 'progress' LIMIT ?)", raw_cut)):
+                deleted += int(self.conn.execute(sql, (cut, limit)).rowcount)
+        if deleted < limit:
+            self._next_expiry = now + 300.0          # caught up: look again in 5 minutes
+        return deleted > 0
+
+    def maintain(self, now: float | None = None, budget_s: float = 600.0) -> None:
+        """Run maintenance until caught up or `budget_s` is spent (tests, the demo build, a bench)."""
+        now = time.time() if now is None else now
+        self._next_expiry = 0.0
+        deadline = time.perf_counter() + budget_s
+        while time.perf_counter() < deadline and self.maintenance_step(now):
+            pass
 
     def rollup(self, now: float | None = None) -> int:
-        """Aggregate every finished hour not yet rolled up; returns the number of rollup rows written."""
+        """Roll up every finished hour not yet rolled up (in card batches); returns rollup rows written."""
         now = time.time() if now is None else now
-        row = self.conn.execute("SELECT value FROM meta WHERE key = 'rolled_until'").fetchone()
-        start = float(row[0]) if row else (self.conn.execute("SELECT min(ts) FROM samples").fetchone()[0] or now)
-        start = start - start % 3600
-        end = now - now % 3600
-        if end <= start:
-            return 0
-        with self._tx():
-            cur = self.conn.execute(
-                """INSERT OR REPLACE INTO rollups_hourly
-                   SELECT card_id, ts - (ts % 3600) AS hour, count(*),
-                          min(temperature_c), avg(temperature_c), max(temperature_c),
-                          min(utilization_pct), avg(utilization_pct), max(utilization_pct),
-                          min(memory_used_mib), avg(memory_used_mib), max(memory_used_mib),
-                          min(power_w), avg(power_w), max(power_w),
-                          CASE max(CASE health WHEN 'critical' THEN 3 WHEN 'warning' THEN 2
-                                    WHEN 'unknown' THEN 1 ELSE 0 END)
-                               WHEN 3 THEN 'critical' WHEN 2 THEN 'warning' WHEN 1 THEN 'unknown' ELSE 'ok' END
-                   FROM samples WHERE ts >= ? AND ts < ? GROUP BY card_id, hour""", (start, end))
-            self.conn.execute("INSERT OR REPLACE INTO meta VALUES ('rolled_until', ?)", (str(end),))
-        return int(cur.rowcount)
+        before = self.conn.execute("SELECT count(*) FROM rollups_hourly").fetchone()[0]
+        for _ in range(1_000_000):              # bounded: one step per card batch and hour
+            if not self._rollup_step(now):
+                break
+        return int(self.conn.execute("SELECT count(*) FROM rollups_hourly").fetchone()[0]) - int(before)
+
+    def compact(self, now: float | None = None) -> None:
+        """Move every finished, rolled-up hour of the head (but the last KEEP_RAW_S) into chunks."""
+        now = time.time() if now is None else now
+        for _ in range(10_000_000):
+            if not self._compact_step(now):
+                break
 
     def expire(self, now: float | None = None) -> None:
-        """Delete raw samples and rollups older than their retention."""
+        """Delete raw samples, chunks and rollups older than their retention (in bounded batches)."""
         now = time.time() if now is None else now
-        with self._tx():
-            self.conn.execute("DELETE FROM samples WHERE ts < ?", (now - self.raw_retention_days * 86400,))
-            self.conn.execute("DELETE FROM rollups_hourly WHERE hour < ?",
-                              (now - self.rollup_retention_days * 86400,))
-            self.conn.execute("DELETE FROM raw_outputs WHERE ts < ?", (now - self.raw_retention_days * 86400,))
-            # progress points feed the tracker only; segments and interruptions keep the job's history
-            self.conn.execute("DELETE FROM job_events WHERE kind = 'progress' AND ts < ?",
-                              (now - self.raw_retention_days * 86400,))
+        self._next_expiry = 0.0
+        for _ in range(10_000_000):
+            if not self._expire_step(now):
+                break
+            self._next_expiry = 0.0
+
+
+_ROLLUP_SQL = """INSERT OR REPLACE INTO rollups_hourly
+    SELECT card_id, ?, count(*),
+           min(temperature_c), avg(temperature_c), max(temperature_c),
+           min(utilization_pct), avg(utilization_pct), max(utilization_pct),
+           min(memory_used_mib), avg(memory_used_mib), max(memory_used_mib),
+           min(power_w), avg(power_w), max(power_w),
+           CASE max(CASE health WHEN 'critical' THEN 3 WHEN 'warning' THEN 2 WHEN 'unknown' THEN 1 ELSE 0 END)
+                WHEN 3 THEN 'critical' WHEN 2 THEN 'warning' WHEN 1 THEN 'unknown' ELSE 'ok' END
+    FROM samples WHERE card_id = ? AND ts >= ? AND ts < ? HAVING count(*) > 0"""
+_WORST = {0: "ok", 1: "warning", 2: "critical", 3: "unknown"}
+_RANK = np.array([0, 2, 3, 1], dtype=np.int8)      # HEALTH order ok, warning, critical, unknown → rank
+
+
+def merge(a: Columns, b: Columns) -> Columns:
+    """Two sets of one card's samples as one, sorted, a timestamp present in both kept once (b's)."""
+    both = Columns.concat([a, b])
+    if len(both) < 2:
+        return both
+    keep = np.ones(len(both), dtype=bool)
+    keep[:-1] = both.ts[1:] != both.ts[:-1]
+    return both.select(keep)
+
+
+def rollup_row(card_id: int, hour: float, cols: Columns) -> tuple[object, ...]:
+    """The rollups_hourly row of one card-hour, from its samples (what _ROLLUP_SQL computes from rows)."""
+    out: list[object] = [card_id, hour, len(cols)]
+    for name in ("temperature_c", "utilization_pct", "memory_used_mib", "power_w"):
+        v = cols.values[name]
+        v = v[~np.isnan(v)]
+        out += [float(v.min()), float(v.mean()), float(v.max())] if v.size else [None, None, None]
+    codes = cols.values["health"].astype(np.int64).clip(0, 3)
+    rank = int(_RANK[codes].max()) if codes.size else 0
+    out.append({0: "ok", 1: "unknown", 2: "warning", 3: "critical"}[rank])
+    return tuple(out)
 
 
 class _Transaction:
