@@ -250,3 +250,4 @@ def decode(blob: bytes) -> Columns:
             raise
         raise ChunkError(f"damaged sample chunk: {exc}") from exc
     return Columns(cols.pop("ts"), cols)
+

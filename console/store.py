@@ -33,8 +33,8 @@ PRIVATE_MODE = 0o600
 # Maintenance after each sweep's write (Store._maintain): at most this long per sweep, in transactions
 # of a batch of cards or rows each, so the writer is never held long (issue 17: <= 200 ms at 10,240 cards).
 MAINTENANCE_BUDGET_S = 0.3
-ROLLUP_CARDS = 512          # cards per rollup transaction (one indexed aggregate each)
-COMPACT_CARDS = 128         # cards per compaction transaction (~46 k head rows at 10 s)
+ROLLUP_CARDS = 128          # cards per rollup transaction (one indexed aggregate each)
+COMPACT_CARDS = 32          # cards per compaction transaction (~11.5 k head rows deleted at 10 s)
 EXPIRE_ROWS = 5000          # rows per table per expiry transaction
 KEEP_RAW_S = 3600.0         # the head keeps the last finished hour as plain rows too (incident snapshots)
 
@@ -403,6 +403,9 @@ class Store:
             self.close()
             raise StoreError(f"{path}: {exc}") from exc
         self._next_expiry = 0.0
+        # the longest write transaction of each kind (sweep, rollup, compaction, expiry, history, other): how
+        # long this writer held the database's write lock at most (bench/store_vs_prometheus.py prints it)
+        self.longest_tx_s: dict[str, float] = {}
         self.maintenance_budget_s = MAINTENANCE_BUDGET_S
         self.maintenance_problem: str | None = None     # why the last rollup/expiry failed (retried)
 
@@ -528,8 +531,8 @@ class Store:
         """One transaction around several writes (every job of a sweep; demo history)."""
         return _Transaction(self.conn)
 
-    def _tx(self) -> _Transaction:
-        return _Transaction(self.conn)
+    def _tx(self, kind: str = "other") -> _Transaction:
+        return _Transaction(self.conn, self.longest_tx_s, kind)
 
     def write_sweep(self, started: float, finished: float, reports: Sequence[NodeReport],
                     stale: Sequence[str] = (), stats: SweepStats | None = None,
@@ -547,7 +550,7 @@ class Store:
         conn = self.conn
         added: dict[tuple[str, int, int], int] = {}
         try:
-            with self._tx():
+            with self._tx("sweep"):
                 db_mib = self.size_mib()
                 ok = sum(1 for r in reports if r.ok)
                 ncards = sum(len(r.cards) for r in reports)
@@ -696,7 +699,7 @@ class Store:
             return False                                 # the hour is not finished
         last = card + ROLLUP_CARDS
         done = last > self._max_card()
-        with self._tx():
+        with self._tx("rollup"):
             self.conn.executemany(_ROLLUP_SQL, [(hour, c, hour, hour + HOUR) for c in range(card, last)])
             self.conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
                                   [("rolled_until", str(hour + HOUR if done else hour)),
@@ -746,7 +749,7 @@ class Store:
                 rollups.append(rollup_row(cid, hour, cols))
             chunks.append((cid, hour, len(cols), float(cols.ts[0]), float(cols.ts[-1]), encode(cols)))
             deletes.append((cid, hour, bound))
-        with self._tx():
+        with self._tx("compaction"):
             conn.executemany("DELETE FROM sample_chunks WHERE card_id = ? AND hour = ?",
                              [(c[0], c[1]) for c in chunks])
             conn.executemany("INSERT INTO sample_chunks(card_id, hour, n, first_ts, last_ts, data) VALUES (?,?,?,?,?,?)",
@@ -766,7 +769,7 @@ class Store:
         roll_cut = now - self.rollup_retention_days * 86400
         limit = EXPIRE_ROWS
         deleted = 0
-        with self._tx():
+        with self._tx("expiry"):
             for sql, cut in (
                     ("DELETE FROM sample_chunks WHERE rowid IN "
                      "(SELECT rowid FROM sample_chunks WHERE hour < ? LIMIT ?)", raw_cut - HOUR),
@@ -781,6 +784,33 @@ class Store:
         if deleted < limit:
             self._next_expiry = now + 300.0          # caught up: look again in 5 minutes
         return deleted > 0
+
+    def write_history(self, hour: float, cards: dict[int, Columns]) -> None:
+        """Write one finished hour of known cards' samples straight into chunks and rollups, in one
+        transaction: the fast path for an importer or a bench that fills days of history (the chunks and
+        rollups are what compaction would have made of the same samples written sweep by sweep)."""
+        if hour % HOUR:
+            raise ValueError(f"hour {hour} is not on an hour boundary")
+        chunks: list[tuple[int, float, int, float, float, bytes]] = []
+        rollups: list[tuple[object, ...]] = []
+        for cid, cols in cards.items():
+            if not len(cols):
+                continue
+            if float(cols.ts.min()) < hour or float(cols.ts.max()) >= hour + HOUR:
+                raise ValueError(f"card {cid}: samples outside the hour {hour}")
+            order = np.argsort(cols.ts, kind="stable")
+            cols = cols.select(order) if not bool((order == np.arange(len(cols))).all()) else cols
+            chunks.append((cid, hour, len(cols), float(cols.ts[0]), float(cols.ts[-1]), encode(cols)))
+            rollups.append(rollup_row(cid, hour, cols))
+        try:
+            with self._tx("history"):
+                self.conn.executemany("DELETE FROM sample_chunks WHERE card_id = ? AND hour = ?",
+                                      [(c[0], c[1]) for c in chunks])
+                self.conn.executemany(
+                    "INSERT INTO sample_chunks(card_id, hour, n, first_ts, last_ts, data) VALUES (?,?,?,?,?,?)", chunks)
+                self.conn.executemany(f"INSERT OR REPLACE INTO rollups_hourly VALUES ({','.join('?' * 16)})", rollups)
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: cannot write history: {error_text(exc)}") from exc
 
     def maintain(self, now: float | None = None, budget_s: float = 600.0) -> None:
         """Run maintenance until caught up or `budget_s` is spent (tests, the demo build, a bench)."""
@@ -855,20 +885,28 @@ def rollup_row(card_id: int, hour: float, cols: Columns) -> tuple[object, ...]:
 class _Transaction:
     """BEGIN IMMEDIATE … COMMIT, rolled back on any error; inside an open transaction it joins that one."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, longest: dict[str, float] | None = None, kind: str = "") -> None:
         self.conn = conn
         self.joined = False
+        self.longest = longest
+        self.kind = kind
+        self.t0 = 0.0
 
     def __enter__(self) -> None:
         self.joined = self.conn.in_transaction
         if not self.joined:
             self.conn.execute("BEGIN IMMEDIATE")
+            self.t0 = time.perf_counter()
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         if self.joined:
             return                  # the outer transaction commits or rolls back
         if exc_type is None:
             self.conn.execute("COMMIT")
+            if self.longest is not None:
+                held = time.perf_counter() - self.t0
+                if held > self.longest.get(self.kind, 0.0):
+                    self.longest[self.kind] = held
         elif self.conn.in_transaction:
             # SQLite has already rolled back after SQLITE_FULL or an I/O error; a ROLLBACK then would fail
             # with "no transaction is active" and hide the real cause
