@@ -125,6 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="size of the simulated center in cards, 64 to 102400 (default 1280: 160 nodes)")
     d.add_argument("--headless", action="store_true",
                    help="build the database (history through the real parsers and store) without a window")
+    d.add_argument("--interval", type=_seconds, metavar="SECONDS",
+                   help="headless: sweep the history every SECONDS, as a real site records it (e.g. 10, the "
+                        "demo site's interval_s); default: sparse (10 min, 5 min in the last 6 h, 1 min in the "
+                        "last hour), quick to build")
 
     c = sub.add_parser("collect", help="sweep the site's nodes over SSH into the database")
     c.add_argument("--site", type=_path, required=True, help="site file (TOML)")

@@ -382,6 +382,12 @@ def cmd_incidents(args: argparse.Namespace) -> int:
             conn.close()
 
 
+def _progress_line(fraction: float) -> None:
+    print(f"\rmixops demo: building history {fraction * 100:5.1f} %", end="", file=sys.stderr, flush=True)
+    if fraction >= 1.0:
+        print(file=sys.stderr)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """`demo --headless`: build the simulated site's database."""
     from console import demo
@@ -399,9 +405,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
         demo.replace_demo_db(path)
     except (FileExistsError, OSError) as exc:
         raise UsageError(f"mixops demo: {exc}") from exc
-    summary = demo.build_history(path, args.days, args.cards)
+    summary = demo.build_history(path, args.days, args.cards, interval=args.interval,
+                                 progress=_progress_line if args.interval is not None else None)
     print(f"DEMO database {summary.path}: {summary.nodes} nodes, {summary.cards} cards, "
-          f"{summary.days:g} day(s) in {summary.sweeps} sweeps, built in {summary.seconds:.1f} s")
+          f"{summary.days:g} day(s) in {summary.sweeps} sweeps"
+          f"{f' every {args.interval:g} s' if args.interval is not None else ''}, built in {summary.seconds:.1f} s")
     return EXIT_OK
 
 

@@ -602,12 +602,15 @@ class BuildSummary:
 def build_history(db_path: str, days: float = 1.0, cards: int = DEFAULT_CARDS,
                   progress: Callable[[float], None] | None = None, end: float | None = None,
                   seed: int = 2026, stop: threading.Event | None = None,
-                  center: DemoCenter | None = None, lock: bool = True) -> BuildSummary:
+                  center: DemoCenter | None = None, lock: bool = True, interval: float | None = None
+                  ) -> BuildSummary:
     """Write `days` of the demo site's history into db_path through the real collector, parsers and store.
 
     Sweeps are every 10 minutes up to the last 6 hours, every 5 minutes up to the last hour and every
     minute within it or while a job is down for a node or card fault (`history_step`; rollups make the
-    long ranges); the simulated clock stands in for the wall clock.
+    long ranges); with `interval`, every `interval` seconds throughout, as a real site records it. The
+    simulated clock stands in for the wall clock; the store's maintenance (rollups, chunks, retention)
+    runs after every sweep as it does live.
     """
     t0 = time.perf_counter()
     end = time.time() if end is None else end
@@ -639,8 +642,10 @@ def build_history(db_path: str, days: float = 1.0, cards: int = DEFAULT_CARDS,
             if progress is not None and sweeps % 10 == 0:
                 progress((t - start) / max(1.0, end - start))
             sweeps += 1
-            t += history_step(center, t, end)
+            t += interval if interval is not None else history_step(center, t, end)
         store.rollup(end)
+        if progress is not None:
+            progress(1.0)
     finally:
         collector.close()
         store.close()

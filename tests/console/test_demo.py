@@ -104,3 +104,18 @@ def test_a_restarted_collector_does_not_report_a_kernel_event_again():
     assert [f.code for f in first.sweep().faults] == ["Xid 48"]
     again = NodeCollector(ep, "nvidia", first.cursor, demo.SimSession(center, ep))   # as after a restart
     assert again.sweep().faults == ()
+
+
+def test_headless_build_at_the_real_cadence(tmp_path, capsys):
+    """`demo --headless --interval 10` (DESIGN §4): the history is swept every 10 s, as a real site records it."""
+    db = tmp_path / "demo.db"
+    assert run(["demo", "--headless", "--db", str(db), "--days", "0.004", "--cards", "64", "--interval", "10"]) == 0
+    out = capsys.readouterr()
+    assert "every 10 s" in out.out and "100.0 %" in out.err
+    conn = sqlite3.connect(db)
+    starts = [r[0] for r in conn.execute("SELECT started FROM sweeps ORDER BY started")]
+    assert len(starts) >= 30 and {round(b - a) for a, b in zip(starts, starts[1:])} == {10}
+    node_ts = [r[0] for r in conn.execute(
+        "SELECT DISTINCT ts FROM samples WHERE card_id = (SELECT min(id) FROM cards) ORDER BY ts")]
+    assert len(node_ts) >= 30 and max(b - a for a, b in zip(node_ts, node_ts[1:])) < 20
+    assert run(["demo", "--headless", "--db", str(db), "--interval", "0"]) == 2
