@@ -99,6 +99,22 @@ def _text(what: str, allow_newlines: bool = False) -> Callable[[str], str]:
     return parse
 
 
+def _listen(text: str) -> tuple[str, int]:
+    """--metrics-listen HOST:PORT ("[::1]:9400" for IPv6) as (host, port); port 0: any free port."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host:
+        raise argparse.ArgumentTypeError(f"not HOST:PORT (e.g. 127.0.0.1:9400): {text!r}")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        raise argparse.ArgumentTypeError(f"an IPv6 address goes in brackets, e.g. [::1]:9400: {text!r}")
+    if not port.isdigit() or int(port) > 65535:
+        raise argparse.ArgumentTypeError(f"the port must be a number from 0 to 65535: {text!r}")
+    if not host.strip() or _UNPRINTABLE.search(host) or any(c.isspace() for c in host):
+        raise argparse.ArgumentTypeError(f"not a host: {text!r}")
+    return host, int(port)
+
+
 _incident_id = _bounded_int(1, MAX_ID, "an incident id")
 _path = _text("a path")
 _name = _text("a name")
@@ -141,6 +157,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--parallel", type=_bounded_int(1, 4_096, "a number of nodes"), metavar="N",
                    help="nodes swept at once, 1 to 4096 (default: [ssh] max_parallel, 64)")
     c.add_argument("--quiet", action="store_true", help="print only failures and the summary line")
+    c.add_argument("--metrics-listen", type=_listen, metavar="HOST:PORT",
+                   help="serve the last sweep at http://HOST:PORT/metrics for Prometheus (mixops_card_*, "
+                        "mixops_node_up, incidents, jobs, the collector's health; NVIDIA cards also as "
+                        "dcgm-exporter's DCGM_FI_DEV_*); port 0 picks a free port, printed at start")
 
     k = sub.add_parser("check", help="preflight: site file, reachability, host keys, vendor tools")
     k.add_argument("--site", type=_path, required=True, help="site file (TOML)")

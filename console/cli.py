@@ -145,11 +145,22 @@ def cmd_collect(args: argparse.Namespace) -> int:
     any_failed = False
     trouble: str | None = None         # the database problem last told (told once, and once when it ends)
     collector = None
+    exporter = None
     try:
+        if args.metrics_listen is not None:         # after the writer lock: a second collector stops there first
+            from console.metrics import Exporter, ListenError
+
+            try:
+                exporter = Exporter(site, *args.metrics_listen)
+            except ListenError as exc:
+                raise UsageError(printable(str(exc))) from None
+            say(f"mixops: serving /metrics on {exporter.url}", err=True)
         collector = Collector(site, store, args.parallel, hold_rows=HOLD_ROWS if args.interval is not None else 0)
         while True:
             t0 = time.monotonic()
             summary = collector.sweep()
+            if exporter is not None:
+                exporter.update(summary, store)
             any_failed = bool(summary.failed)
             for r in summary.reports:
                 if not r.ok:
@@ -177,6 +188,8 @@ def cmd_collect(args: argparse.Namespace) -> int:
                     err=True)
                 return EXIT_BAD_INPUT
     finally:
+        if exporter is not None:
+            exporter.close()
         if collector is not None:
             collector.close()
         store.close()

@@ -1,0 +1,345 @@
+"""`mixops collect --metrics-listen HOST:PORT`: the last sweep as Prometheus metrics (DESIGN §8).
+
+After each sweep the collector builds a snapshot, an immutable tuple of metric families, from the sweep's
+node reports and the store's incidents and jobs, and swaps it in; the HTTP server (prometheus_client's, in
+its own threads) only hands out the last snapshot, so a scrape never waits on a sweep and never sees half
+of one. A value the vendor did not report, and every card of a node that failed or is still busy from an
+earlier sweep (stale), is absent: no sample, never 0.
+
+NVIDIA cards are also exported under dcgm-exporter's names and labels (its `etc/default-counters.csv` and
+`internal/pkg/rendermetrics`): `gpu` (the index), `UUID`, `pci_bus_id`, `device` (`nvidiaN`),
+`modelName`, and the host as both `Hostname` (dcgm-exporter up to 4.x, DESIGN §8) and `hostname` (its
+name since 2026). `UUID` carries the card's serial as mixops stores it (nvidia-smi's `serial`, its `uuid`
+where the serial is N/A): the card record keeps no separate UUID.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.process_collector import ProcessCollector
+from prometheus_client.registry import Collector
+
+from collectors.model import CardSample, Health, NodeReport
+
+if TYPE_CHECKING:
+    from wsgiref.simple_server import WSGIServer
+
+    from console.service import SweepSummary
+    from console.site import Site
+    from console.store import Store
+
+CARD_LABELS = ("site", "row", "rack", "node", "vendor", "model", "card", "serial")
+NODE_LABELS = ("site", "row", "rack", "node", "vendor")
+DCGM_LABELS = ("gpu", "UUID", "pci_bus_id", "device", "modelName", "Hostname", "hostname")
+HEALTH_CODE = {Health.OK: 0, Health.WARNING: 1, Health.CRITICAL: 2, Health.UNKNOWN: 3}
+SEVERITIES = ("P1", "P2", "P3", "P4")
+# every state the continuity model gives a job; one the model adds later still gets its 1 (and 0 elsewhere)
+JOB_STATES = ("running", "stalled", "down", "resuming", "finished", "no data", "cannot read", "no progress pattern")
+
+# (family, help, the CardSample field, factor to the family's unit)
+CARD_FAMILIES: tuple[tuple[str, str, str, float], ...] = (
+    ("mixops_card_temperature_celsius", "Card temperature (degrees C) as the vendor tool reported it.",
+     "temperature_c", 1.0),
+    ("mixops_card_utilization_ratio", "Card utilization, 0 to 1.", "utilization_pct", 0.01),
+    ("mixops_card_memory_used_bytes", "Card memory in use (bytes).", "memory_used_mib", 1048576.0),
+    ("mixops_card_memory_total_bytes", "Card memory in all (bytes).", "memory_total_mib", 1048576.0),
+    ("mixops_card_power_watts", "Card power draw (W).", "power_w", 1.0),
+)
+DCGM_FAMILIES: tuple[tuple[str, str, str], ...] = (
+    ("DCGM_FI_DEV_GPU_TEMP", "GPU temperature (in C).", "temperature_c"),
+    ("DCGM_FI_DEV_GPU_UTIL", "GPU utilization (in %).", "utilization_pct"),
+    ("DCGM_FI_DEV_FB_USED", "Framebuffer memory used (in MiB).", "memory_used_mib"),
+    ("DCGM_FI_DEV_POWER_USAGE", "Power draw (in W).", "power_w"),
+)
+
+
+class ListenError(Exception):
+    """--metrics-listen cannot be served (a bad host, a port in use): one line, exit 2."""
+
+
+def card_id(card: CardSample) -> str:
+    """The card label: "idx", or "idx.chip" for one chip of a multi-chip card."""
+    return str(card.index) if card.chip is None else f"{card.index}.{card.chip}"
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    """Where a node is: the labels it shares with its cards."""
+
+    row: str
+    rack: str
+    vendor: str
+
+
+def places(site: Site) -> dict[str, Place]:
+    """Every site node's row, rack and configured vendor ("" where the site has none)."""
+    rows = {r.name: r.row for r in site.racks}
+    return {n.name: Place(rows.get(n.rack or "") or "", n.rack or "", n.vendor or "") for n in site.nodes}
+
+
+def xid_code(code: str) -> int | None:
+    """The number of a fault code "Xid 79" (None for anything else, SXid included)."""
+    head, _, number = code.partition(" ")
+    return int(number) if head == "Xid" and number.isdigit() else None
+
+
+def build(site_name: str, where: Mapping[str, Place], reports: Sequence[NodeReport], stale: Iterable[str],
+          *, xids: Mapping[tuple[str, int], int] | None = None,
+          incidents: Mapping[str, Mapping[str, int]] | None = None,
+          jobs: Sequence[JobFigures] | None = None, sweep: SweepFigures | None = None) -> tuple[Metric, ...]:
+    """The metric families of one sweep. `where` gives each node's row/rack/vendor; a node of `where` that is
+    in neither `reports` (ok) nor answered gets node_up 0. `xids`: the last Xid per (node, card index);
+    `incidents`: counts by state then severity; `jobs`: the jobs' figures; None leaves a family out."""
+    cards = {name: GaugeMetricFamily(name, text, labels=CARD_LABELS) for name, text, _, _ in CARD_FAMILIES}
+    health = GaugeMetricFamily("mixops_card_health", "Card health: 0 ok, 1 warning, 2 critical, 3 unknown.",
+                               labels=CARD_LABELS)
+    dcgm = {name: GaugeMetricFamily(name, text, labels=DCGM_LABELS) for name, text, _ in DCGM_FAMILIES}
+    fb_free = GaugeMetricFamily("DCGM_FI_DEV_FB_FREE", "Framebuffer memory free (in MiB).", labels=DCGM_LABELS)
+    xid = GaugeMetricFamily("DCGM_FI_DEV_XID_ERRORS", "Value of the last XID error encountered.",
+                            labels=DCGM_LABELS)
+    up = GaugeMetricFamily("mixops_node_up", "1: the node answered the last sweep; 0: it failed or is stale.",
+                           labels=NODE_LABELS)
+    seen: set[str] = set()
+    for report in reports:
+        seen.add(report.node)
+        place = where.get(report.node, Place("", "", ""))
+        vendor = report.vendor or place.vendor
+        up.add_metric([site_name, place.row, place.rack, report.node, vendor], 1.0 if report.ok else 0.0)
+        if not report.ok:
+            continue
+        for card in report.cards:
+            labels = [site_name, place.row, place.rack, report.node, vendor, card.model or "", card_id(card),
+                      card.serial or ""]
+            for name, _, field, factor in CARD_FAMILIES:
+                value = getattr(card, field)
+                if value is not None:
+                    cards[name].add_metric(labels, float(value) * factor)
+            health.add_metric(labels, float(HEALTH_CODE.get(card.health, 3)))
+            if vendor != "nvidia":
+                continue
+            dlabels = [str(card.index), card.serial or "", card.bus_id or "", f"nvidia{card.index}",
+                       card.model or "", report.node, report.node]
+            for name, _, field in DCGM_FAMILIES:
+                value = getattr(card, field)
+                if value is not None:
+                    dcgm[name].add_metric(dlabels, float(value))
+            if card.memory_used_mib is not None and card.memory_total_mib is not None:
+                fb_free.add_metric(dlabels, max(0.0, float(card.memory_total_mib) - float(card.memory_used_mib)))
+            last = (xids or {}).get((report.node, card.index))
+            if last is not None:
+                xid.add_metric(dlabels, float(last))
+    for name in stale:
+        if name not in seen:
+            seen.add(name)
+            place = where.get(name, Place("", "", ""))
+            up.add_metric([site_name, place.row, place.rack, name, place.vendor], 0.0)
+    for name, place in where.items():
+        if name not in seen:            # not swept (none of this sweep's): not up
+            up.add_metric([site_name, place.row, place.rack, name, place.vendor], 0.0)
+    out: list[Metric] = [*cards.values(), health, up, *dcgm.values(), fb_free, xid]
+    if incidents is not None:
+        for state in ("open", "acknowledged"):
+            fam = GaugeMetricFamily(f"mixops_incidents_{state}", f"Incidents {state}, by severity.",
+                                    labels=("severity",))
+            counts = incidents.get(state, {})
+            for sev in sorted(set(SEVERITIES) | set(counts)):
+                fam.add_metric([sev], float(counts.get(sev, 0)))
+            out.append(fam)
+    if jobs is not None:
+        out += _job_families(jobs)
+    if sweep is not None:
+        out += _sweep_families(sweep)
+    return tuple(out)
+
+
+@dataclass(frozen=True, slots=True)
+class JobFigures:
+    """What /metrics says of one job (None: not known, left out)."""
+
+    name: str
+    state: str
+    last_progress_at: float | None
+    checkpoint_age_s: float | None
+    ettr: float | None
+    ettr_24h: float | None
+
+
+def _job_families(jobs: Sequence[JobFigures]) -> list[Metric]:
+    state = GaugeMetricFamily("mixops_job_state", "1 for the job's state now, 0 for the others.",
+                              labels=("job", "state"))
+    last = GaugeMetricFamily("mixops_job_last_progress_timestamp_seconds",
+                             "When the job's log last showed progress (unix seconds).", labels=("job",))
+    age = GaugeMetricFamily("mixops_job_checkpoint_age_seconds",
+                            "Age of the job's newest committed checkpoint at the last sweep (s).", labels=("job",))
+    ettr = GaugeMetricFamily("mixops_job_ettr_ratio",
+                             "Effective training time ratio, 0 to 1, since the first progress (window=all) "
+                             "or over the last 24 h.", labels=("job", "window"))
+    for j in jobs:
+        for s in (*JOB_STATES, *(() if j.state in JOB_STATES else (j.state,))):
+            state.add_metric([j.name, s], 1.0 if s == j.state else 0.0)
+        if j.last_progress_at is not None:
+            last.add_metric([j.name], j.last_progress_at)
+        if j.checkpoint_age_s is not None:
+            age.add_metric([j.name], j.checkpoint_age_s)
+        if j.ettr is not None:
+            ettr.add_metric([j.name, "all"], j.ettr)
+        if j.ettr_24h is not None:
+            ettr.add_metric([j.name, "24h"], j.ettr_24h)
+    return [state, last, age, ettr]
+
+
+@dataclass(frozen=True, slots=True)
+class SweepFigures:
+    """The collector's own health after a sweep."""
+
+    finished_at: float
+    duration_s: float
+    nodes: int
+    failed: int
+    stale: int
+    cards: int
+    sweeps: int
+    held: int
+    store_ok: bool
+    build_s: float = 0.0
+
+
+def _sweep_families(s: SweepFigures) -> list[Metric]:
+    def gauge(name: str, text: str, value: float) -> GaugeMetricFamily:
+        return GaugeMetricFamily(name, text, value=value)
+
+    sweeps = CounterMetricFamily("mixops_collector_sweeps", "Sweeps done since the collector started.",
+                                 value=s.sweeps)
+    return [
+        gauge("mixops_collector_last_sweep_timestamp_seconds", "When the last sweep ended (unix seconds).",
+              s.finished_at),
+        gauge("mixops_collector_sweep_duration_seconds", "How long the last sweep took (s).", s.duration_s),
+        gauge("mixops_collector_nodes", "Nodes of the site.", s.nodes),
+        gauge("mixops_collector_nodes_failed", "Nodes that failed the last sweep.", s.failed),
+        gauge("mixops_collector_nodes_stale", "Nodes still busy from an earlier sweep (stale).", s.stale),
+        gauge("mixops_collector_cards", "Cards read in the last sweep.", s.cards),
+        gauge("mixops_collector_sweeps_held", "Sweeps held in memory because the database cannot be written.",
+              s.held),
+        gauge("mixops_collector_store_ok", "1: the last sweep was written to the database; 0: it is held.",
+              1.0 if s.store_ok else 0.0),
+        gauge("mixops_collector_snapshot_build_seconds", "Time to build this /metrics snapshot (s).", s.build_s),
+        sweeps,
+    ]
+
+
+def read_incidents(conn: sqlite3.Connection) -> dict[str, dict[str, int]]:
+    """Open and acknowledged incidents counted by severity."""
+    out: dict[str, dict[str, int]] = {"open": {}, "acknowledged": {}}
+    for state, sev, n in conn.execute(
+            "SELECT state, severity, count(*) FROM incidents WHERE state IN ('open', 'acknowledged') GROUP BY 1, 2"):
+        out[str(state)][str(sev)] = int(n)
+    return out
+
+
+def read_jobs(conn: sqlite3.Connection, now: float) -> list[JobFigures]:
+    """Every job's state, last progress, checkpoint age and ETTR from the stored continuity model."""
+    from console import jobview
+
+    return [JobFigures(r.name, r.state, r.model.last_progress_at, r.model.checkpoint_age_s, r.model.ettr,
+                       r.model.ettr_24h) for r in jobview.read_jobs(conn, now, window_s=86400.0)]
+
+
+def read_xids(conn: sqlite3.Connection) -> dict[tuple[str, int], int]:
+    """The last Xid the store holds for each NVIDIA card (node, index)."""
+    out: dict[tuple[str, int], int] = {}
+    for node, idx, code in conn.execute(
+            "SELECT node, card_idx, code FROM faults WHERE code LIKE 'Xid %' AND card_idx IS NOT NULL ORDER BY id"):
+        number = xid_code(str(code))
+        if number is not None:
+            out[(str(node), int(idx))] = number
+    return out
+
+
+class SnapshotCollector(Collector):
+    """A prometheus_client collector that returns the last snapshot; swapping it is one assignment."""
+
+    def __init__(self) -> None:
+        self._families: tuple[Metric, ...] = ()
+
+    def set(self, families: tuple[Metric, ...]) -> None:
+        self._families = families
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(self._families)
+
+
+class Exporter:
+    """The /metrics server of one collector: start it, update it after each sweep, close it."""
+
+    def __init__(self, site: Site, host: str, port: int) -> None:
+        self.site = site
+        self._where = places(site)
+        self._collector = SnapshotCollector()
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(self._collector)
+        ProcessCollector(registry=self.registry)      # the collector's own CPU, memory, open files
+        self._xids: dict[tuple[str, int], int] | None = None
+        self._sweeps = 0
+        try:
+            self._server, self._thread = start_http_server(port, host, self.registry)
+        except OSError as exc:          # socket.gaierror included
+            shown = f"[{host}]" if ":" in host else host
+            raise ListenError(f"--metrics-listen {shown}:{port}: {exc.strerror or exc}") from None
+        # until the first sweep nothing is known: no family at all (not every node down)
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """The (host, port) it listens on (the port chosen when 0 was given)."""
+        server: WSGIServer = self._server
+        name = server.socket.getsockname()
+        return str(name[0]), int(name[1])
+
+    @property
+    def url(self) -> str:
+        host, port = self.address
+        return f"http://{f'[{host}]' if ':' in host else host}:{port}/metrics"
+
+    def update(self, summary: SweepSummary, store: Store | None) -> None:
+        """Build the snapshot of this sweep and make it the one scrapes get."""
+        t0 = time.perf_counter()
+        now = summary.started + summary.duration_s
+        incidents: dict[str, dict[str, int]] | None = None
+        jobs: list[JobFigures] | None = None
+        if store is not None:
+            try:
+                if self._xids is None:
+                    self._xids = read_xids(store.conn)
+                incidents = read_incidents(store.conn)
+                jobs = read_jobs(store.conn, now)
+            except sqlite3.Error:
+                incidents, jobs = None, None        # not known now: left out, never shown as 0
+        xids = self._xids if self._xids is not None else {}
+        for report in summary.reports:
+            for fault in report.faults:
+                number = xid_code(fault.code)
+                if number is not None and fault.card_index is not None:
+                    xids[(report.node, fault.card_index)] = number
+        self._xids = xids
+        self._sweeps += 1
+        failed = sum(1 for r in summary.reports if not r.ok)
+        families = build(self.site.name, self._where, summary.reports, summary.stale, xids=xids,
+                         incidents=incidents, jobs=jobs)
+        figures = SweepFigures(now, summary.duration_s, len(self._where), failed, len(summary.stale),
+                               sum(len(r.cards) for r in summary.reports if r.ok), self._sweeps, summary.held,
+                               summary.store_problem is None, time.perf_counter() - t0)
+        families = (*families, *_sweep_families(figures))
+        self._collector.set(families)      # one assignment: a scrape gets the old or the new, whole
+
+    def close(self) -> None:
+        """Stop serving and free the port."""
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(5)
+
