@@ -265,7 +265,11 @@ class Prometheus:
         config = self.root / "prometheus.yml"
         config.write_text("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n"
                           "scrape_configs:\n  - job_name: mixops\n    static_configs:\n"
-                          f"      - targets: ['{target}']\n")
+                          f"      - targets: ['{target}']\n"
+                          # the README's relabelling for dcgm-exporter dashboards that select by instance
+                          "    metric_relabel_configs:\n      - source_labels: [__name__, Hostname]\n"
+                          "        regex: 'DCGM_FI_.+;(.+)'\n        target_label: instance\n"
+                          "        replacement: '$1'\n")
         self.port = _free_port()
         with (self.root / "prometheus.log").open("wb") as log:
             self.proc = subprocess.Popen(
@@ -347,6 +351,9 @@ def test_real_prometheus_scrapes_a_real_collector(fleet, prometheus, tmp_path):
         dcgm = {(dict(k)["Hostname"], dict(k)["gpu"]): v for k, v in api.values("DCGM_FI_DEV_FB_USED").items()}
         assert len(dcgm) == 8 and dcgm[("n001", "0")] == 71234
         assert api.values('DCGM_FI_DEV_GPU_UTIL{Hostname="n002",gpu="3",modelName="NVIDIA H100 80GB HBM3"}')
+        assert len(api.query('DCGM_FI_DEV_GPU_TEMP{instance="n001"}')) == 4          # relabelled per node
+        assert dict(api.query('mixops_card_temperature_celsius{node="n001",card="0"}')[0]["metric"])[
+            "instance"] == target                                                    # mixops_* untouched
         assert {dict(k)["node"]: v for k, v in api.values("mixops_node_up").items()} == {
             "n001": 1, "n002": 1, "n003": 1}
         assert api.values("mixops_collector_nodes_failed") and \
@@ -372,3 +379,31 @@ def test_real_prometheus_scrapes_a_real_collector(fleet, prometheus, tmp_path):
             proc.wait(30)
     assert proc.returncode in (0, 1), err_path.read_text()
     assert "Traceback" not in err_path.read_text()
+
+
+def test_job_figures_come_from_the_stored_continuity_model(tmp_path):
+    from datetime import UTC, datetime
+
+    from console.metrics import read_jobs
+    from console.service import Collector
+    from console.site import Job
+    from console.store import Store
+
+    t0 = datetime(2026, 11, 22, 1, 0, 30, tzinfo=UTC).timestamp()
+    site = Site("<t>", "t", "UTC", 10.0, SSHDefaults(known_hosts="/dev/null", config_file="/dev/null"), (),
+                (Node("n1", "127.0.0.1", None, None, None, "nvidia", None),),
+                (Job("a", ("n1",), None, "/logs/a", "megatron", None),), ())
+    store = Store(str(tmp_path / "j.db"))
+    collector = Collector(site, store, session_factory=lambda ep: None, incidents=False)
+    try:
+        log = "MIXOPS-LOG 80 0\n [2026-11-22 01:00:00] iteration 10/ 100 |\n [2026-11-22 01:00:20] iteration 12/ 100 |\n"
+        collector.update_jobs(t0, {"job0.log": log})
+        (job,) = read_jobs(store.conn, t0)
+        s = _samples(_render(build("t", {}, (), (), jobs=[job])))
+        state = {lab["state"]: v for lab, v in s["mixops_job_state"]}
+        assert state[job.state] == 1 and sum(state.values()) == 1
+        assert s["mixops_job_last_progress_timestamp_seconds"] == [({"job": "a"}, t0 - 10)]
+        assert "mixops_job_checkpoint_age_seconds" not in s      # no checkpoint directory: absent, not 0
+    finally:
+        collector.close()
+        store.close()
