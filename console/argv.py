@@ -115,6 +115,20 @@ def _listen(text: str) -> tuple[str, int]:
     return host, int(port)
 
 
+def _url(text: str) -> str:
+    """--remote-write URL: http(s)://host[:port]/path."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 -- raises ValueError on a bad port
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a URL ({exc}): {text!r}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or _UNPRINTABLE.search(text) or " " in text:
+        raise argparse.ArgumentTypeError(f"not an http(s) URL, e.g. http://127.0.0.1:9090/api/v1/write: {text!r}")
+    return text
+
+
 _incident_id = _bounded_int(1, MAX_ID, "an incident id")
 _path = _text("a path")
 _name = _text("a name")
@@ -161,6 +175,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="serve the last sweep at http://HOST:PORT/metrics for Prometheus (mixops_card_*, "
                         "mixops_node_up, incidents, jobs, the collector's health; NVIDIA cards also as "
                         "dcgm-exporter's DCGM_FI_DEV_*); port 0 picks a free port, printed at start")
+    c.add_argument("--remote-write", type=_url, metavar="URL",
+                   help="push every sweep (the same series) with the Prometheus remote-write protocol to URL, e.g. "
+                        "Prometheus's http://HOST:9090/api/v1/write (--web.enable-remote-write-receiver) or "
+                        "VictoriaMetrics's http://HOST:8428/api/v1/write; queued on disk beside the database "
+                        "(<db>.remote-write, at most 256 MiB) while the store is down")
 
     k = sub.add_parser("check", help="preflight: site file, reachability, host keys, vendor tools")
     k.add_argument("--site", type=_path, required=True, help="site file (TOML)")

@@ -146,21 +146,32 @@ def cmd_collect(args: argparse.Namespace) -> int:
     trouble: str | None = None         # the database problem last told (told once, and once when it ends)
     collector = None
     exporter = None
+    writer = None
+    snapshots = None
     try:
-        if args.metrics_listen is not None:         # after the writer lock: a second collector stops there first
-            from console.metrics import Exporter, ListenError
+        if args.metrics_listen is not None or args.remote_write is not None:
+            from console.metrics import Exporter, ListenError, RemoteWriter, Snapshots
 
+            snapshots = Snapshots(site)
+        if args.metrics_listen is not None:         # after the writer lock: a second collector stops there first
             try:
                 exporter = Exporter(site, *args.metrics_listen)
             except ListenError as exc:
                 raise UsageError(printable(str(exc))) from None
             say(f"mixops: serving /metrics on {exporter.url}", err=True)
+        if args.remote_write is not None:
+            writer = RemoteWriter(args.remote_write, store.path + ".remote-write",
+                                  tell=lambda line: say(f"mixops: {printable(line)}", err=True))
         collector = Collector(site, store, args.parallel, hold_rows=HOLD_ROWS if args.interval is not None else 0)
         while True:
             t0 = time.monotonic()
             summary = collector.sweep()
-            if exporter is not None:
-                exporter.update(summary, store)
+            if snapshots is not None:
+                families = snapshots.update(summary, store)
+                if exporter is not None:
+                    exporter.set(families)
+                if writer is not None:
+                    writer.push(families, summary.started + summary.duration_s)
             any_failed = bool(summary.failed)
             for r in summary.reports:
                 if not r.ok:
@@ -190,6 +201,8 @@ def cmd_collect(args: argparse.Namespace) -> int:
     finally:
         if exporter is not None:
             exporter.close()
+        if writer is not None:
+            writer.close()
         if collector is not None:
             collector.close()
         store.close()

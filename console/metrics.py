@@ -16,10 +16,12 @@ where the serial is N/A): the card record keeps no separate UUID.
 from __future__ import annotations
 
 import sqlite3
+import struct
+import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -275,39 +277,17 @@ class SnapshotCollector(Collector):
         return iter(self._families)
 
 
-class Exporter:
-    """The /metrics server of one collector: start it, update it after each sweep, close it."""
+class Snapshots:
+    """Builds each sweep's families, keeping what outlives a sweep (the last Xid per card, the sweep count)."""
 
-    def __init__(self, site: Site, host: str, port: int) -> None:
+    def __init__(self, site: Site) -> None:
         self.site = site
         self._where = places(site)
-        self._collector = SnapshotCollector()
-        self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(self._collector)
-        ProcessCollector(registry=self.registry)      # the collector's own CPU, memory, open files
         self._xids: dict[tuple[str, int], int] | None = None
         self._sweeps = 0
-        try:
-            self._server, self._thread = start_http_server(port, host, self.registry)
-        except OSError as exc:          # socket.gaierror included
-            shown = f"[{host}]" if ":" in host else host
-            raise ListenError(f"--metrics-listen {shown}:{port}: {exc.strerror or exc}") from None
-        # until the first sweep nothing is known: no family at all (not every node down)
 
-    @property
-    def address(self) -> tuple[str, int]:
-        """The (host, port) it listens on (the port chosen when 0 was given)."""
-        server: WSGIServer = self._server
-        name = server.socket.getsockname()
-        return str(name[0]), int(name[1])
-
-    @property
-    def url(self) -> str:
-        host, port = self.address
-        return f"http://{f'[{host}]' if ':' in host else host}:{port}/metrics"
-
-    def update(self, summary: SweepSummary, store: Store | None) -> None:
-        """Build the snapshot of this sweep and make it the one scrapes get."""
+    def update(self, summary: SweepSummary, store: Store | None) -> tuple[Metric, ...]:
+        """The families of this sweep (read from its reports and, when given, the store)."""
         t0 = time.perf_counter()
         now = summary.started + summary.duration_s
         incidents: dict[str, dict[str, int]] | None = None
@@ -334,8 +314,46 @@ class Exporter:
         figures = SweepFigures(now, summary.duration_s, len(self._where), failed, len(summary.stale),
                                sum(len(r.cards) for r in summary.reports if r.ok), self._sweeps, summary.held,
                                summary.store_problem is None, time.perf_counter() - t0)
-        families = (*families, *_sweep_families(figures))
-        self._collector.set(families)      # one assignment: a scrape gets the old or the new, whole
+        return (*families, *_sweep_families(figures))
+
+
+class Exporter:
+    """The /metrics server of one collector: start it, give it each sweep's families, close it."""
+
+    def __init__(self, site: Site, host: str, port: int) -> None:
+        self.snapshots = Snapshots(site)
+        self._collector = SnapshotCollector()
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(self._collector)
+        ProcessCollector(registry=self.registry)      # the collector's own CPU, memory, open files
+        try:
+            self._server, self._thread = start_http_server(port, host, self.registry)
+        except OSError as exc:          # socket.gaierror included
+            shown = f"[{host}]" if ":" in host else host
+            raise ListenError(f"--metrics-listen {shown}:{port}: {exc.strerror or exc}") from None
+        # until the first sweep nothing is known: no family at all (not every node down)
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """The (host, port) it listens on (the port chosen when 0 was given)."""
+        server: WSGIServer = self._server
+        name = server.socket.getsockname()
+        return str(name[0]), int(name[1])
+
+    @property
+    def url(self) -> str:
+        host, port = self.address
+        return f"http://{f'[{host}]' if ':' in host else host}:{port}/metrics"
+
+    def set(self, families: tuple[Metric, ...]) -> None:
+        """Make these the families scrapes get: one assignment, so a scrape gets the old or the new, whole."""
+        self._collector.set(families)
+
+    def update(self, summary: SweepSummary, store: Store | None) -> tuple[Metric, ...]:
+        """Build the snapshot of this sweep and serve it."""
+        families = self.snapshots.update(summary, store)
+        self.set(families)
+        return families
 
     def close(self) -> None:
         """Stop serving and free the port."""
@@ -343,3 +361,183 @@ class Exporter:
         self._server.server_close()
         self._thread.join(5)
 
+
+# ---- --remote-write URL ----------------------------------------------------------------------------------
+#
+# Each sweep's families become one WriteRequest (Prometheus remote write 1.0: protobuf, snappy block format),
+# timestamped at the sweep's end, put in a bounded queue on disk (SQLite beside the database), and sent
+# oldest first by a thread of its own. A store that is down or answers 5xx/429 is retried (1 s doubling to
+# 30 s) and nothing is lost that fits in the queue; past the bound the oldest sweeps go, and it says so.
+# Series that vanish (a node fails) get Prometheus's stale marker, as a scrape would give them.
+
+QUEUE_MAX_BYTES = 256 * 1048576         # ~160 KB a sweep of 1,000 NVIDIA cards: ~4.5 h of such a site at 10 s
+STALE_NAN = struct.unpack("<d", struct.pack("<Q", 0x7FF0000000000002))[0]
+_PROTO_CLASSES: dict[str, Any] = {}
+
+
+def _prompb() -> dict[str, Any]:
+    """prompb's WriteRequest, TimeSeries, Label and Sample (remote write 1.0), built with the protobuf library
+    from their field numbers (no generated code: the schema is four small messages)."""
+    if _PROTO_CLASSES:
+        return _PROTO_CLASSES
+    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+
+    f = descriptor_pb2.FieldDescriptorProto
+    fd = descriptor_pb2.FileDescriptorProto(name="mixops_prompb.proto", package="prometheus", syntax="proto3")
+
+    def message(name: str, fields: list[tuple[str, int, int, int, str | None]]) -> None:
+        m = fd.message_type.add(name=name)
+        for fname, number, ftype, label, type_name in fields:
+            field = m.field.add(name=fname, number=number, type=ftype, label=label)
+            if type_name:
+                field.type_name = type_name
+
+    one, many = f.LABEL_OPTIONAL, f.LABEL_REPEATED
+    message("Label", [("name", 1, f.TYPE_STRING, one, None), ("value", 2, f.TYPE_STRING, one, None)])
+    message("Sample", [("value", 1, f.TYPE_DOUBLE, one, None), ("timestamp", 2, f.TYPE_INT64, one, None)])
+    message("TimeSeries", [("labels", 1, f.TYPE_MESSAGE, many, ".prometheus.Label"),
+                           ("samples", 2, f.TYPE_MESSAGE, many, ".prometheus.Sample")])
+    message("WriteRequest", [("timeseries", 1, f.TYPE_MESSAGE, many, ".prometheus.TimeSeries")])
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(fd)
+    for name in ("WriteRequest", "TimeSeries", "Label", "Sample"):
+        _PROTO_CLASSES[name] = message_factory.GetMessageClass(pool.FindMessageTypeByName(f"prometheus.{name}"))
+    return _PROTO_CLASSES
+
+
+SeriesKey = tuple[tuple[str, str], ...]
+
+
+def series(families: Iterable[Metric]) -> dict[SeriesKey, float]:
+    """Every sample of the families as {labels with __name__, sorted: value}."""
+    out: dict[SeriesKey, float] = {}
+    for fam in families:
+        for s in fam.samples:
+            labels = {k: v for k, v in s.labels.items() if v != ""}      # an empty label is no label
+            out[tuple(sorted({**labels, "__name__": s.name}.items()))] = float(s.value)
+    return out
+
+
+def write_request(samples: Mapping[SeriesKey, float], ts_ms: int) -> bytes:
+    """One snappy-compressed WriteRequest of these series at ts_ms."""
+    import cramjam
+
+    pb = _prompb()
+    req = pb["WriteRequest"]()
+    for key, value in samples.items():
+        ts = req.timeseries.add()
+        for name, label_value in key:
+            ts.labels.add(name=name, value=label_value)
+        ts.samples.add(value=value, timestamp=ts_ms)
+    return bytes(cramjam.snappy.compress_raw(req.SerializeToString()))
+
+
+class RemoteWriter:
+    """--remote-write URL: each sweep queued on disk and sent in order by a thread of its own."""
+
+    def __init__(self, url: str, queue_path: str, max_bytes: int = QUEUE_MAX_BYTES,
+                 tell: Callable[[str], None] | None = None, timeout_s: float = 10.0) -> None:
+        self.url = url
+        self.max_bytes = max_bytes
+        self.timeout_s = timeout_s
+        self._tell = tell or (lambda line: None)
+        self._lock = threading.Lock()
+        self._conn = sqlite3.connect(queue_path, check_same_thread=False, timeout=5, isolation_level=None)
+        self._conn.execute("PRAGMA journal_mode = WAL")
+        self._conn.execute("CREATE TABLE IF NOT EXISTS queue (id INTEGER PRIMARY KEY, ts_ms INTEGER NOT NULL, "
+                           "samples INTEGER NOT NULL, body BLOB NOT NULL)")
+        self._last: dict[SeriesKey, float] = {}
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self.sent = 0                   # requests the store took
+        self.dropped = 0                # queued sweeps dropped (queue full, or refused for good)
+        self.failing: str | None = None
+        self._thread = threading.Thread(target=self._run, name="mixops-remote-write", daemon=True)
+        self._thread.start()
+
+    def queued(self) -> int:
+        with self._lock:
+            return int(self._conn.execute("SELECT count(*) FROM queue").fetchone()[0])
+
+    def push(self, families: Iterable[Metric], ts: float) -> None:
+        """Queue this sweep (series gone since the last push get a stale marker) and wake the sender."""
+        now = series(families)
+        samples = {**{k: STALE_NAN for k in self._last if k not in now}, **now}
+        self._last = now
+        body = write_request(samples, int(ts * 1000))
+        with self._lock:
+            self._conn.execute("INSERT INTO queue (ts_ms, samples, body) VALUES (?, ?, ?)",
+                               (int(ts * 1000), len(samples), body))
+            total = int(self._conn.execute("SELECT ifnull(sum(length(body)), 0) FROM queue").fetchone()[0])
+            gone = 0
+            while total > self.max_bytes:
+                row = self._conn.execute("SELECT id, length(body) FROM queue ORDER BY id LIMIT 1").fetchone()
+                if row is None or row[0] == self._conn.execute("SELECT max(id) FROM queue").fetchone()[0]:
+                    break                   # never the sweep just queued
+                self._conn.execute("DELETE FROM queue WHERE id = ?", (row[0],))
+                total -= int(row[1])
+                gone += 1
+        if gone:
+            self.dropped += gone
+            self._tell(f"remote write {self.url}: queue full ({self.max_bytes // 1048576} MiB): dropped the "
+                       f"{gone} oldest queued sweep(s)")
+        self._wake.set()
+
+    def _send(self, body: bytes) -> tuple[bool, str | None]:
+        """(sent, problem): problem None and not sent means refused for good (a 4xx but 429)."""
+        import urllib.error
+        import urllib.request
+
+        req = urllib.request.Request(self.url, data=body, method="POST", headers={
+            "Content-Encoding": "snappy", "Content-Type": "application/x-protobuf",
+            "X-Prometheus-Remote-Write-Version": "0.1.0", "User-Agent": "mixops"})
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
+                resp.read()
+            return True, None
+        except urllib.error.HTTPError as exc:
+            detail = exc.read(200).decode(errors="replace").strip().splitlines()
+            text = f"HTTP {exc.code}" + (f": {detail[0]}" if detail else "")
+            if 400 <= exc.code < 500 and exc.code != 429:
+                return False, None if exc.code != 404 else text
+            return False, text
+        except (OSError, ValueError) as exc:
+            return False, str(getattr(exc, "reason", None) or exc)
+
+    def _run(self) -> None:
+        backoff = 1.0
+        while not self._stop.is_set():
+            with self._lock:
+                row = self._conn.execute("SELECT id, body FROM queue ORDER BY id LIMIT 1").fetchone()
+            if row is None:
+                self._wake.wait(1.0)
+                self._wake.clear()
+                continue
+            ok, problem = self._send(bytes(row[1]))
+            if ok or problem is None:
+                with self._lock:
+                    self._conn.execute("DELETE FROM queue WHERE id = ?", (row[0],))
+                if ok:
+                    self.sent += 1
+                else:
+                    self.dropped += 1
+                    self._tell(f"remote write {self.url}: a sweep was refused for good (HTTP 4xx), dropped")
+                if self.failing is not None and ok:
+                    self._tell(f"remote write {self.url}: sending again ({self.queued()} sweep(s) still queued)")
+                    self.failing = None
+                backoff = 1.0
+                continue
+            if problem != self.failing:
+                self._tell(f"remote write {self.url}: cannot send: {problem}; sweeps queued on disk and retried "
+                           f"(up to {self.max_bytes // 1048576} MiB)")
+                self.failing = problem
+            self._stop.wait(backoff)
+            backoff = min(30.0, backoff * 2)
+
+    def close(self) -> None:
+        """Stop the sender; what is still queued stays on disk for the next start."""
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(self.timeout_s + 5)
+        with self._lock:
+            self._conn.close()

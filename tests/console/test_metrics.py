@@ -260,21 +260,26 @@ class Prometheus:
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
 
-    def start(self, target: str) -> None:
+    def start(self, target: str | None, port: int | None = None, receiver: bool = False) -> None:
+        """Scrape `target` every second (None: no scrape), on `port` (None: a free one); `receiver`: take
+        remote writes at /api/v1/write."""
         self.root.mkdir(parents=True, exist_ok=True)
         config = self.root / "prometheus.yml"
-        config.write_text("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n"
-                          "scrape_configs:\n  - job_name: mixops\n    static_configs:\n"
-                          f"      - targets: ['{target}']\n"
-                          # the README's relabelling for dcgm-exporter dashboards that select by instance
-                          "    metric_relabel_configs:\n      - source_labels: [__name__, Hostname]\n"
-                          "        regex: 'DCGM_FI_.+;(.+)'\n        target_label: instance\n"
-                          "        replacement: '$1'\n")
-        self.port = _free_port()
+        text = "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n"
+        if target is not None:
+            text += ("scrape_configs:\n  - job_name: mixops\n    static_configs:\n"
+                     f"      - targets: ['{target}']\n"
+                     # the README's relabelling for dcgm-exporter dashboards that select by instance
+                     "    metric_relabel_configs:\n      - source_labels: [__name__, Hostname]\n"
+                     "        regex: 'DCGM_FI_.+;(.+)'\n        target_label: instance\n"
+                     "        replacement: '$1'\n")
+        config.write_text(text)
+        self.port = port or _free_port()
+        extra = ["--web.enable-remote-write-receiver"] if receiver else []
         with (self.root / "prometheus.log").open("wb") as log:
             self.proc = subprocess.Popen(
                 [PROMETHEUS, f"--config.file={config}", f"--storage.tsdb.path={self.root / 'data'}",
-                 f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn"], stdout=log, stderr=log)
+                 f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn", *extra], stdout=log, stderr=log)
 
         def ready() -> bool:
             assert self.proc is not None and self.proc.poll() is None, self.log()
@@ -407,3 +412,125 @@ def test_job_figures_come_from_the_stored_continuity_model(tmp_path):
     finally:
         collector.close()
         store.close()
+
+
+def test_remote_write_request_is_prompb_with_sorted_labels_and_stale_markers(tmp_path):
+    import struct
+
+    import cramjam
+
+    from console.metrics import RemoteWriter, _prompb
+
+    told: list[str] = []
+    port = _free_port()                         # nobody listens: every sweep stays queued
+    writer = RemoteWriter(f"http://127.0.0.1:{port}/api/v1/write", str(tmp_path / "q"), tell=told.append,
+                          timeout_s=1)
+    try:
+        writer.push(build("s", WHERE, _sweep(), ()), 1_700_000_000.0)
+        reports = (_sweep()[0], NodeReport("n3", False, 0.0, 1.0, "ascend", error="timeout"))
+        writer.push(build("s", WHERE, reports, ()), 1_700_000_010.0)
+        _poll(lambda: told, "the writer says it cannot send")
+        assert "cannot send" in told[0] and "queued on disk" in told[0]
+        assert writer.queued() == 2
+    finally:
+        writer.close()
+    conn = __import__("sqlite3").connect(tmp_path / "q")
+    bodies = [bytes(b) for (b,) in conn.execute("SELECT body FROM queue ORDER BY id")]
+    conn.close()
+    pb = _prompb()
+
+    def decode(body):
+        req = pb["WriteRequest"]()
+        req.ParseFromString(bytes(cramjam.snappy.decompress_raw(body)))
+        return {tuple((lab.name, lab.value) for lab in ts.labels): (ts.samples[0].value, ts.samples[0].timestamp)
+                for ts in req.timeseries}
+
+    first, second = decode(bodies[0]), decode(bodies[1])
+    assert all(list(k) == sorted(k) for k in first)                   # labels sorted by name, as the spec asks
+    assert not any(v == "" for k in first for _, v in k)              # empty labels (no row) left out
+    n3 = next(k for k in first if dict(k)["__name__"] == "mixops_card_temperature_celsius" and dict(k)["node"] == "n3")
+    assert first[n3] == (48.0, 1_700_000_000_000)
+    value, ts = second[n3]                                            # n3 failed: its series gets the stale marker
+    assert struct.pack("<d", value) == struct.pack("<Q", 0x7FF0000000000002) and ts == 1_700_000_010_000
+    up = next(k for k in second if dict(k)["__name__"] == "mixops_node_up" and dict(k)["node"] == "n3")
+    assert second[up] == (0.0, 1_700_000_010_000)
+
+
+def test_remote_write_queue_is_bounded_and_says_when_it_drops(tmp_path):
+    from console.metrics import RemoteWriter
+
+    told: list[str] = []
+    writer = RemoteWriter(f"http://127.0.0.1:{_free_port()}/api/v1/write", str(tmp_path / "q"), max_bytes=1,
+                          tell=told.append, timeout_s=1)
+    try:
+        for k in range(3):
+            writer.push(build("s", WHERE, _sweep(), ()), 1_700_000_000.0 + k)
+        assert writer.queued() == 1 and writer.dropped == 2          # the newest is kept
+        assert sum("queue full" in x and "dropped the 1 oldest queued sweep(s)" in x for x in told) == 2
+    finally:
+        writer.close()
+
+
+@pytest.mark.sshd
+@pytest.mark.slow
+def test_remote_write_to_a_real_prometheus_loses_nothing_across_its_outage(fleet, prometheus, tmp_path):
+    fleet.start(1, "nvidia")
+    port = _free_port()
+    err_path = tmp_path / "collect.err"
+    out_path = tmp_path / "collect.out"
+    with out_path.open("w") as out, err_path.open("w") as err:
+        proc = subprocess.Popen([sys.executable, str(ROOT / "main.py"), "collect", "--site", str(fleet.site_toml()),
+                                 "--db", str(tmp_path / "ops.db"), "--interval", "1", "--quiet",
+                                 "--remote-write", f"http://127.0.0.1:{port}/api/v1/write"],
+                                cwd=ROOT, stdout=out, stderr=err)
+    try:
+        # Prometheus is not there yet: the sweeps queue on disk
+        _poll(lambda: "cannot send" in err_path.read_text(), "the collector says it cannot send", MAX_POLLS * 2)
+        _poll(lambda: out_path.read_text().count("sweep ") >= 3, "three sweeps while the store is down",
+              MAX_POLLS * 2)
+        before = out_path.read_text().count("sweep ")
+        prometheus.start(None, port=port, receiver=True)
+        api = prometheus
+        _poll(lambda: "sending again" in err_path.read_text(), "the collector says it sends again", MAX_POLLS * 2)
+
+        def held() -> float:
+            got = api.values('count_over_time(mixops_card_temperature_celsius{node="n001",card="0"}[10m])')
+            return max(got.values(), default=0.0)
+
+        _poll(lambda: held() >= before, f"the {before} sweeps of the outage in Prometheus", MAX_POLLS * 2)
+        temps = {dict(k)["card"]: v for k, v in api.values('mixops_card_temperature_celsius{node="n001"}').items()}
+        assert temps == {"0": 61, "1": 58, "2": 44, "3": 83}
+        assert len(api.query('mixops_card_power_watts{node="n001"}')) == 3      # card 2: N/A, no series
+        assert len(api.query("DCGM_FI_DEV_GPU_TEMP")) == 4
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(30)
+    assert "Traceback" not in err_path.read_text()
+
+
+def test_remote_write_queue_outlives_a_restart(tmp_path):
+    from console.metrics import RemoteWriter
+
+    url = f"http://127.0.0.1:{_free_port()}/api/v1/write"
+    first = RemoteWriter(url, str(tmp_path / "q"), timeout_s=1)
+    first.push(build("s", WHERE, _sweep(), ()), 1_700_000_000.0)
+    first.close()
+    second = RemoteWriter(url, str(tmp_path / "q"), timeout_s=1)
+    try:
+        assert second.queued() == 1             # sent once the store answers (the outage test above)
+    finally:
+        second.close()
+
+
+@pytest.mark.parametrize("value", ["ftp://127.0.0.1/x", "127.0.0.1:9090", "http://", "http://h:99999/x"])
+def test_bad_remote_write_url_is_one_line_exit_2(value, tmp_path, capsys):
+    from console.cli import run
+
+    assert run(["collect", "--site", str(tmp_path / "none.toml"), "--once", "--remote-write", value]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "--remote-write" in err, err
