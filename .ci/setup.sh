@@ -12,7 +12,7 @@ command -v "$PY" >/dev/null 2>&1 || PY=python3
 DEB_PKGS=(openssh-server openssh-client libegl1 libgl1 libxkbcommon0 libxkbcommon-x11-0
   libfontconfig1 libdbus-1-3 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0
   libxcb-xinerama0 libxcb-randr0 libxcb-render-util0 libxcb-image0 fonts-noto-cjk fonts-dejavu-core xvfb
-  poppler-utils procps iproute2 sqlite3 prometheus)
+  poppler-utils procps iproute2 sqlite3 prometheus victoria-metrics)
 
 missing=()
 for p in "${DEB_PKGS[@]}"; do

@@ -534,3 +534,73 @@ def test_bad_remote_write_url_is_one_line_exit_2(value, tmp_path, capsys):
     assert run(["collect", "--site", str(tmp_path / "none.toml"), "--once", "--remote-write", value]) == 2
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 1 and "--remote-write" in err, err
+
+
+VICTORIA = "/usr/bin/victoria-metrics"
+
+
+@pytest.fixture
+def victoria(tmp_path):
+    """A real single-node VictoriaMetrics on 127.0.0.1 with its own data directory."""
+    if not os.path.exists(VICTORIA):
+        pytest.skip(f"{VICTORIA} not installed (Debian package victoria-metrics; .ci/setup.sh installs it)")
+    port = _free_port()
+    log = (tmp_path / "vm.log").open("wb")
+    proc = subprocess.Popen([VICTORIA, f"-storageDataPath={tmp_path / 'vm'}", f"-httpListenAddr=127.0.0.1:{port}",
+                             "-search.latencyOffset=1s", "-search.disableCache", "-loggerLevel=ERROR"],
+                            stdout=log, stderr=log)
+
+    def ready() -> bool:
+        assert proc.poll() is None, (tmp_path / "vm.log").read_text(errors="replace")
+        try:
+            return _get(f"http://127.0.0.1:{port}/health").strip() == "OK"
+        except OSError:
+            return False
+
+    try:
+        _poll(ready, "victoria-metrics ready")
+        yield port
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(30)
+        log.close()
+
+
+@pytest.mark.sshd
+@pytest.mark.slow
+def test_remote_write_to_a_real_victoria_metrics(fleet, victoria, tmp_path):
+    fleet.start(1, "nvidia")
+    err_path = tmp_path / "collect.err"
+    with (tmp_path / "collect.out").open("w") as out, err_path.open("w") as err:
+        proc = subprocess.Popen([sys.executable, str(ROOT / "main.py"), "collect", "--site", str(fleet.site_toml()),
+                                 "--db", str(tmp_path / "ops.db"), "--interval", "1", "--quiet",
+                                 "--remote-write", f"http://127.0.0.1:{victoria}/api/v1/write"],
+                                cwd=ROOT, stdout=out, stderr=err)
+
+    def query(promql: str) -> dict[str, float]:
+        url = f"http://127.0.0.1:{victoria}/api/v1/query?" + urllib.parse.urlencode({"query": promql})
+        body = json.loads(_get(url))
+        assert body["status"] == "success", body
+        return {r["metric"].get("card", r["metric"].get("gpu", "")): float(r["value"][1])
+                for r in body["data"]["result"]}
+
+    try:
+        _poll(lambda: len(query('mixops_card_temperature_celsius{node="n001"}')) == 4, "4 cards in VictoriaMetrics",
+              MAX_POLLS * 2)
+        assert query('mixops_card_temperature_celsius{node="n001"}') == {"0": 61, "1": 58, "2": 44, "3": 83}
+        assert set(query('mixops_card_power_watts{node="n001"}')) == {"0", "1", "3"}     # card 2: N/A
+        assert query('DCGM_FI_DEV_FB_USED{Hostname="n001"}')["0"] == 71234
+        assert "cannot send" not in err_path.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(30)
+    assert "Traceback" not in err_path.read_text()
