@@ -112,7 +112,7 @@ def build(site_name: str, where: Mapping[str, Place], reports: Sequence[NodeRepo
     for report in reports:
         seen.add(report.node)
         place = where.get(report.node, Place("", "", ""))
-        vendor = report.vendor or place.vendor
+        vendor = place.vendor or report.vendor or ""
         up.add_metric([site_name, place.row, place.rack, report.node, vendor], 1.0 if report.ok else 0.0)
         if not report.ok:
             continue
@@ -302,6 +302,11 @@ class Snapshots:
                 incidents, jobs = None, None        # not known now: left out, never shown as 0
         xids = self._xids if self._xids is not None else {}
         for report in summary.reports:
+            place = self._where.get(report.node)
+            if report.ok and report.vendor and place is not None and place.vendor != report.vendor:
+                # a vendor the site file leaves to detection: kept, so the node's series do not change
+                # labels when it fails (a failed node reports no vendor)
+                self._where[report.node] = Place(place.row, place.rack, report.vendor)
             for fault in report.faults:
                 number = xid_code(fault.code)
                 if number is not None and fault.card_index is not None:

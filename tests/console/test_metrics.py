@@ -604,3 +604,17 @@ def test_remote_write_to_a_real_victoria_metrics(fleet, victoria, tmp_path):
             proc.kill()
             proc.wait(30)
     assert "Traceback" not in err_path.read_text()
+
+
+def test_node_up_keeps_its_labels_when_a_detected_vendor_node_fails():
+    from console.metrics import Snapshots
+
+    site = Site("<t>", "s", "UTC", 10.0, SSHDefaults(known_hosts="/dev/null", config_file="/dev/null"), (),
+                (Node("x1", "127.0.0.1", None, None, None, None, None),))        # vendor left to detection
+    snaps = Snapshots(site)
+    ok = NodeReport("x1", True, 0.0, 0.1, "nvidia", _cards())
+    up1 = _samples(_render(snaps.update(SweepSummary(1, 0.0, 0.1, (ok,), ()), None)))["mixops_node_up"]
+    failed = NodeReport("x1", False, 0.0, 2.0, None, error="timeout")
+    up2 = _samples(_render(snaps.update(SweepSummary(2, 10.0, 2.0, (failed,), ()), None)))["mixops_node_up"]
+    assert [lab for lab, _ in up1] == [lab for lab, _ in up2] and up1[0][0]["vendor"] == "nvidia"
+    assert (up1[0][1], up2[0][1]) == (1, 0)
