@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 TAB_DWELL_S = 4.0            # the driver's step
+ACTIONS = ("colour", "card", "fleet", "jobs", "incident", "report")    # the driver's actions, in turn
 
 
 def _slope_per_hour(points: list[tuple[float, float]]) -> float | None:
@@ -46,6 +47,26 @@ def _slope_per_hour(points: list[tuple[float, float]]) -> float | None:
     if den == 0:
         return None
     return sum((t - mt) * (v - mv) for t, v in points) / den * 3600.0
+
+
+def _glibc() -> object | None:
+    """libc with mallinfo2/malloc_trim typed (glibc >= 2.33), else None."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        mallinfo2 = libc.mallinfo2
+    except (OSError, AttributeError):
+        return None
+
+    class MallInfo2(ctypes.Structure):
+        _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd",
+                                                         "usmblks", "fsmblks", "uordblks", "fordblks",
+                                                         "keepcost")]
+
+    mallinfo2.restype = MallInfo2
+    libc.malloc_trim.argtypes = [ctypes.c_size_t]
+    return libc
 
 
 # ---- the child: the window and its driver ---------------------------------------------------------
@@ -64,6 +85,11 @@ def child(args: argparse.Namespace) -> int:
     from widgets.app import build_window
     from widgets.heatmap import METRICS
 
+    if args.tracemalloc:
+        import tracemalloc
+
+        tracemalloc.start(args.tracemalloc_frames)
+    enabled = set(ACTIONS if args.actions == "all" else (a for a in args.actions.split(",") if a))
     app = QApplication.instance() or QApplication([])
     translator = i18n.install(app, args.lang)
     window = build_window(None, None, True, cards=args.cards, history_s=args.history_min * 60.0,
@@ -86,6 +112,18 @@ def child(args: argparse.Namespace) -> int:
                 state["worst_after"] = state.get("last_action", "")
         state["last"] = now
 
+    libc = _glibc()
+
+    def heap() -> dict[str, float | None]:
+        """glibc's heap (all arenas): in use vs free but kept, so a leak is told from fragmentation."""
+        if libc is None:
+            return {"heap_used_mib": None, "heap_free_mib": None, "heap_mmap_mib": None}
+        if args.trim:
+            libc.malloc_trim(0)
+        m = libc.mallinfo2()
+        return {"heap_used_mib": m.uordblks / 2**20, "heap_free_mib": m.fordblks / 2**20,
+                "heap_mmap_mib": m.hblkhd / 2**20}
+
     def qobjects() -> int:
         return sum(1 + len(w.findChildren(QObject)) for w in app.topLevelWidgets())
 
@@ -93,6 +131,8 @@ def child(args: argparse.Namespace) -> int:
         if state["live"] and not state.get("warm") and time.monotonic() - t_start >= args.warmup_min * 60.0:
             state["warm"] = 1.0                     # startup's stalls are reported apart
             state["startup_stall"], state["worst"] = state["worst"], 0.0
+            if args.tracemalloc:
+                state["trace0"] = tracemalloc.take_snapshot()
         gc.collect()
         collector_rss = None
         pid = window.runner.pid if window.runner is not None else None
@@ -101,7 +141,7 @@ def child(args: argparse.Namespace) -> int:
                 collector_rss = psutil.Process(pid).memory_info().rss / 2**20
             except psutil.Error:
                 pass
-        row = {"t": round(time.monotonic() - t_start, 1), "rss_mib": proc.memory_info().rss / 2**20,
+        row = {"t": round(time.monotonic() - t_start, 1), **heap(), "rss_mib": proc.memory_info().rss / 2**20,
                "collector_rss_mib": collector_rss,
                "none": sys.getrefcount(None), "true": sys.getrefcount(True), "false": sys.getrefcount(False),
                "pyobjects": len(gc.get_objects()), "qobjects": qobjects(),
@@ -131,6 +171,8 @@ def child(args: argparse.Namespace) -> int:
                                 "report preview")[action]
         for d in list(window.details):              # a detail stays open one step
             d.close()
+        if ACTIONS[action] not in enabled:
+            return
         if action == 0 and window.heatmap is not None:
             window.tabs.setCurrentWidget(window.heatmap)
             window.heatmap.set_metric(list(METRICS)[k // 6 % len(METRICS)])
@@ -176,8 +218,23 @@ def child(args: argparse.Namespace) -> int:
                     detail.grab().save(str(out / f"{lang}-{args.cards}-card-detail.png"))
                     detail.close()
 
+    def trace_diff() -> None:
+        """The Python allocations (numpy's buffers included) that grew between warm-up and the end."""
+        if "trace0" not in state:
+            return
+        gc.collect()
+        diff = tracemalloc.take_snapshot().compare_to(state["trace0"], "traceback")
+        lines = [f"tracemalloc: traced {tracemalloc.get_traced_memory()[0] / 2**20:.1f} MiB now"]
+        for stat in diff[:25]:
+            lines.append(f"{stat.size_diff / 1024:+.1f} KiB ({stat.count_diff:+d} blocks), now "
+                         f"{stat.size / 1024:.1f} KiB")
+            lines.extend("    " + line for line in stat.traceback.format()[-2 * args.tracemalloc_frames:])
+        Path(args.tracemalloc).write_text("\n".join(lines) + "\n")
+
     def finish() -> None:
         sample()
+        if args.tracemalloc:
+            trace_diff()
         driver.stop()                               # the driver must not switch tabs under the screenshots
         sampler.stop()
         if args.screenshots:
@@ -215,6 +272,10 @@ def parent(args: argparse.Namespace) -> int:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", "--minutes", str(args.minutes),
            "--cards", str(args.cards), "--interval", str(args.interval), "--sample", str(args.sample),
            "--history-min", str(args.history_min), "--lang", args.lang, "--warmup-min", str(args.warmup_min)]
+    cmd += ["--actions", args.actions] + (["--trim"] if args.trim else [])
+    if args.tracemalloc:
+        cmd += ["--tracemalloc", str(Path(args.tracemalloc).resolve()),
+                "--tracemalloc-frames", str(args.tracemalloc_frames)]
     if args.screenshots:
         cmd += ["--screenshots", str(Path(args.screenshots).resolve())]
     rows: list[dict[str, float]] = []
@@ -266,6 +327,14 @@ def parent(args: argparse.Namespace) -> int:
         print(f"  RSS after {args.warmup_min:g} min warm-up: {first['rss_mib']:.0f} -> {last['rss_mib']:.0f} MiB, "
               f"growth {'N/A' if slope is None else f'{slope:+.1f}'} MiB/h (goal <= 5: "
               f"{'met' if rss_goal else 'NOT met'})")
+        if first.get("heap_used_mib") is not None:
+            used = _slope_per_hour([(r["t"], r["heap_used_mib"]) for r in after])
+            free = _slope_per_hour([(r["t"], r["heap_free_mib"]) for r in after])
+            figures["heap_used_mib_per_h"], figures["heap_free_mib_per_h"] = used, free
+            print(f"  glibc heap: in use {first['heap_used_mib']:.0f} -> {last['heap_used_mib']:.0f} MiB "
+                  f"({'N/A' if used is None else f'{used:+.1f}'} MiB/h), free but kept {first['heap_free_mib']:.0f} -> {last['heap_free_mib']:.0f} "
+                  f"MiB ({'N/A' if free is None else f'{free:+.1f}'} MiB/h), mmapped {first['heap_mmap_mib']:.0f} -> {last['heap_mmap_mib']:.0f} MiB"
+                  + (" (malloc_trim before each sample)" if args.trim else ""))
         collector = [(r["t"], r["collector_rss_mib"]) for r in after if r.get("collector_rss_mib") is not None]
         if collector:
             figures["collector_rss_mib_per_h"] = _slope_per_hour(collector)
@@ -301,10 +370,19 @@ def main() -> int:
     parser.add_argument("--lang", default="en", choices=("en", "zh_CN"))
     parser.add_argument("--json", help="also write the figures and samples to this file")
     parser.add_argument("--screenshots", help="at the end, save every tab in English and Chinese into this folder")
+    parser.add_argument("--actions", default="all",
+                        help=f"the driver's actions, comma-separated among {','.join(ACTIONS)} ('all'; '' for none)")
+    parser.add_argument("--trim", action="store_true",
+                        help="malloc_trim(0) before each sample: memory glibc kept free is given back (not a leak)")
+    parser.add_argument("--tracemalloc", help="trace Python allocations; write the growth after warm-up to this file")
+    parser.add_argument("--tracemalloc-frames", type=int, default=6)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if not 0 < args.minutes <= 24 * 60:
         parser.error("--minutes must be in (0, 1440]")
+    unknown = set() if args.actions == "all" else {a for a in args.actions.split(",") if a} - set(ACTIONS)
+    if unknown:
+        parser.error(f"--actions: unknown {', '.join(sorted(unknown))} (known: {', '.join(ACTIONS)})")
     return child(args) if args.child else parent(args)
 
 
