@@ -443,6 +443,7 @@ class RemoteWriter:
     def __init__(self, url: str, queue_path: str, max_bytes: int = QUEUE_MAX_BYTES,
                  tell: Callable[[str], None] | None = None, timeout_s: float = 10.0) -> None:
         self.url = url
+        self.queue_path = queue_path
         self.max_bytes = max_bytes
         self.timeout_s = timeout_s
         self._tell = tell or (lambda line: None)
@@ -539,8 +540,17 @@ class RemoteWriter:
             self._stop.wait(backoff)
             backoff = min(30.0, backoff * 2)
 
-    def close(self) -> None:
-        """Stop the sender; what is still queued stays on disk for the next start."""
+    def close(self, drain_s: float = 5.0) -> None:
+        """Stop the sender, after up to `drain_s` of sending what is queued while the store takes it; what is
+        still queued stays on disk for the next start, and it says so."""
+        deadline = time.monotonic() + drain_s
+        while self.failing is None and self.queued() and time.monotonic() < deadline:
+            self._wake.set()
+            time.sleep(0.05)
+        left = self.queued()
+        if left:
+            self._tell(f"remote write {self.url}: {left} sweep(s) still queued in {self.queue_path}, sent after "
+                       "the next start")
         self._stop.set()
         self._wake.set()
         self._thread.join(self.timeout_s + 5)

@@ -618,3 +618,16 @@ def test_node_up_keeps_its_labels_when_a_detected_vendor_node_fails():
     up2 = _samples(_render(snaps.update(SweepSummary(2, 10.0, 2.0, (failed,), ()), None)))["mixops_node_up"]
     assert [lab for lab, _ in up1] == [lab for lab, _ in up2] and up1[0][0]["vendor"] == "nvidia"
     assert (up1[0][1], up2[0][1]) == (1, 0)
+
+
+@pytest.mark.sshd
+@pytest.mark.slow
+def test_collect_once_sends_its_sweep_before_it_exits(fleet, victoria, tmp_path):
+    fleet.start(1, "nvidia")
+    out = _mixops("collect", "--site", fleet.site_toml(), "--db", tmp_path / "ops.db", "--once", "--quiet",
+                  "--remote-write", f"http://127.0.0.1:{victoria}/api/v1/write", timeout=120)
+    assert out.returncode == 0 and "still queued" not in out.stderr, out.stderr
+    url = f"http://127.0.0.1:{victoria}/api/v1/query?" + urllib.parse.urlencode(
+        {"query": 'mixops_card_temperature_celsius{node="n001",card="3"}'})
+    got = _poll(lambda: json.loads(_get(url))["data"]["result"], "the sweep in VictoriaMetrics")
+    assert float(got[0]["value"][1]) == 83
