@@ -1,4 +1,5 @@
-"""`mixops collect --metrics-listen HOST:PORT`: the last sweep as Prometheus metrics (DESIGN §8).
+"""`mixops collect --metrics-listen HOST:PORT` and `--remote-write URL`: each sweep as Prometheus metrics
+(DESIGN §8), served at /metrics and/or pushed with the remote-write protocol (see RemoteWriter below).
 
 After each sweep the collector builds a snapshot, an immutable tuple of metric families, from the sweep's
 node reports and the store's incidents and jobs, and swaps it in; the HTTP server (prometheus_client's, in
