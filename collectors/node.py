@@ -3,17 +3,58 @@
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Executor
 from dataclasses import replace
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from collectors import registry
 from collectors.model import Action, Command, Fault, NodeReport, ParseResult, Severity, first_line, strip_ansi
 from collectors.ssh import Endpoint, HostKeyChanged, NodeSession, Pending, SSHError, SweepOutput, clean_text
 
 _SEEN_LIMIT = 4096
+# At most this many nodes have a sweep sent and not yet read (see sweep_window).
+SEND_WINDOW = 128
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def sweep_window(pool: Executor, items: Sequence[T], begin: Callable[[T], object], end: Callable[[T], R],
+                 window: int = SEND_WINDOW) -> Iterator[R]:
+    """Two-phase sweep over `items` with at most `window` answers outstanding: the first `window` are sent
+    at once, and as each answer is read (in order) the item `window` places later is sent. Yields end()'s
+    results in the order of `items`.
+
+    Sending every node first and reading after keeps each read to one buffered answer (client CPU), but
+    with every node in flight at once a fleet whose nodes share CPUs (the loopback fleet: 1,280 sshds on
+    2 cores) answers only as fast as it can run them all, and the later answers pass their deadline of
+    command_timeout_s + 1 after sending; a node then fails and reconnects, costing more. The window bounds
+    that, while a hung node holds only one of its places. begin and end must not raise."""
+    n = len(items)
+    window = max(1, window)
+    sent = [threading.Event() for _ in range(n)]
+
+    def send(i: int) -> None:
+        try:
+            begin(items[i])
+        finally:
+            sent[i].set()
+
+    def read(i: int) -> R:
+        # read(i - window), which sends i, was taken from the pool's queue before this task: no deadlock
+        sent[i].wait()
+        try:
+            return end(items[i])
+        finally:
+            if i + window < n:
+                send(i + window)
+
+    list(pool.map(send, range(min(window, n))))
+    return pool.map(read, range(n))
 
 
 class Session(Protocol):

@@ -18,7 +18,7 @@ import psutil
 
 from collectors import jobs, registry, slurm
 from collectors.model import Command, NodeReport
-from collectors.node import NodeCollector, Session
+from collectors.node import NodeCollector, Session, sweep_window
 from collectors.ssh import Endpoint
 from console import continuity, counters
 from console import store as store_mod
@@ -274,12 +274,11 @@ class Collector:
             todo = [n for n in self.nodes if n not in self._busy]
             stale = tuple(n for n in self.nodes if n in self._busy)
             self._busy.update(todo)
-        # Two phases: send every node its sweep first, then read the answers, so the nodes all work
-        # at once however few worker threads there are.
+        # Two phases: send the nodes their sweep first, then read the answers, so the nodes work at once
+        # however few worker threads there are (at most SEND_WINDOW in flight: collectors.node.sweep_window).
         self._plan_jobs()
-        list(self._pool.map(lambda name: self.nodes[name].begin(), todo))
         reports: list[NodeReport] = []
-        for report in self._pool.map(self._end_node, todo):
+        for report in sweep_window(self._pool, todo, lambda name: self.nodes[name].begin(), self._end_node):
             reports.append(report)
             if on_report is not None:
                 on_report(report)
