@@ -8,7 +8,8 @@
    its maintenance after every sweep), then the store is brought to rest (every finished hour compacted).
    The same samples are exported with `mixops export --format openmetrics` and backfilled into a
    Prometheus TSDB with `promtool tsdb create-blocks-from openmetrics` (Debian package `prometheus`).
-   Printed: bytes per card-sample of both (whole database file; whole TSDB directory) and the ratio
+   Printed: bytes per card-sample of both (the database's pages in use, and its whole file; the whole TSDB
+   directory) and the ratio
    (goal <= 1.0, stretch <= 0.5), the longest write transaction of each kind (goal: maintenance <= 200 ms).
 2. Reads on a full database (`--days`, 7 by default, of 10,240 cards at 10 s: the older hours written
    through `Store.write_history`, the last two hours sweep by sweep): its size per card-sample, the room
@@ -110,6 +111,16 @@ def file_bytes(path: Path) -> int:
     return sum(os.path.getsize(f"{path}{s}") for s in ("", "-wal") if os.path.exists(f"{path}{s}"))
 
 
+def used_bytes(path: Path) -> int:
+    """Bytes of the pages in use: the file less its free pages (pages freed by the head's rows moving into
+    chunks, which the next hour's rows reuse: a running store's file stays at about this plus one head)."""
+    conn = sqlite3.connect(path)
+    pages, free, size = (int(conn.execute(f"PRAGMA {p}").fetchone()[0]) for p in ("page_count", "freelist_count",
+                                                                                  "page_size"))
+    conn.close()
+    return (pages - free) * size
+
+
 def checkpoint(path: Path) -> None:
     conn = sqlite3.connect(path)
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -158,9 +169,10 @@ def size_run(cards: int, hours: float, work: Path) -> dict[str, object]:
     chunk_bytes = int(store.conn.execute("SELECT ifnull(sum(length(data)), 0) FROM sample_chunks").fetchone()[0])
     store.close()
     checkpoint(db)
-    mixops = file_bytes(db)
+    mixops = used_bytes(db)
     prom, om = prometheus_bytes(db, work)
     return {"cards": cards, "hours": hours, "card_samples": samples, "mixops_bytes": mixops,
+            "mixops_file_bytes": file_bytes(db),
             "mixops_per_sample": mixops / samples, "chunk_data_per_sample": chunk_bytes / samples,
             "prometheus_bytes": prom, "prometheus_per_sample": prom / samples, "ratio": mixops / prom,
             "openmetrics_bytes": om, "write_s": write_s, **writes, "longest_tx_s": longest}
@@ -297,7 +309,8 @@ def main() -> int:
         tx = r["longest_tx_s"]
         assert isinstance(tx, dict)
         print(f"  {cards:>6,} cards, {args.hours:g} h, {r['card_samples']:,} card-samples: mixops "
-              f"{r['mixops_per_sample']:.2f} B/card-sample (chunk data {r['chunk_data_per_sample']:.2f}) vs Prometheus "
+              f"{r['mixops_per_sample']:.2f} B/card-sample in use (chunk data {r['chunk_data_per_sample']:.2f}; file with "
+              f"the head's freed pages {r['mixops_file_bytes'] / r['card_samples']:.2f}) vs Prometheus "
               f"{r['prometheus_per_sample']:.2f}: ratio {r['ratio']:.2f} (goal <= 1.0, stretch <= 0.5)")
         print(f"         sweep write median {r['write_median_s'] * 1000:.0f} ms, max {r['write_max_s'] * 1000:.0f} ms;"
               " longest transaction: " + ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in sorted(tx.items()))

@@ -99,7 +99,7 @@ def _text(what: str, allow_newlines: bool = False) -> Callable[[str], str]:
     return parse
 
 
-def _listen(text: str) -> tuple[str, int]:
+def listen_address(text: str) -> tuple[str, int]:
     """--metrics-listen HOST:PORT ("[::1]:9400" for IPv6) as (host, port); port 0: any free port."""
     host, sep, port = text.rpartition(":")
     if not sep or not host:
@@ -171,7 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--parallel", type=_bounded_int(1, 4_096, "a number of nodes"), metavar="N",
                    help="nodes swept at once, 1 to 4096 (default: [ssh] max_parallel, 64)")
     c.add_argument("--quiet", action="store_true", help="print only failures and the summary line")
-    c.add_argument("--metrics-listen", type=_listen, metavar="HOST:PORT",
+    c.add_argument("--metrics-listen", type=listen_address, metavar="HOST:PORT",
                    help="serve the last sweep at http://HOST:PORT/metrics for Prometheus (mixops_card_*, "
                         "mixops_node_up, incidents, jobs, the collector's health; NVIDIA cards also as "
                         "dcgm-exporter's DCGM_FI_DEV_*); port 0 picks a free port, printed at start")

@@ -127,6 +127,7 @@ class Report:
     heatmap_png: bytes | None = None
     heatmap_at: float | None = None
     card_peak_c: dict[int, float] = field(default_factory=dict, repr=False)   # card id → hottest reading
+    stats: WindowStats | None = field(default=None, repr=False)             # the window's sample figures
 
     def local(self, ts: float, fmt: str = "%Y-%m-%d %H:%M") -> str:
         """A timestamp in the site's timezone."""
@@ -209,14 +210,14 @@ def last_finished_shift(conn: sqlite3.Connection, now: float) -> tuple[float, fl
     return max(done, key=lambda w: (w[1], w[0])) if done else (now - 12 * 3600, now, "last 12 h")
 
 
-def hottest(conn: sqlite3.Connection, start: float, end: float, peaks: dict[int, float] | None = None
-            ) -> tuple[Snapshot | None, float | None]:
+def hottest(conn: sqlite3.Connection, start: float, end: float, peaks: dict[int, float] | None = None,
+            stats: WindowStats | None = None) -> tuple[Snapshot | None, float | None]:
     """The room with each card at its hottest reading of the window (for the report's heatmap), and the
     time of the hottest reading. `peaks` (card id → °C, Report.card_peak_c) saves reading them again."""
     snap = read_snapshot(conn, now=end)
     if not snap.card_node:
         return None, None
-    stats = window_stats(conn, start, end)
+    stats = stats or window_stats(conn, start, end)     # Report.stats: the build has read them already
     peak: dict[int, float | None] = dict(peaks) if peaks else dict(stats.temp_max)
     snap.metrics["temperature_c"] = np.array(
         [np.nan if peak.get(int(cid)) is None else peak[int(cid)] for cid in snap.card_id], dtype=np.float32)
@@ -274,7 +275,7 @@ def build(conn: sqlite3.Connection, start: float, end: float, lang: str = "en", 
     nodes = conn.execute("SELECT count(*) FROM nodes").fetchone()[0]
     sweeps = conn.execute("SELECT count(*), sum(cards) FROM sweeps WHERE started >= ? AND started < ?",
                           (start, end)).fetchone()
-    stats = window_stats(conn, start, end)
+    stats = rep.stats = window_stats(conn, start, end)
     got = stats.samples
     expected = (sweeps[0] or 0) * cards
     timing = inc.timing(conn, start, end)

@@ -95,8 +95,10 @@ def _demo_maker(db: str, cards: int, history_s: float, stop: threading.Event) ->
     return demo.make, demo.prepare
 
 
-def site_maker(site: Site, db_path: str, say: Callable[[str], None] | None = None) -> Maker:
-    """The collector of a site file, writing `db_path` (what `mixops collect --interval` runs)."""
+def site_maker(site: Site, db_path: str, say: Callable[[str], None] | None = None,
+               listen: tuple[str, int] | None = None) -> Maker:
+    """The collector of a site file, writing `db_path` (what `mixops collect --interval` runs); with
+    `listen`, it also serves the last sweep on /metrics there (console.metrics, as `collect --metrics-listen`)."""
     def make() -> tuple[Site, Callable[[], object], Callable[[], None]]:
         from console.service import HOLD_ROWS, Collector
         from console.store import Store
@@ -104,14 +106,32 @@ def site_maker(site: Site, db_path: str, say: Callable[[str], None] | None = Non
         for notice in store.notices:
             if say is not None:
                 say(f"database {notice}")       # e.g. its mode was tightened to 0600
+        exporter = None
+        if listen is not None:
+            from console.metrics import Exporter
+            try:
+                exporter = Exporter(site, *listen)
+            except Exception:
+                store.close()
+                raise
+            if say is not None:
+                say(f"serving /metrics on {exporter.url}")
         # through a full disk or a held lock the window's collector holds its sweeps and says so once
         collector = Collector(site, store, hold_rows=HOLD_ROWS)
 
+        def sweep() -> object:
+            summary = collector.sweep()
+            if exporter is not None:
+                exporter.update(summary, store)
+            return summary
+
         def close() -> None:
+            if exporter is not None:
+                exporter.close()
             collector.close()
             store.close()
 
-        return site, collector.sweep, close
+        return site, sweep, close
 
     return make
 
@@ -143,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-history", action="store_true",
                         help="demo: go on with the database as it is (a restart after the history was built)")
     parser.add_argument("--interval", type=float, help="seconds between sweeps (default: the site's)")
+    parser.add_argument("--metrics-listen", metavar="HOST:PORT",
+                        help="site: also serve /metrics there (the window's setting metrics_listen)")
     args = parser.parse_args(argv)
     emit = _writer(sys.stdout)
     stop = threading.Event()
@@ -178,7 +200,11 @@ def main(argv: list[str] | None = None) -> int:
                 parser.error("--site or --demo is required")
             from console.site import load_site
             site = load_site(args.site)
-            make = site_maker(site, args.db, lambda text: emit({"event": "notice", "text": text}))
+            listen = None
+            if args.metrics_listen:
+                from console.argv import listen_address
+                listen = listen_address(args.metrics_listen)
+            make = site_maker(site, args.db, lambda text: emit({"event": "notice", "text": text}), listen)
             interval = args.interval if args.interval is not None else site.interval_s
     except Exception as exc:  # noqa: BLE001 - a broken site file: one line, exit 2
         emit({"event": "failed", "text": "; ".join(str(exc).splitlines())})

@@ -692,8 +692,13 @@ def build_window(site: str | None, db: str | None, demo: bool, cards: int = 1280
     loaded = load_site(site_path)
     path = db or str(paths.default_db(loaded.name))
     paths.data_dir().mkdir(parents=True, exist_ok=True)
-    runner = CollectorProcess(["--site", str(Path(site_path).resolve()), "--db", str(Path(path).resolve())],
-                              loaded.interval_s)
+    args = ["--site", str(Path(site_path).resolve()), "--db", str(Path(path).resolve())]
+    # the window's collector serves /metrics too when set (as `collect --metrics-listen`): the setting
+    # metrics_listen ("127.0.0.1:9400"), or $MIXOPS_METRICS_LISTEN over it
+    listen = os.environ.get("MIXOPS_METRICS_LISTEN") or str(i18n.settings().value("metrics_listen", "", str) or "")
+    if listen.strip():
+        args += ["--metrics-listen", listen.strip()]
+    runner = CollectorProcess(args, loaded.interval_s)
     window = MainWindow(path, loaded.name, False, loaded.interval_s, runner)
     from console.incidents import thresholds_from
 

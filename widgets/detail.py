@@ -20,6 +20,7 @@ from PySide6.QtWidgets import QButtonGroup, QDialog, QHBoxLayout, QLabel, QPushB
 
 from console.incidents import Thresholds
 from console.live import History, read_history, read_with
+from widgets.axes import DateAxis
 from widgets.common import Task, shown_duration
 from widgets.i18n import tr
 from widgets.incidents import escaped, plain_text
@@ -171,7 +172,7 @@ class CardDetail(QDialog):
         layout.addWidget(self.status)
         first: pg.PlotWidget | None = None
         for key, label, unit in PLOTS:
-            w = pg.PlotWidget(axisItems={"bottom": pg.DateAxisItem()})
+            w = pg.PlotWidget(axisItems={"bottom": DateAxis()})
             item = w.getPlotItem()
             left = item.getAxis("left")
             left.enableAutoSIPrefix(False)          # "80000 MiB", never "80 kMiB"

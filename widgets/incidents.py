@@ -53,6 +53,7 @@ from console import incidents as engine
 from console import knowledge
 from console.live import IncidentDetail, IncidentRow, read_incident_detail, read_with
 from console.store import connect
+from widgets.axes import DateAxis
 from widgets.common import Index, RowModel, Task, shown_duration, write_csv
 from widgets.i18n import tr, vendor_name
 
@@ -372,7 +373,7 @@ class IncidentsView(QWidget):
         self.plot_widget.setMinimumHeight(190)
         self.legend = pg.LegendItem(colCount=4, labelTextSize="8pt", verSpacing=-6)
         self.plot_widget.addItem(self.legend, row=0, col=0)
-        item = self.plot = self.plot_widget.addPlot(row=1, col=0, axisItems={"bottom": pg.DateAxisItem()})
+        item = self.plot = self.plot_widget.addPlot(row=1, col=0, axisItems={"bottom": DateAxis()})
         self.plot_widget.ci.layout.setRowStretchFactor(1, 10)
         item.setLabel("left", f"{tr('Temperature')} (°C) · {tr('Utilization')} (%)")
         item.setLabel("bottom", tr("Time"))

@@ -305,7 +305,7 @@ def build_for(db_path: str, start: float, end: float, lang: str, by: str, image:
     def read(conn: sqlite3.Connection) -> reports.Report:
         rep = reports.build(conn, start, end, lang, by)
         if image:
-            room, rep.heatmap_at = reports.hottest(conn, start, end)
+            room, rep.heatmap_at = reports.hottest(conn, start, end, stats=rep.stats)
             rep.heatmap_png = heatmap_png(room) if room is not None else None
         return rep
 

@@ -28,6 +28,7 @@ from PySide6.QtWidgets import QButtonGroup, QHBoxLayout, QLabel, QToolButton, QV
 
 from console.continuity import goals
 from console.jobview import JobRow
+from widgets.axes import DateAxis
 from widgets.common import shown_duration
 from widgets.i18n import tr, vendor_mix
 
@@ -141,7 +142,7 @@ class TimelineView(QWidget):
         self.label_box.setMinimumWidth(LABEL_W)
         self.label_box.setMaximumWidth(LABEL_W)
         self.label_box.setXRange(0, 1, padding=0)
-        self.plot = pg.PlotItem(axisItems={"bottom": pg.DateAxisItem()})
+        self.plot = pg.PlotItem(axisItems={"bottom": DateAxis()})
         self.canvas.addItem(self.label_box, 0, 0)
         self.canvas.addItem(self.plot, 0, 1)
         self.plot.setMouseEnabled(x=True, y=False)

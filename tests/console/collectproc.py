@@ -40,12 +40,13 @@ def sweeps(db: Path) -> int:
 
 
 def committed(db: Path) -> list[tuple[object, ...]]:
-    """Every committed sweep with its outcome and sample counts (what must never change once written)."""
+    """Every committed sweep with its node count (ok + failed + stale) and sample count (what must never
+    change once written)."""
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
     try:
         return conn.execute(
             """SELECT s.id, s.started, s.finished, s.cards,
-                      (SELECT count(*) FROM node_outcomes o WHERE o.sweep_id = s.id),
+                      s.nodes_ok + s.nodes_failed + s.nodes_stale,
                       (SELECT count(*) FROM samples x WHERE x.ts >= s.started AND x.ts <= s.finished)
                FROM sweeps s ORDER BY s.id""").fetchall()
     finally:

@@ -274,38 +274,42 @@ time.sleep(60)
 
 def test_a_compaction_killed_at_any_moment_loses_nothing(tmp_path):
     """SIGKILL while finished hours move into chunks: every committed sample is still read exactly once."""
+    import shutil
     import signal
     import subprocess
     import sys
     import time
 
-    from tests.console.collectproc import ROOT, wait_until
+    from tests.console.collectproc import ROOT
 
-    db = str(tmp_path / "ops.db")
-    store = Store(db)
+    template = str(tmp_path / "template.db")
+    store = Store(template)
     store.maintenance_budget_s = 0.0
-    for k in range(4 * 360):
+    for k in range(6 * 360):
         _sweep(store, T0 + k * 10.0, [60.0 + k % 3, 50.0, None, 41.5] * 8)
     store.close()
-    before = _all(db)
-    for delay_polls in (2, 6, 12):
-        with subprocess.Popen([sys.executable, "-c", KILLED_COMPACTOR, db, str(T0 + 6 * HOUR)], cwd=ROOT,
+    before = _all(template)
+    total = 6 * 32                                   # 6 hours x 32 cards, once every hour has moved
+    moved: list[int] = []
+    for delay in (0.05, 0.15, 0.3, 0.6):
+        db = str(tmp_path / f"killed-{delay}.db")
+        shutil.copy(template, db)
+        with subprocess.Popen([sys.executable, "-c", KILLED_COMPACTOR, db, str(T0 + 8 * HOUR)], cwd=ROOT,
                               stdout=subprocess.PIPE, text=True) as proc:
             assert proc.stdout is not None and proc.stdout.readline() == "go\n"
-            conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-            base = conn.execute("SELECT count(*) FROM sample_chunks").fetchone()[0]
-            wait_until(lambda: conn.execute("SELECT count(*) FROM sample_chunks").fetchone()[0] > base,
-                       "compaction started")
-            conn.close()
-            time.sleep(delay_polls * 0.05)         # a different moment of the move each time
+            time.sleep(delay)                        # a different moment of the move each time
             proc.send_signal(signal.SIGKILL)
             proc.wait(30)
-        assert _all(db) == before, f"after a kill {delay_polls}"
-    store = Store(db)                                # the next writer finishes the move
-    store.maintain(T0 + 6 * HOUR)
-    store.close()
-    assert _all(db) == before
-    conn = sqlite3.connect(db)
-    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    assert conn.execute("SELECT count(*) FROM sample_chunks").fetchone()[0] == 4 * 32      # 4 hours x 32 cards
-    conn.close()
+        assert _all(db) == before, f"after a kill at {delay} s"
+        conn = sqlite3.connect(db)
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        moved.append(conn.execute("SELECT count(*) FROM sample_chunks").fetchone()[0])
+        conn.close()
+        store = Store(db)                            # the next writer finishes the move
+        store.maintain(T0 + 8 * HOUR)
+        store.close()
+        assert _all(db) == before
+        conn = sqlite3.connect(db)
+        assert conn.execute("SELECT count(*) FROM sample_chunks").fetchone()[0] == total
+        conn.close()
+    assert any(0 < m < total for m in moved), moved    # at least one kill landed in the middle of the move

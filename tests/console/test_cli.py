@@ -155,13 +155,15 @@ def test_sigkill_mid_sweep_never_loses_committed_sweeps(fleet, tmp_path):
         proc.wait(10)
         conn = sqlite3.connect(db)
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        sweeps = conn.execute("SELECT id, started, finished, cards FROM sweeps ORDER BY id").fetchall()
+        sweeps = conn.execute("SELECT id, started, finished, cards, nodes_ok, nodes_failed + nodes_stale FROM sweeps "
+                              "ORDER BY id").fetchall()
         assert len(sweeps) >= committed_before
-        for sid, started, finished, cards in sweeps:
+        for sid, started, finished, cards, ok, bad in sweeps:
+            # the nodes that did not answer have an outcome row each; the sweep row counts them all
             outcomes = conn.execute("SELECT count(*) FROM node_outcomes WHERE sweep_id=?", (sid,)).fetchone()[0]
             samples = conn.execute("SELECT count(*) FROM samples WHERE ts >= ? AND ts <= ?",
                                    (started, finished)).fetchone()[0]
-            assert outcomes == 6 and samples == cards
+            assert ok + bad == 6 and outcomes == bad and samples == cards
         committed_before = len(sweeps)
         conn.close()
     assert committed_before > 0

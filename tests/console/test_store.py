@@ -53,8 +53,10 @@ def test_sweep_written_in_one_transaction(tmp_path):
     assert c.execute("SELECT temperature_c FROM samples ORDER BY card_id").fetchall() == [(50.0,), (None,)]
     assert c.execute("SELECT name, status, last_error FROM nodes ORDER BY name").fetchall() == [
         ("a", "ok", None), ("b", "failed", "connection refused")]
+    # only the node that did not answer has an outcome row; the sweep row counts the rest
     assert c.execute("SELECT node, status FROM node_outcomes WHERE sweep_id=?", (sid,)).fetchall() == [
-        ("a", "ok"), ("b", "failed")]
+        ("b", "failed")]
+    assert c.execute("SELECT nodes_ok, nodes_failed FROM sweeps WHERE id=?", (sid,)).fetchone() == (1, 1)
     assert c.execute("SELECT code, action, card_idx FROM faults").fetchall() == [("Xid 79", "reboot_node", 0)]
     # the same cards map to the same ids in the next sweep
     store.write_sweep(1010.0, 1011.0, [_report("a", 1010.0, [51, 52])])

@@ -120,3 +120,38 @@ def test_stop_waits_for_the_child_and_it_releases_the_lock(tmp_path, qtbot):
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
     Store(str(db)).close()
+
+
+def test_the_window_collector_serves_metrics_when_set(fleet, tmp_path, qtbot):
+    """The setting metrics_listen (here through the child's --metrics-listen, as widgets.app passes it): the
+    window's own collector serves /metrics of its last sweep, over real sshd nodes."""
+    import urllib.request
+
+    fleet.start(2, "nvidia")
+    runner = CollectorProcess(["--site", str(fleet.site_toml()), "--db", str(tmp_path / "ops.db"),
+                               "--metrics-listen", "127.0.0.1:0"], 1.0)
+    notices: list[str] = []
+    runner.notice.connect(notices.append)
+    try:
+        with qtbot.waitSignal(runner.swept, timeout=60_000):
+            runner.start()
+        (said,) = [n for n in notices if "serving /metrics on" in n]
+        url = said.split(" on ", 1)[1]
+        assert url.startswith("http://127.0.0.1:")
+        with qtbot.waitSignal(runner.swept, timeout=30_000):
+            pass
+        with urllib.request.urlopen(url, timeout=10) as reply:       # noqa: S310 - loopback, our own server
+            text = reply.read().decode()
+        assert text.count("mixops_card_temperature_celsius{") == 8 and 'node="n001"' in text
+    finally:
+        runner.stop()
+
+
+def test_a_bad_metrics_listen_setting_is_one_failed_line(tmp_path, fleet):
+    fleet.start(1, "nvidia")
+    with _child(tmp_path / "ops.db", "--site", str(fleet.site_toml()), "--metrics-listen", "nonsense") as child:
+        assert child.wait(60) == 2
+        out, err = child.communicate(timeout=60)
+    assert "Traceback" not in err
+    (line,) = out.splitlines()
+    assert json.loads(line)["event"] == "failed" and "HOST:PORT" in line
