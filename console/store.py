@@ -34,7 +34,7 @@ PRIVATE_MODE = 0o600
 # of a batch of cards or rows each, so the writer is never held long (issue 17: <= 200 ms at 10,240 cards).
 MAINTENANCE_BUDGET_S = 0.3
 ROLLUP_CARDS = 128          # cards per rollup transaction (one indexed aggregate each)
-COMPACT_CARDS = 32          # cards per compaction transaction (~11.5 k head rows deleted at 10 s)
+COMPACT_CARDS = 8           # cards per compaction transaction (~2,900 head rows deleted at 10 s)
 EXPIRE_ROWS = 5000          # rows per table per expiry transaction
 KEEP_RAW_S = 3600.0         # the head keeps the last finished hour as plain rows too (incident snapshots)
 
