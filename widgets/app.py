@@ -374,8 +374,11 @@ class MainWindow(QMainWindow):
                  and inc.severity in ("P1", "P2") and inc.state != "silenced"
                  and inc.opened_at >= self.started_at - 60.0]     # history the window opened on is not news
         self._seen_incidents |= ids
+        from widgets.incidents import display_title
+
         for inc in fresh:
-            text = f"{inc.severity} #{inc.id}: {inc.title}"
+            # the title in the UI's language, control sequences dropped (as the incident list shows it)
+            text = f"{inc.severity} #{inc.id}: {display_title(inc.title)}"
             self.notifications.append(text)
             if self.tray is None and QSystemTrayIcon.isSystemTrayAvailable():
                 self.tray = QSystemTrayIcon(self.windowIcon(), self)

@@ -105,6 +105,12 @@ def test_new_p1_p2_notify_and_silenced_do_not(qtbot, db):
     new = engine.process(t + 1, hot, ())
     assert len(new) == 4                                # 97 °C on four cards: four P2 threshold incidents
     qtbot.waitUntil(lambda: all(any(f"#{i}:" in n for n in window.notifications) for i in new), timeout=10_000)
+    # the notification shows the title as the incident list does (display_title: the UI's language, no
+    # control sequences)
+    from widgets.incidents import display_title
+
+    titles = dict(store.conn.execute("SELECT id, title FROM incidents"))
+    assert all(any(n.endswith(f"#{i}: {display_title(titles[i])}") for n in window.notifications) for i in new)
     # an incident that appears already silenced (one statement, so no read can fall in between)
     cur = store.conn.execute(
         "INSERT INTO incidents(opened_at, severity, state, title, node, key, source, silenced_until) "
