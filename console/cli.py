@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import sqlite3
@@ -11,6 +12,7 @@ import sys
 import threading
 import time
 import urllib.parse
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,6 +94,19 @@ def _read_only_hint(path: str) -> str:
     if os.path.exists(absolute) and not (os.access(absolute, os.W_OK) and os.access(os.path.dirname(absolute), os.W_OK)):
         return " (the file or its directory is read-only)"
     return ""
+
+
+@contextlib.contextmanager
+def _reading(path: str) -> Iterator[sqlite3.Connection]:
+    """`_open_reader` for a `with` block: the connection (or the migrating store) closed after it."""
+    conn, store = _open_reader(path)
+    try:
+        yield conn
+    finally:
+        if store is not None:
+            store.close()
+        else:
+            conn.close()
 
 
 def _open_reader(path: str) -> tuple[sqlite3.Connection, Store | None]:
@@ -445,8 +460,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from console.reports import ReportError, parse_when
 
     path = _db_path(args, None)
-    conn, store = _open_reader(path)
-    try:
+    with _reading(path) as conn:
         row = conn.execute("SELECT value FROM meta WHERE key = 'timezone'").fetchone()
         tz = str(row[0]) if row else "UTC"
         try:
@@ -469,11 +483,6 @@ def cmd_export(args: argparse.Namespace) -> int:
             os.replace(tmp, args.out)       # a file half written is never left under the asked name
         say(f"mixops export: {n:,} samples of {len(chosen):,} cards -> {args.out}", err=True)
         return EXIT_OK
-    finally:
-        if store is not None:
-            store.close()
-        else:
-            conn.close()
 
 
 def run(argv: list[str]) -> int:

@@ -13,14 +13,13 @@ from __future__ import annotations
 import fnmatch
 import math
 import sqlite3
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TextIO
 
 import numpy as np
 
-from console.chunks import HEALTH, Columns
+from console.chunks import HEALTH
 from console.samples import read_card
 
 CSV_COLUMNS = ("time", "ts", "node", "card", "chip", "vendor", "model", "serial", "temperature_c",
@@ -49,7 +48,6 @@ class Card:
     serial: str | None
     site: str
     rack: str | None
-    row: str | None
 
 
 def cards(conn: sqlite3.Connection, pattern: str | None) -> list[Card]:
@@ -65,7 +63,7 @@ def cards(conn: sqlite3.Connection, pattern: str | None) -> list[Card]:
                 fnmatch.fnmatchcase(str(v), pattern) for v in (ident, node, serial) if v is not None):
             continue
         out.append(Card(int(cid), str(node), int(idx), chip, vendor, model, serial,
-                        str(site[0]) if site else "", rack, None))
+                        str(site[0]) if site else "", rack))
     return out
 
 
@@ -113,11 +111,9 @@ def labels(card: Card) -> str:
     return ",".join(f'{k}="{_label(str(v))}"' for k, v in pairs if v not in (None, ""))
 
 
-def write_openmetrics(conn: sqlite3.Connection, out: TextIO, start: float, end: float, chosen: list[Card],
-                      read: Callable[[int], Columns] | None = None) -> int:
+def write_openmetrics(conn: sqlite3.Connection, out: TextIO, start: float, end: float, chosen: list[Card]) -> int:
     """OpenMetrics text, family by family, ending in `# EOF`; returns the samples written (card-samples,
     counted once however many families carry them)."""
-    reader = read or (lambda cid: read_card(conn, cid, start, end))
     counted: set[int] = set()
     written = 0
     for name, unit, column, factor in FAMILIES:
@@ -125,7 +121,7 @@ def write_openmetrics(conn: sqlite3.Connection, out: TextIO, start: float, end: 
         if unit:
             out.write(f"# UNIT {name} {unit}\n")
         for card in chosen:
-            cols = reader(card.id)
+            cols = read_card(conn, card.id, start, end)
             if card.id not in counted:
                 counted.add(card.id)
                 written += len(cols)

@@ -685,19 +685,27 @@ class Store:
         row = self.conn.execute("SELECT min(ts) FROM samples WHERE ts >= ?", (t,)).fetchone()
         return None if row[0] is None else float(row[0]) - float(row[0]) % HOUR
 
+    def _cursor(self, hour_key: str, card_key: str) -> tuple[float, int] | None:
+        """Where a card-batch pass over the head stands: (hour, first card id of the next batch). At the
+        start of an hour it skips ahead to the next hour that has rows; None when the head has none left."""
+        hour = self._meta_float(hour_key)
+        card = int(self._meta_float(card_key) or 0)
+        if hour is None or card == 0:
+            nxt = self._first_hour_from(hour if hour is not None else 0.0)
+            if nxt is None:
+                return None
+            hour = nxt if hour is None else max(nxt, hour)
+        return hour - hour % HOUR, card
+
     def _max_card(self) -> int:
         return int(self.conn.execute("SELECT ifnull(max(id), 0) FROM cards").fetchone()[0])
 
     def _rollup_step(self, now: float) -> bool:
         """Roll one batch of cards of the oldest finished hour not yet rolled up."""
-        hour = self._meta_float("rolled_until")
-        card = int(self._meta_float("rolling_card") or 0)
-        if hour is None or card == 0:
-            nxt = self._first_hour_from(hour if hour is not None else 0.0)
-            if nxt is None:
-                return False
-            hour = max(nxt, hour) if hour is not None else nxt
-        hour -= hour % HOUR
+        at = self._cursor("rolled_until", "rolling_card")
+        if at is None:
+            return False
+        hour, card = at
         if hour + HOUR > now:
             return False                                 # the hour is not finished
         last = card + ROLLUP_CARDS
@@ -714,13 +722,10 @@ class Store:
         # every hour before rolled_until is rolled up (the one it names may be half done): only those move
         rolled = self._meta_float("rolled_until") or 0.0
         cutoff = min(rolled - rolled % HOUR, now - now % HOUR - KEEP_RAW_S)
-        hour = self._meta_float("compact_hour")
-        card = int(self._meta_float("compact_card") or 0)
-        if hour is None or card == 0:
-            nxt = self._first_hour_from(hour if hour is not None else 0.0)
-            if nxt is None:
-                return False
-            hour = max(nxt, hour) if hour is not None else nxt
+        at = self._cursor("compact_hour", "compact_card")
+        if at is None:
+            return False
+        hour, card = at
         if hour >= cutoff:
             return False
         last = card + COMPACT_CARDS
