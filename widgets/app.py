@@ -594,7 +594,7 @@ class MainWindow(QMainWindow):
         job = Task(work)
         job.signals.done.connect(lambda _r: self.message.setText(tr("Handover note saved")))
         job.signals.failed.connect(self.message.setText)
-        self.pool.start(job)
+        job.start(self.pool)
 
     def _set_operator(self) -> None:
         from widgets.incidents import operator_name

@@ -14,8 +14,8 @@ from PySide6.QtCore import (
     QModelIndex,
     QObject,
     QPersistentModelIndex,
-    QRunnable,
     Qt,
+    QThreadPool,
     QTimer,
     Signal,
 )
@@ -39,24 +39,31 @@ class _Signals(QObject):
     failed = Signal(str)
 
 
-class Task(QRunnable):
+class Task:
     """One piece of work (a database read or write) for a QThreadPool; its result or its one-line error
-    arrives on `signals` in the GUI thread.
+    arrives on `signals` in the GUI thread. Start it with `task.start(pool)`.
 
     A task keeps itself alive until its result has been delivered: if the caller dropped it while it
     ran (a newer preview replacing an older one), its signals object would die under the worker's emit.
+    Then it is released. It is not a QRunnable on purpose: PySide6 (6.11) keeps a reference from the
+    pool to every QRunnable wrapper started with autoDelete off, for the pool's lifetime, and with it
+    the task's signals, their slots and everything those capture (a closed report dialog and its
+    10,240-card figures, 1.2 MiB per preview; a card detail's history). The pool gets a callable instead,
+    which PySide wraps in a runnable of its own and frees after it ran.
     """
 
     _alive: set[Task] = set()
 
     def __init__(self, work: Callable[[], object]) -> None:
-        super().__init__()
-        self.setAutoDelete(False)
         self.work = work
         self.signals = _Signals()
         Task._alive.add(self)
         self.signals.done.connect(self._release)
         self.signals.failed.connect(self._release)
+
+    def start(self, pool: QThreadPool) -> None:
+        """Run in one of the pool's threads."""
+        pool.start(self.run)
 
     def _release(self, *_args: object) -> None:
         # after the other slots of this delivery have run (GUI thread)

@@ -218,7 +218,7 @@ class CardDetail(QDialog):
         loader = Task(lambda: read_with(path, lambda conn: read_card_history(conn, card, seconds)))
         loader.signals.done.connect(self.show_history)
         loader.signals.failed.connect(self.status.setText)
-        self.pool.start(loader)
+        loader.start(self.pool)
 
     def _limits(self, key: str, memory_total: float | None) -> list[tuple[float, str, QColor]]:
         """The horizontal lines of one plot: (value, label, colour)."""

@@ -477,7 +477,7 @@ class IncidentsView(QWidget):
         job = Task(work)
         job.signals.done.connect(done)
         job.signals.failed.connect(lambda text: self.status.setText(f"{tr('Not done')}: {plain_text(text)}"))
-        self.pool.start(job)
+        job.start(self.pool)
 
     def load_detail(self) -> None:
         """Read the selected incident's detail in the pool."""

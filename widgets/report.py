@@ -476,7 +476,7 @@ class ReportDialog(QDialog):
         job.signals.done.connect(lambda rep: self._show(rep) if generation == self._generation else None)
         job.signals.failed.connect(self.status.setText)
         self.status.setText("…")
-        self.pool.start(job)
+        job.start(self.pool)
 
     def _show(self, rep: object) -> None:
         if not isinstance(rep, reports.Report):
