@@ -67,6 +67,31 @@ class Fault:
     ts: float | None = None
 
 
+class LinkState(StrEnum):
+    """State of one interconnect link or RDMA port on one scale for every vendor."""
+
+    UP = "up"
+    DOWN = "down"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """One reading of one link (NVLink lane, HCCS, a RoCE/InfiniBand port); what was not printed is None.
+
+    `counters` are the running totals as the tool prints them (None for an N/A value, never 0); the store
+    keeps their increase per sweep. `card_index` is None for a NIC that belongs to no card."""
+
+    kind: str
+    link: str
+    card_index: int | None = None
+    peer: str | None = None
+    state: LinkState = LinkState.UNKNOWN
+    speed_gbps: float | None = None
+    counters: dict[str, int | None] = field(default_factory=dict)
+    detail: str | None = None       # a vendor status line besides up/down (Ascend's net health)
+
+
 @dataclass(frozen=True, slots=True)
 class ParseResult:
     """What one parser made of one command's output."""
@@ -76,6 +101,9 @@ class ParseResult:
     cards: tuple[CardSample, ...] = ()
     faults: tuple[Fault, ...] = ()
     warnings: tuple[str, ...] = ()
+    links: tuple[Link, ...] = ()
+    # link sources (collectors.links) the node does not have: left out of its later plans
+    links_missing: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +130,7 @@ class NodeReport:
     raw: dict[str, str] = field(default_factory=dict)
     tools: tuple[str, ...] = ()
     extra: dict[str, str] = field(default_factory=dict)   # sections of extra commands (training jobs)
+    links: tuple[Link, ...] = ()
 
 
 # ---- helpers for parsers: tolerant number reading -------------------------------------------------

@@ -22,6 +22,7 @@ from collectors import (
     iluvatar,
     kunlunxin,
     ladder,
+    links,
     metax,
     mthreads,
     nvidia,
@@ -61,13 +62,28 @@ def _laddered(parse: Callable[[dict[str, str]], ParseResult]) -> Callable[[dict[
     return run
 
 
+def _vendor(name: str, tools: tuple[str, ...], plan: Callable[[ParseResult | None], tuple[Command, ...]],
+            parse: Callable[[dict[str, str]], ParseResult]) -> Vendor:
+    """A vendor reader whose sweeps also ask for the node's links (collectors.links) on the same session: the
+    vendor's own commands first (its first is the primary), then the link sources the node has."""
+    laddered = _laddered(parse)
+
+    def linked_plan(previous: ParseResult | None) -> tuple[Command, ...]:
+        return plan(previous) + links.plan(name, previous)
+
+    def linked_parse(sections: dict[str, str]) -> ParseResult:
+        return links.with_links(name, laddered(sections), sections)
+
+    return Vendor(name, tools, linked_plan, linked_parse)
+
+
 def _static(module: ModuleType) -> Vendor:
-    return Vendor(module.VENDOR, module.TOOLS, _static_plan(module), _laddered(module.parse))
+    return _vendor(module.VENDOR, module.TOOLS, _static_plan(module), module.parse)
 
 
 VENDORS: dict[str, Vendor] = {
     "nvidia": _static(nvidia),
-    "ascend": Vendor("ascend", ascend.TOOLS, _ascend_plan, _laddered(ascend.parse)),
+    "ascend": _vendor("ascend", ascend.TOOLS, _ascend_plan, ascend.parse),
     "hygon": _static(hygon),
     "amd": _static(amd),
     "cambricon": _static(cambricon),
@@ -98,6 +114,8 @@ def register_adapters(adapters: Iterable[Adapter]) -> None:
     """Make a site's adapters known (they win over a built-in of the same name)."""
     ADAPTERS.clear()
     for a in adapters:
+        # a site adapter's plan is the site's as written (no link commands added: a site-defined link adapter
+        # is issue 19's open part)
         ADAPTERS[a.name] = Vendor(a.name, a.tools, a.plan, _laddered(a.parse))
 
 

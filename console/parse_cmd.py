@@ -17,6 +17,7 @@ from collectors import (
     iluvatar,
     kunlunxin,
     ladder,
+    links,
     metax,
     mthreads,
     nvidia,
@@ -33,6 +34,16 @@ class ParseInputError(Exception):
 
 # (vendor, command, test on the text) in order: the most specific markers first.
 _SNIFF: tuple[tuple[str, str, Callable[[str], bool]], ...] = (
+    ("nvidia", links.NVLINK_ERRORS, lambda t: re.search(r"^\s*Link \d+: [A-Za-z][\w ]*Errors\s*:", t, re.M) is not None),
+    ("nvidia", links.NVLINK_STATUS, lambda t: re.search(r"^\s*Link \d+: (?:[\d.]+ GB/s|<inactive>)", t, re.M)
+     is not None or re.search(r"^GPU \d+: .*\n(?:Device does not have or support Nvlink|Nvlink queries)", t, re.M)
+     is not None),
+    ("ascend", "hccn_tool -link_stat -g", lambda t: re.search(r"^(?:\[dev\w* ?\d+\])?link up count\s*:", t, re.M)
+     is not None),
+    ("ascend", "hccn_tool -link -g", lambda t: re.search(r"^link status\s*:", t, re.M) is not None),
+    ("ascend", "hccn_tool -net_health -g", lambda t: re.search(r"^net health status\s*:", t, re.M) is not None),
+    ("ascend", "hccn_tool -stat -g", lambda t: t.lstrip().startswith("packet statistics:")),
+    ("linux", links.RDMA_SYSFS, lambda t: re.search(r"^(?:\S*/)?[^/\s:]+/ports/\d+/[\w/]+:", t, re.M) is not None),
     ("nvidia", "kernel log", lambda t: "NVRM: " in t and "Xid" in t),
     ("nvidia", "nvidia-smi -q -x", lambda t: "<nvidia_smi_log" in t),
     ("iluvatar", "ixsmi -q -x", lambda t: "<ixsmi_log" in t),
@@ -85,13 +96,46 @@ def parse_capture(text: str, vendor: str | None, command: str | None) -> ParseRe
     """Parse a capture, detecting vendor and command when they are not given; faults take the ladder as
     in a sweep (collectors.ladder.apply)."""
     text = strip_ansi(text)
+    if vendor is None and command is not None:
+        vendor = _link_vendor(command)
     if vendor is None or command is None:
         v, c = detect(text)
         vendor, command = vendor or v, command or c
     return ladder.apply(_parse(text, vendor, command))
 
 
+def _link_vendor(command: str) -> str | None:
+    """The vendor a link command belongs to (the kernel's RDMA ports: "linux"), None for other commands."""
+    if "nvlink" in command.split():
+        return "nvidia"
+    if "hccn_tool" in command:
+        return "ascend"
+    return "linux" if links.RDMA_SYSFS in command else None
+
+
+def _parse_links(text: str, vendor: str, cmd: str) -> ParseResult | None:
+    """The link commands (DESIGN §6 links[]), whichever vendor the capture is filed under; None for others."""
+    words = cmd.split()
+    if "nvlink" in words:
+        if "-e" in words or "--errorcounters" in words:
+            return links.parse_nvlink_errors(text, cmd)
+        if "-s" in words or "--status" in words:
+            return links.parse_nvlink_status(text, cmd)
+        raise ParseInputError(f"nvidia-smi nvlink: mixops reads --status (-s) and -e, not '{cmd}'")
+    if "hccn_tool" in cmd:
+        option = links.hccn_option(cmd)
+        if option is None:
+            raise ParseInputError(f"hccn_tool: mixops reads {', '.join(links.HCCN_OPTIONS)} -g, not '{cmd}'")
+        return links.parse_hccn(text, option, links.hccn_device(cmd, text), cmd)
+    if links.RDMA_SYSFS in cmd or vendor in ("linux", "rdma"):
+        return links.parse_rdma_sysfs(text, cmd, vendor)
+    return None
+
+
 def _parse(text: str, vendor: str, cmd: str) -> ParseResult:
+    linked = _parse_links(text, vendor, cmd)
+    if linked is not None:
+        return linked
     if vendor == "nvidia":
         if "kernel" in cmd or "dmesg" in cmd or "journalctl" in cmd:
             return nvidia.parse_kernel_log(text)
@@ -154,5 +198,9 @@ def to_json(result: ParseResult) -> dict[str, Any]:
         } for c in result.cards],
         "faults": [{"code": f.code, "severity": f.severity.value, "action": f.action.value,
                     "message": f.message, "card_index": f.card_index} for f in result.faults],
+        "links": [{
+            "card_index": ln.card_index, "kind": ln.kind, "link": ln.link, "peer": ln.peer, "state": ln.state.value,
+            "speed_gbps": ln.speed_gbps, "counters": dict(ln.counters), "detail": ln.detail,
+        } for ln in result.links],
         "warnings": list(result.warnings),
     }

@@ -237,3 +237,59 @@ def test_mig_capture_reads_the_gpu_not_its_instances(name):
     (card,) = parse_capture(text, "nvidia", "nvidia-smi").cards
     assert (card.index, card.utilization_pct) == (0, None)
     assert (card.memory_used_mib, card.memory_total_mib) == (float(gpu_row.group(1)), float(gpu_row.group(2)))
+
+
+# ---- links (issue 19): every public link capture through the link parsers ---------------------------
+
+def _multi_sections(text: str, command: str) -> list[str]:
+    """The bodies of `# $ COMMAND` sections of a multi-command capture (utkuozdemir/nvidia_gpu_exporter)."""
+    out = []
+    for m in re.finditer(rf"^# \$ {re.escape(command)}\n#+\n(.*?)(?=^#{{20,}}|\Z)", text, re.M | re.S):
+        out.append(m.group(1))
+    return out
+
+
+def _hccn_blocks(text: str) -> list[tuple[str, str]]:
+    """(command line, output) of every hccn_tool query in an Ascend collection log (mind-cluster's
+    npu_info_before.txt: the command line, its output, a blank line)."""
+    out = []
+    for m in re.finditer(r"^(\S*hccn_tool -i \d+ -\w+ -g)\n(.*?)(?=^/\S+|\Z)", text, re.M | re.S):
+        out.append((m.group(1), m.group(2)))
+    return out
+
+
+LINK_CAPTURES = [p for p in _files("nvidia/*") if "nvlink" in p.name or "multi-command" in p.name] + \
+    [p for p in _files("ascend/*") if "hccn" in p.read_text(errors="replace")]
+
+
+@pytest.mark.parametrize("path", LINK_CAPTURES, ids=lambda p: p.name)
+def test_link_captures(path):
+    from collectors import links
+    from collectors.model import LinkState
+    from console.parse_cmd import parse_capture
+
+    text = path.read_text(encoding="utf-8", errors="replace")
+    if path.name.startswith("nvidia-smi_nvlink"):
+        pieces = [("nvidia-smi nvlink --status", text)]
+    elif path.parent.name == "nvidia":
+        pieces = [("nvidia-smi nvlink -s", body) for body in _multi_sections(text, "nvidia-smi nvlink -s")]
+        assert pieces, "a multi-command capture holds its nvlink -s section"
+    else:
+        pieces = [(cmd, body) for cmd, body in _hccn_blocks(text) if links.hccn_option(cmd)]
+        assert pieces
+    for command, body in pieces:
+        result = parse_capture(body, None, command)
+        assert result.warnings == (), (command, result.warnings)
+        shown = re.findall(r"^\s*Link \d+: ([\d.]+) GB/s", body, re.M)
+        if "nvlink" in command:
+            assert len(result.links) == len(re.findall(r"^\s*Link \d+:", body, re.M))
+            assert sorted(ln.speed_gbps for ln in result.links if ln.state is LinkState.UP) == \
+                sorted(round(float(v) * 8, 3) for v in shown)
+        elif "-link_stat" in command:
+            (ln,) = result.links
+            assert ln.counters["link_up_count"] == int(re.search(r"link up count\s*:\s*(\d+)", body).group(1))
+        elif "-stat" in command.split():
+            (ln,) = result.links
+            assert ln.counters == {k: int(v) for k, v in re.findall(r"^(\w+):(\d+)$", body, re.M)}
+        else:
+            assert len(result.links) == 1
