@@ -26,6 +26,22 @@ RDMA_FILES = ("state", "phys_state", "rate", "link_layer", "counters/link_downed
               "counters/symbol_error", "counters/port_rcv_errors", "counters/port_xmit_discards",
               "counters/local_link_integrity_errors", "counters/excessive_buffer_overrun_errors")
 
+# Counters whose increase means the link went down and up again between two readings (Ascend's up count,
+# the IB port's link_downed), and counters of errors (CRC, replay, symbol, receive errors, discards, FCS…).
+FLAP_COUNTERS = frozenset({"link_up_count", "link_downed"})
+_ERROR_COUNTER = re.compile(r"err|crc|replay|recovery|symbol|discard|integrity|overrun|_bad_|fcs")
+
+
+def is_error_counter(name: str) -> bool:
+    """A counter of errors on the link (not a flap counter, not traffic)."""
+    return name not in FLAP_COUNTERS and _ERROR_COUNTER.search(name) is not None
+
+
+def counted(name: str) -> bool:
+    """A counter whose increases the store keeps over time (errors and flaps; traffic counters are not)."""
+    return name in FLAP_COUNTERS or is_error_counter(name)
+
+
 RC = re.compile(r"^mixops-rc=(\d+)\s*$", re.M)
 MISSING = re.compile(r"^mixops-missing: (.*)$", re.M)
 

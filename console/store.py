@@ -20,6 +20,7 @@ import sqlite_utils
 from collectors.model import NodeReport
 from console.chunks import ChunkError, Columns, decode, encode
 from console.continuity import Changes, Tracker
+from console.links import LinkBook
 from console.samples import HEAD_SELECT, HOUR, head_columns
 
 RAW_RETENTION_DAYS = 7.0
@@ -184,6 +185,26 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX rollups_hourly_hour ON rollups_hourly(hour);
     CREATE INDEX raw_outputs_ts ON raw_outputs(ts);
     CREATE INDEX job_events_ts ON job_events(ts);
+    """,
+    # v8: interconnect links (issue 19): the last reading of each link with its counters' increase in the last
+    # sweep (`counters`, JSON) and the totals they are counted from (`totals`); every state change with its
+    # time (`link_events`); the nonzero increases of error and flap counters over time (`link_counter_deltas`)
+    """
+    CREATE TABLE links (
+        id INTEGER PRIMARY KEY, node TEXT NOT NULL, card_idx INTEGER, kind TEXT NOT NULL, link TEXT NOT NULL,
+        peer TEXT, state TEXT NOT NULL, speed_gbps REAL, last_change REAL, first_seen REAL NOT NULL,
+        ever_up INTEGER NOT NULL DEFAULT 0, detail TEXT, counters TEXT, totals TEXT
+    );
+    CREATE UNIQUE INDEX links_key ON links(node, ifnull(card_idx, -1), kind, link);
+    CREATE TABLE link_events (
+        ts REAL NOT NULL, link_id INTEGER NOT NULL, node TEXT NOT NULL, card_idx INTEGER, kind TEXT NOT NULL,
+        link TEXT NOT NULL, state TEXT NOT NULL, previous TEXT
+    );
+    CREATE INDEX link_events_node_ts ON link_events(node, ts);
+    CREATE INDEX link_events_ts ON link_events(ts);
+    CREATE TABLE link_counter_deltas (ts REAL NOT NULL, link_id INTEGER NOT NULL, name TEXT NOT NULL,
+                                      delta INTEGER NOT NULL);
+    CREATE INDEX link_counter_deltas_ts ON link_counter_deltas(ts);
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -402,6 +423,7 @@ class Store:
         except sqlite3.Error as exc:
             self.close()
             raise StoreError(f"{path}: {exc}") from exc
+        self._links = LinkBook(self.conn)       # the links' last state and counter totals (loaded on first use)
         self._next_expiry = 0.0
         # the longest write transaction of each kind (sweep, rollup, compaction, expiry, history, other): how
         # long this writer held the database's write lock at most (bench/store_vs_prometheus.py prints it)
@@ -596,8 +618,11 @@ class Store:
                 conn.executemany(
                     """INSERT INTO faults(ts, node, card_idx, vendor, code, severity, action, message)
                        VALUES (?,?,?,?,?,?,?,?)""", extra_faults)
+                link_changes = self._links.write(reports)
         except sqlite3.Error as exc:
+            self._links.forget()            # the cache may hold rows the rollback took back: reload next time
             raise StoreError(f"{self.path}: cannot write sweep: {error_text(exc)}") from exc
+        self._links.commit(link_changes)
         self._card_ids.update(added)
         try:
             self._maintain(finished)
@@ -785,6 +810,8 @@ class Store:
                     ("DELETE FROM rollups_hourly WHERE (card_id, hour) IN "
                      "(SELECT card_id, hour FROM rollups_hourly WHERE hour < ? LIMIT ?)", roll_cut),
                     ("DELETE FROM raw_outputs WHERE id IN (SELECT id FROM raw_outputs WHERE ts < ? LIMIT ?)", raw_cut),
+                    ("DELETE FROM link_counter_deltas WHERE rowid IN (SELECT rowid FROM link_counter_deltas "
+                     "WHERE ts < ? LIMIT ?)", raw_cut),
                     ("DELETE FROM node_outcomes WHERE (sweep_id, node) IN (SELECT sweep_id, node FROM node_outcomes "
                      "WHERE sweep_id < (SELECT ifnull(min(id), 0) FROM sweeps WHERE started >= ?) LIMIT ?)", raw_cut),
                     # progress points feed the tracker only; segments and interruptions keep the job's history

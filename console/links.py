@@ -1,0 +1,131 @@
+"""Links in the store (DESIGN §7 `links`): each link's last state, its counters as increases per sweep, its
+state changes with their time. Used by console.store inside the sweep's transaction (one writer).
+
+A counter's increase is counted against the last total stored for it: a link seen for the first time, a
+counter not printed before and a total lower than the last (a node reboot, a driver reload, an operator's
+`nvidia-smi nvlink -r`) give no increase (None) for that sweep and become the new baseline: a reset is never
+an error burst. A collector restart reads the totals back from the database.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from collectors.links import counted
+from collectors.model import LinkState, NodeReport
+
+LinkKey = tuple[str, int, str, str]     # node, card index (-1: a NIC of no card), kind, link
+
+
+def deltas(totals: dict[str, int], counters: dict[str, int | None]) -> tuple[dict[str, int | None], dict[str, int]]:
+    """This sweep's increase of each printed counter against the last totals, and the totals to keep.
+    None where there is no baseline, where the value is not printed, and where it went down (a reset)."""
+    out: dict[str, int | None] = {}
+    kept = dict(totals)
+    for name, value in counters.items():
+        if value is None:
+            out[name] = None
+            continue
+        before = totals.get(name)
+        out[name] = None if before is None or value < before else value - before
+        kept[name] = value
+    return out, kept
+
+
+@dataclass(slots=True)
+class _Row:
+    id: int
+    state: str
+    speed_gbps: float | None
+    peer: str | None
+    detail: str | None
+    ever_up: bool
+    last_change: float | None
+    counters: dict[str, int | None] = field(default_factory=dict)
+    totals: dict[str, int] = field(default_factory=dict)
+
+
+class LinkBook:
+    """The links table's last rows, kept in memory by the one writer so a steady sweep writes nothing."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self._rows: dict[LinkKey, _Row] | None = None
+
+    def forget(self) -> None:
+        """Drop the cache (a write was rolled back); it is read again at the next sweep."""
+        self._rows = None
+
+    def _load(self) -> dict[LinkKey, _Row]:
+        if self._rows is None:
+            rows: dict[LinkKey, _Row] = {}
+            for (lid, node, card, kind, link, peer, state, speed, detail, ever, last_change, counters,
+                 totals) in self.conn.execute(
+                    "SELECT id, node, card_idx, kind, link, peer, state, speed_gbps, detail, ever_up, last_change, "
+                    "counters, totals FROM links"):
+                rows[(str(node), -1 if card is None else int(card), str(kind), str(link))] = _Row(
+                    int(lid), str(state), speed, peer, detail, bool(ever), last_change,
+                    json.loads(counters) if counters else {}, json.loads(totals) if totals else {})
+            self._rows = rows
+        return self._rows
+
+    def write(self, reports: Sequence[NodeReport]) -> dict[LinkKey, _Row]:
+        """Write the links of the nodes that answered (in the caller's transaction); returns the rows to keep
+        once it commits (LinkBook.commit)."""
+        rows = self._load()
+        changed: dict[LinkKey, _Row] = {}
+        events: list[tuple[object, ...]] = []
+        updates: list[tuple[object, ...]] = []
+        increases: list[tuple[float, int, str, int]] = []
+        for r in reports:
+            if not r.ok or not r.links:
+                continue
+            ts = r.started
+            for ln in r.links:
+                key = (r.node, -1 if ln.card_index is None else ln.card_index, ln.kind, ln.link)
+                row = rows.get(key)
+                printed: dict[str, int] = {k: v for k, v in ln.counters.items() if v is not None}
+                if row is None:
+                    first: dict[str, int | None] = dict.fromkeys(ln.counters)
+                    cur = self.conn.execute(
+                        """INSERT INTO links(node, card_idx, kind, link, peer, state, speed_gbps, last_change,
+                           first_seen, ever_up, detail, counters, totals) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)""",
+                        (r.node, ln.card_index, ln.kind, ln.link, ln.peer, ln.state.value, ln.speed_gbps, ts, ts,
+                         int(ln.state is LinkState.UP), ln.detail, json.dumps(first, sort_keys=True),
+                         json.dumps(printed, sort_keys=True)))
+                    changed[key] = _Row(int(cur.lastrowid or 0), ln.state.value, ln.speed_gbps, ln.peer, ln.detail,
+                                        ln.state is LinkState.UP, ts, first, printed)
+                    continue
+                inc, totals = deltas(row.totals, ln.counters) if ln.counters else ({}, row.totals)
+                state = row.state if ln.state is LinkState.UNKNOWN else ln.state.value
+                last_change = row.last_change
+                if state != row.state:
+                    events.append((ts, row.id, r.node, ln.card_index, ln.kind, ln.link, state, row.state))
+                    last_change = ts
+                speed = ln.speed_gbps if ln.speed_gbps is not None or ln.state is not LinkState.UP else row.speed_gbps
+                if ln.state is LinkState.DOWN:
+                    speed = None            # a down link has no speed (NVLink prints none for <inactive>)
+                counters = inc if ln.counters else row.counters
+                new = _Row(row.id, state, speed, ln.peer or row.peer, ln.detail if ln.detail else row.detail,
+                           row.ever_up or state == LinkState.UP.value, last_change, counters, totals)
+                increases.extend((ts, row.id, k, v) for k, v in inc.items() if v and counted(k))
+                if (new.state, new.speed_gbps, new.peer, new.detail, new.ever_up, new.counters, new.totals) != (
+                        row.state, row.speed_gbps, row.peer, row.detail, row.ever_up, row.counters, row.totals):
+                    updates.append((new.state, new.speed_gbps, new.peer, new.detail, int(new.ever_up), new.last_change,
+                                    json.dumps(new.counters, sort_keys=True), json.dumps(new.totals, sort_keys=True),
+                                    row.id))
+                    changed[key] = new
+        self.conn.executemany(
+            """UPDATE links SET state = ?, speed_gbps = ?, peer = ?, detail = ?, ever_up = ?, last_change = ?,
+               counters = ?, totals = ? WHERE id = ?""", updates)
+        self.conn.executemany("INSERT INTO link_events VALUES (?,?,?,?,?,?,?,?)", events)
+        self.conn.executemany("INSERT INTO link_counter_deltas VALUES (?,?,?,?)", increases)
+        return changed
+
+    def commit(self, changed: dict[LinkKey, _Row]) -> None:
+        """Keep the rows of a committed write."""
+        if self._rows is not None:
+            self._rows.update(changed)
