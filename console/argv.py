@@ -129,6 +129,22 @@ def _url(text: str) -> str:
     return text
 
 
+MAX_SHARDS = 4_096
+
+
+def shard(text: str) -> tuple[int, int]:
+    """--shard K/N: this collector is shard K (1 to N) of N."""
+    k, sep, n = text.strip().partition("/")
+    if not sep or not k.strip().isdigit() or not n.strip().isdigit():
+        raise argparse.ArgumentTypeError(f"not K/N (e.g. 1/3 for the first of three collectors): {text!r}")
+    index, count = int(k), int(n)
+    if not 1 <= count <= MAX_SHARDS:
+        raise argparse.ArgumentTypeError(f"N must be between 1 and {MAX_SHARDS}, got {text!r}")
+    if not 1 <= index <= count:
+        raise argparse.ArgumentTypeError(f"K must be between 1 and N ({count}), got {text!r}")
+    return index, count
+
+
 _incident_id = _bounded_int(1, MAX_ID, "an incident id")
 _path = _text("a path")
 _name = _text("a name")
@@ -180,6 +196,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "Prometheus's http://HOST:9090/api/v1/write (--web.enable-remote-write-receiver) or "
                         "VictoriaMetrics's http://HOST:8428/api/v1/write; queued on disk beside the database "
                         "(<db>.remote-write, at most 256 MiB) while the store is down")
+    c.add_argument("--shard", type=shard, metavar="K/N",
+                   help="collect shard K (1 to N) of N: whole rows of racks (else racks, else nodes) balanced over "
+                        "N collectors, the same split on every machine and at every restart; the default "
+                        "database is then the site's with .shard-K-of-N before .db")
 
     k = sub.add_parser("check", help="preflight: site file, reachability, host keys, vendor tools")
     k.add_argument("--site", type=_path, required=True, help="site file (TOML)")

@@ -25,7 +25,7 @@ from collectors.ssh import Endpoint, HostKeyChanged, HostKeyUnknown, SSHError, c
 from console import incidents, paths
 from console.argv import UsageError, build_parser, json_line, printable
 from console.parse_cmd import ParseInputError, parse_capture, to_json
-from console.site import Site, SiteError, load_site
+from console.site import Site, SiteError, load_site, shard_group, shard_site, source_nodes
 from console.store import SCHEMA_VERSION, Store, StoreError
 
 EXIT_OK, EXIT_NODES_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -152,9 +152,26 @@ def cmd_collect(args: argparse.Namespace) -> int:
     site = load_site(args.site)
     if not site.nodes:
         raise UsageError(f"{args.site}: no [[nodes]] to collect")
+    db_path = None
+    if args.shard is not None:
+        index, count = args.shard
+        whole = site
+        site = shard_site(site, index, count)
+        if not site.nodes:
+            groups = len({shard_group(whole, n) for n in whole.nodes})
+            raise UsageError(f"--shard {index}/{count}: no nodes in this shard (the site has {groups} row/rack/node "
+                             f"group(s), each collected whole by one shard)")
+        say(f"mixops: shard {index}/{count}: {len(site.nodes)} of {len(whole.nodes)} nodes "
+            f"({', '.join(sorted({shard_group(whole, n) for n in site.nodes}))})", err=True)
+        if not getattr(args, "db", None):
+            default = paths.default_db(site.name)
+            db_path = str(default.with_name(f"{default.stem}.shard-{index}-of-{count}{default.suffix}"))
+            args.db_file = db_path
+    via_source = source_nodes(site)
     for node in site.nodes:            # ~/.ssh/config problems (a bad Port) before any database is made
-        site.endpoint(node)
-    store = Store(_db_path(args, site))        # the writer lock: a second collector stops here, exit 2
+        if node.name not in via_source:
+            site.endpoint(node)
+    store = Store(db_path or _db_path(args, site))     # the writer lock: a second collector stops here, exit 2
     for notice in store.notices:
         say(f"mixops: database {notice}", err=True)
     any_failed = False
@@ -309,14 +326,42 @@ def _check_node(ep: Endpoint, vendor: str | None, trust_new: bool) -> CheckResul
     return CheckResult(ep.name, address, not problems, hostkey, detail)
 
 
+def _check_sources(site: Site, via_source: dict[str, int]) -> list[CheckResult]:
+    """The nodes of [[sources]]: one query per source, as a sweep reads them (cards found, or why not)."""
+    from console.promsource import PromNodeCollector, PromSource
+
+    out: list[CheckResult] = []
+    for i, src in enumerate(site.sources):
+        members = [n for n in site.nodes if via_source.get(n.name) == i]
+        if not members:
+            continue
+        source = PromSource(src, members, site.interval_s)
+        try:
+            source.start()
+            for n in members:
+                report = PromNodeCollector(source, n).sweep()
+                if report.ok:
+                    detail = f"{len(report.cards)} {report.vendor} card(s) read by PromQL"
+                else:
+                    detail = report.error or "failed"
+                out.append(CheckResult(n.name, src.url, report.ok, "-", detail))
+        finally:
+            source.close()
+    return out
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     """`mixops check`: one line per node; exit 1 if any node is not ready."""
     site = load_site(args.site)
     registry.register_adapters(site.adapters)
     say(f"site file {args.site}: ok ({len(site.nodes)} nodes, {len(site.racks)} racks, {len(site.jobs)} jobs)")
-    eps = [(site.endpoint(n), n.vendor) for n in site.nodes]
+    via_source = source_nodes(site)
+    eps = [(site.endpoint(n), n.vendor) for n in site.nodes if n.name not in via_source]
     with ThreadPoolExecutor(max_workers=max(1, min(site.ssh.max_parallel, len(eps) or 1))) as pool:
         results = list(pool.map(lambda e: _check_node(e[0], e[1], args.trust_new), eps))
+    results += _check_sources(site, via_source)
+    order = {n.name: i for i, n in enumerate(site.nodes)}
+    results.sort(key=lambda r: order.get(r.node, 0))
     names = [printable(r.node) for r in results]     # padded after escaping, so the columns line up
     width = max((len(n) for n in names), default=4)
     for name, r in zip(names, results, strict=True):

@@ -23,7 +23,8 @@ from collectors.ssh import Endpoint
 from console import continuity, counters
 from console import store as store_mod
 from console.incidents import IncidentEngine, thresholds_from
-from console.site import Site, job_nodes
+from console.promsource import PromNodeCollector, PromSource
+from console.site import Site, job_nodes, source_nodes
 from console.store import Store, StoreError, SweepStats, error_text
 
 # While the database cannot be written (another process holds its write lock, the disk is full) a long-running
@@ -104,8 +105,21 @@ class Collector:
         registry.register_adapters(site.adapters)
         cursors = store.cursors()
         self._counters = store.counter_baseline()
-        self.nodes: dict[str, NodeCollector] = {}
+        self.nodes: dict[str, NodeCollector | PromNodeCollector] = {}
+        # nodes of a [[sources]] entry are read from that Prometheus (one query per sweep for all of them)
+        owner = source_nodes(site)
+        self._sources: list[PromSource] = []
+        by_index: dict[int, PromSource] = {}
+        for i, src in enumerate(site.sources):
+            members = [n for n in site.nodes if owner.get(n.name) == i]
+            if members:
+                by_index[i] = PromSource(src, members, site.interval_s, clock)
+                self._sources.append(by_index[i])
         for n in site.nodes:
+            if n.name in owner:
+                self.nodes[n.name] = PromNodeCollector(by_index[owner[n.name]], n, cursors.get(n.name),
+                                                       self._counters, clock)
+                continue
             endpoint = site.endpoint(n)
             session = session_factory(endpoint) if session_factory is not None else None
             self.nodes[n.name] = NodeCollector(endpoint, n.vendor, cursors.get(n.name), session, clock)
@@ -159,7 +173,8 @@ class Collector:
         offsets = self.store.job_offsets()
         self._readers = {}
         for i, job in enumerate(self.site.jobs):
-            members = [n.name for n in job_nodes(self.site, job)]
+            # a job's files are read over SSH: a node read from a Prometheus source is never its reader
+            members = [n.name for n in job_nodes(self.site, job) if isinstance(self.nodes.get(n.name), NodeCollector)]
             if not members or (job.log is None and job.checkpoint_dir is None and job.slurm_job is None):
                 continue
             reader = next((m for m in members if m not in self._down), members[0])
@@ -259,6 +274,8 @@ class Collector:
         self._pool.shutdown(wait=True, cancel_futures=True)
         for node in self.nodes.values():
             node.close()
+        for source in self._sources:
+            source.close()
 
     def _end_node(self, name: str) -> NodeReport:
         try:
@@ -277,6 +294,8 @@ class Collector:
         # Two phases: send the nodes their sweep first, then read the answers, so the nodes work at once
         # however few worker threads there are (at most SEND_WINDOW in flight: collectors.node.sweep_window).
         self._plan_jobs()
+        for source in self._sources:       # one query per source, answered while the SSH nodes work
+            source.start()
         reports: list[NodeReport] = []
         for report in sweep_window(self._pool, todo, lambda name: self.nodes[name].begin(), self._end_node):
             reports.append(report)
@@ -288,6 +307,9 @@ class Collector:
         cursors = {name: nc.cursor for name, nc in self.nodes.items()}
         # running totals become their increase: a standing ECC count is no new fault at every sweep or start
         changed: list[tuple[str, int, int, str, int, float]] = []
+        for nc in self.nodes.values():
+            if isinstance(nc, PromNodeCollector):
+                changed += nc.take_changes()         # Xid and error-code baselines of source nodes
         for k, report in enumerate(reports):
             reports[k], deltas = counters.apply(report, self._counters)
             changed += [(d.node, d.idx, d.chip, d.name, d.value, d.ts) for d in deltas]

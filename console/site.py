@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import math
 import os
 import re
 import stat
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -92,6 +93,17 @@ class Shift:
 
 
 @dataclass(frozen=True, slots=True)
+class Source:
+    """A [[sources]] entry: nodes whose cards an existing Prometheus already scrapes (read by PromQL, no SSH)."""
+
+    kind: str
+    url: str
+    nodes: tuple[str, ...]                  # globs over node names
+    timeout_s: float = 5.0                  # one query's bound: connect, answer and read
+    max_age_s: float | None = None          # a sample older than this is not fresh (None: 2 x interval_s)
+
+
+@dataclass(frozen=True, slots=True)
 class Site:
     """A whole computing center as described by its site file."""
 
@@ -107,6 +119,7 @@ class Site:
     adapters: tuple[Adapter, ...] = ()
     thresholds: dict[str, Any] = field(default_factory=dict)     # [thresholds] as validated
     _ssh_config: paramiko.SSHConfig | None = field(default=None, compare=False, repr=False)
+    sources: tuple[Source, ...] = ()
 
     def endpoint(self, node: Node) -> Endpoint:
         """How to reach a node: site node fields, then ~/.ssh/config, then [ssh] defaults."""
@@ -139,7 +152,10 @@ THRESHOLD_KEYS: _Spec = {"temp_warn_c": (_NUM, False), "temp_crit_c": (_NUM, Fal
                          "power_clear_pct": (_NUM, False), "vendors": ((dict,), False)}
 VENDOR_THRESHOLD_KEYS: _Spec = {"temp_warn_c": (_NUM, False), "temp_crit_c": (_NUM, False),
                                 "power_warn_w": (_NUM, False)}
-TOP_KEYS = {"site", "ssh", "racks", "nodes", "jobs", "shifts", "adapters", "thresholds"}
+SOURCE_KEYS: _Spec = {"kind": ((str,), True), "url": ((str,), True), "nodes": ((list,), True),
+                      "timeout_s": (_NUM, False), "max_age_s": (_NUM, False)}
+SOURCE_KINDS = ("prometheus",)
+TOP_KEYS = {"site", "ssh", "racks", "nodes", "jobs", "shifts", "adapters", "thresholds", "sources"}
 _TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", list: "a list", bool: "true/false"}
 
 
@@ -175,6 +191,7 @@ RANGES: dict[str, dict[str, _Range]] = {
     "nodes": {"port": _PORT, "slot": _Range(1, 1_024)},
     "jobs": {"slurm_job": _Range(1, 2**63 - 1)},
     "shifts": {"hours": _Range(0, 24, lo_open=True)},
+    "sources": {"timeout_s": _Range(0, 60, lo_open=True), "max_age_s": _POSITIVE_S},
     "thresholds": {"temp_warn_c": _TEMP_C, "temp_crit_c": _TEMP_C, "temp_clear_margin_c": _Range(0, 100),
                    "memory_full_pct": _PCT, "power_clear_pct": _PCT},
     "thresholds.vendors": {"temp_warn_c": _TEMP_C, "temp_crit_c": _TEMP_C,
@@ -186,9 +203,9 @@ NAME_KEYS: dict[str, set[str]] = {
     "site": {"name", "timezone"}, "ssh": {"user", "identity_file", "known_hosts", "config_file"},
     "racks": {"name", "row"}, "nodes": {"name", "host", "rack", "vendor", "jump"},
     "jobs": {"name", "checkpoint_dir", "log", "framework"}, "shifts": {"name", "start"},
-    "adapters": {"name", "tool", "command"},
+    "adapters": {"name", "tool", "command"}, "sources": {"kind", "url"},
 }
-NO_SPACE_KEYS: dict[str, set[str]] = {"ssh": {"user"}, "nodes": {"name", "host", "jump"}}
+NO_SPACE_KEYS: dict[str, set[str]] = {"ssh": {"user"}, "nodes": {"name", "host", "jump"}, "sources": {"url"}}
 # Regular expressions may hold a TAB; nothing else from C0/C1, no DEL, no bidirectional override.
 _CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 _CONTROL_OR_TAB = re.compile("[\t]|" + _CONTROL.pattern)
@@ -445,6 +462,8 @@ def parse_site(data: dict[str, Any], path: str = "<site>", text: str = "") -> Si
             c.add("shifts", i, "name", f"duplicate shift '{sf['name']}'")
         shifts.append(Shift(sf["name"], sf["start"], float(sf["hours"])))
 
+    sources = _sources(c, data, names)
+
     thresholds = c.table(data.get("thresholds", {}), "thresholds", None, THRESHOLD_KEYS)
     for key, value in list(thresholds.get("vendors", {}).items()):
         if key not in vendor_names:
@@ -467,7 +486,64 @@ def parse_site(data: dict[str, Any], path: str = "<site>", text: str = "") -> Si
         except (OSError, ValueError, paramiko.ConfigParseError) as exc:   # ValueError: not UTF-8
             raise SiteError([f"{cfg_path}: cannot read SSH config: {exc}"]) from None
     return Site(path, s.get("name", ""), tz, interval, ssh, tuple(racks), tuple(nodes), tuple(jobs),
-                tuple(shifts), tuple(adapters), thresholds, config)
+                tuple(shifts), tuple(adapters), thresholds, config, sources=tuple(sources))
+
+
+def _sources(c: _Checker, data: dict[str, Any], names: set[str]) -> list[Source]:
+    """[[sources]]: kind = "prometheus", url (http(s), no user or password in it), nodes (globs), and the
+    optional timeout_s and max_age_s. A node is read from one source at most."""
+    from urllib.parse import urlsplit
+
+    out: list[Source] = []
+    owner: dict[str, int] = {}
+    for i, raw in enumerate(_array(c, data, "sources")):
+        src = c.table(raw, "sources", i, SOURCE_KEYS)
+        if not {"kind", "url", "nodes"} <= src.keys():
+            continue
+        if src["kind"] not in SOURCE_KINDS:
+            c.add("sources", i, "kind", f"must be one of {', '.join(SOURCE_KINDS)}, got {_show(src['kind'])}")
+            continue
+        url = src["url"]
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 -- raises ValueError on a bad port
+        except ValueError as exc:
+            c.add("sources", i, "url", f"not a URL ({exc}): {_show(url)}")
+            continue
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            c.add("sources", i, "url", f"must be an http(s) URL like http://prometheus.example:9090, got {_show(url)}")
+            continue
+        if parts.username is not None or parts.password is not None:
+            # DESIGN §9: no secret in the site file
+            c.add("sources", i, "url", "must not hold a user or password (no secret in the site file)")
+            continue
+        if parts.query or parts.fragment:
+            c.add("sources", i, "url", f"must be the server's base URL, without ?query or #fragment: {_show(url)}")
+            continue
+        globs = src["nodes"]
+        if not globs:
+            c.add("sources", i, "nodes", "must list at least one node name or glob")
+        bad = False
+        for g in globs:
+            problem = _glob_problem(g, names)
+            if problem:
+                c.add("sources", i, "nodes", problem)
+                bad = True
+        if bad:
+            continue
+        for name in sorted(names):
+            if any(fnmatch.fnmatchcase(name, g) for g in globs):
+                if name in owner and owner[name] != i:
+                    c.add("sources", i, "nodes", f"node '{name}' is already read from sources[{owner[name]}]")
+                    bad = True
+                    break
+                owner[name] = i
+        if bad:
+            continue
+        max_age = src.get("max_age_s")
+        out.append(Source(src["kind"], url.rstrip("/"), tuple(str(g) for g in globs),
+                          float(src.get("timeout_s", 5.0)), None if max_age is None else float(max_age)))
+    return out
 
 
 def _adapters(c: _Checker, data: dict[str, Any]) -> list[Adapter]:
@@ -607,3 +683,59 @@ def _fields(ep: Endpoint) -> dict[str, Any]:
 def job_nodes(site: Site, job: Job) -> list[Node]:
     """The nodes a job's globs select, in site order."""
     return [n for n in site.nodes if any(fnmatch.fnmatchcase(n.name, g) for g in job.nodes)]
+
+
+def source_nodes(site: Site) -> dict[str, int]:
+    """Which [[sources]] entry (its index) reads each source-matched node; nodes not listed are reached by SSH."""
+    out: dict[str, int] = {}
+    for i, src in enumerate(site.sources):
+        for n in site.nodes:
+            if n.name not in out and any(fnmatch.fnmatchcase(n.name, g) for g in src.nodes):
+                out[n.name] = i
+    return out
+
+
+# ---- shards (`mixops collect --shard K/N`) ---------------------------------------------------------
+
+def shard_group(site: Site, node: Node) -> str:
+    """The unit a shard takes whole: the node's row, else its rack, else the node itself."""
+    rack = next((r for r in site.racks if r.name == node.rack), None) if node.rack is not None else None
+    if rack is not None and rack.row:
+        return f"row:{rack.row}"
+    if node.rack is not None:
+        return f"rack:{node.rack}"
+    return f"node:{node.name}"
+
+
+def _stable_hash(text: str) -> int:
+    # not hash(): Python salts str hashes per process (PYTHONHASHSEED), the split must be the same everywhere
+    return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "big")
+
+
+def shard_assignment(site: Site, count: int) -> dict[str, int]:
+    """Each node's shard (0-based) among `count`: whole groups (rows, else racks, else nodes), balanced by node
+    count. Groups are dealt largest first, in the order of a stable hash of their name, each to the shard with
+    the fewest nodes so far (the lowest shard on a tie): the split depends only on the site file and `count`,
+    so every machine and every restart computes the same one."""
+    groups: dict[str, list[str]] = {}
+    for n in site.nodes:
+        groups.setdefault(shard_group(site, n), []).append(n.name)
+    load = [0] * count
+    out: dict[str, int] = {}
+    for key in sorted(groups, key=lambda g: (-len(groups[g]), _stable_hash(g), g)):
+        k = min(range(count), key=lambda i: (load[i], i))
+        load[k] += len(groups[key])
+        for name in groups[key]:
+            out[name] = k
+    return out
+
+
+def shard_site(site: Site, index: int, count: int) -> Site:
+    """The site as shard `index` (1-based) of `count` sees it: its nodes, and the jobs whose first node is
+    one of them (each job is followed by one shard only)."""
+    shard = shard_assignment(site, count)
+    mine = tuple(n for n in site.nodes if shard[n.name] == index - 1)
+    names = {n.name for n in mine}
+    jobs = tuple(j for j in site.jobs if (first := next(iter(job_nodes(site, j)), None)) is not None
+                 and first.name in names)
+    return replace(site, nodes=mine, jobs=jobs)

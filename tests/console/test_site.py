@@ -155,3 +155,62 @@ def test_vendor_thresholds_and_spaces_are_named(tmp_path):
     assert any(":34: thresholds.vendors.ascend.power_warn_w: must be > 0" in p for p in info.value.problems), \
         info.value.problems
     assert any(":21: nodes[1].host: must not contain spaces" in p for p in info.value.problems), info.value.problems
+
+
+SOURCE = '''
+[[sources]]
+kind = "prometheus"
+url = "http://prometheus.example:9090/"
+nodes = ["npu-*"]
+'''
+
+
+def test_a_source_takes_its_nodes_off_ssh(tmp_path):
+    from console.site import source_nodes
+
+    site = load_site(_write(tmp_path, GOOD + SOURCE + 'timeout_s = 2.5\nmax_age_s = 45\n'))
+    (src,) = site.sources
+    assert (src.kind, src.url, src.nodes, src.timeout_s, src.max_age_s) == (
+        "prometheus", "http://prometheus.example:9090", ("npu-*",), 2.5, 45.0)
+    assert source_nodes(site) == {"npu-a01-2": 0}
+    plain = load_site(_write(tmp_path, GOOD + SOURCE))
+    assert (plain.sources[0].timeout_s, plain.sources[0].max_age_s) == (5.0, None)
+
+
+@pytest.mark.parametrize(("change", "expected"), [
+    (('kind = "prometheus"', 'kind = "graphite"'), ":35: sources[0].kind: must be one of prometheus, got 'graphite'"),
+    (('prometheus.example:9090/', 'ops:s3cret@prometheus.example:9090/'),
+     ":36: sources[0].url: must not hold a user or password (no secret in the site file)"),
+    (('http://prometheus.example:9090/', 'prometheus.example:9090'), ":36: sources[0].url: must be an http(s) URL"),
+    (('prometheus.example:9090/', 'prometheus.example:99999/'), ":36: sources[0].url: not a URL"),
+    (('9090/', '9090/?token=abc'), ":36: sources[0].url: must be the server's base URL"),
+    (('["npu-*"]', '["infer-*"]'), ":37: sources[0].nodes: glob 'infer-*' matches no node"),
+    (('["npu-*"]', '[]'), ":37: sources[0].nodes: must list at least one node"),
+    (('nodes = ["npu-*"]', 'nodes = ["npu-*"]\ntimeout_s = 0'), ":38: sources[0].timeout_s: must be > 0 and <= 60"),
+    (('nodes = ["npu-*"]', 'nodes = ["npu-*"]\nmax_age_s = nan'), "sources[0].max_age_s: must be > 0"),
+    (('nodes = ["npu-*"]', 'nodes = ["npu-*"]\npassword = "x"'), ":38: sources[0].password: unknown key"),
+    (('kind = "prometheus"\n', ''), ":34: sources[0]: missing required key 'kind'"),
+])
+def test_source_problems_are_one_line_naming_file_line_and_field(tmp_path, change, expected):
+    with pytest.raises(SiteError) as info:
+        load_site(_write(tmp_path, GOOD + SOURCE.replace(*change, 1)))
+    assert any(expected in p for p in info.value.problems), info.value.problems
+    assert all(p.startswith(str(tmp_path / "site.toml")) and "\n" not in p for p in info.value.problems)
+
+
+def test_a_node_is_read_from_one_source_only(tmp_path):
+    text = GOOD + SOURCE + SOURCE.replace('"npu-*"', '"npu-a01-?"')
+    with pytest.raises(SiteError) as info:
+        load_site(_write(tmp_path, text))
+    assert info.value.problems == [f"{tmp_path / 'site.toml'}:42: sources[1].nodes: node 'npu-a01-2' is already "
+                                   "read from sources[0]"]
+
+
+def test_bad_source_in_collect_is_exit_2_one_line(tmp_path, capsys):
+    from console.cli import run
+
+    path = _write(tmp_path, GOOD + SOURCE.replace("http://", "ftp://"))
+    assert run(["collect", "--site", str(path), "--db", str(tmp_path / "x.db"), "--once"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == [f"mixops: {path}:36: sources[0].url: must be an http(s) URL like http://prometheus.example:9090, "
+                   "got 'ftp://prometheus.example:9090/'"]

@@ -1,0 +1,344 @@
+"""`[[sources]] kind = "prometheus"`: nodes read by PromQL from a real Prometheus instead of SSH.
+
+Real parts: prometheus_client HTTP servers in the test serving dcgm-exporter's and npu-exporter's series (their
+real names and labels), a real `prometheus` (Debian package 2.42) on 127.0.0.1 with a temporary data
+directory scraping them every second, the real Collector, store and incident engine on a SQLite file; a
+tiny HTTP server for a source that answers garbage or too slowly. The SSH node beside them uses the fake
+transport of test_counters (the layers above SSH are what is tested here).
+"""
+
+from __future__ import annotations
+
+import http.server
+import sqlite3
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client.core import GaugeMetricFamily
+
+from collectors.model import Health
+from console.promsource import Series, SourceError, group, parse_answer, selector
+from console.service import Collector
+from console.site import Node, load_site
+from console.store import Store
+from tests.console.test_counters import _Node
+from tests.console.test_metrics import PROMETHEUS, Prometheus, _free_port, _get, _poll
+
+H100 = "NVIDIA H100 80GB HBM3"
+UUID0 = "GPU-5fa4a2e4-8b26-0d34-9c3c-1f2a5c4d9e01"
+UUID1 = "GPU-5fa4a2e4-8b26-0d34-9c3c-1f2a5c4d9e02"
+
+
+# ---- the answer, without a server ------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("body", "expected"), [
+    (b"<html>502 Bad Gateway</html>", "answered garbage, not JSON: '<html>502 Bad Gateway</html>'"),
+    (b"[1, 2]", "answered garbage: JSON but not a Prometheus API answer"),
+    (b'{"status":"error","errorType":"bad_data","error":"parse error at char 3"}', "query refused: parse error"),
+    (b'{"status":"success","data":{"resultType":"matrix"}}', "answered garbage: no data.result"),
+    (b'{"status":"success","data":{"resultType":"matrix","result":[{"values":[[1,"2"]]}]}}',
+     "answered garbage: a result without its metric labels"),
+    (b'{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},"values":[["x"]]}]}}',
+     "answered garbage: a sample that is not"),
+])
+def test_an_answer_that_is_not_prometheus_is_one_clear_reason(body, expected):
+    with pytest.raises(SourceError) as exc:
+        parse_answer(body)
+    assert str(exc.value).startswith(expected)
+    assert "\n" not in str(exc.value)
+
+
+def test_the_newest_sample_of_each_series_and_nan_as_none():
+    body = (b'{"status":"success","data":{"resultType":"matrix","result":['
+            b'{"metric":{"__name__":"DCGM_FI_DEV_GPU_TEMP","gpu":"0","Hostname":"g1"},"values":[[10,"60"],[11,"61"]]},'
+            b'{"metric":{"__name__":"DCGM_FI_DEV_POWER_USAGE","gpu":"0","Hostname":"g1"},"values":[[11,"NaN"]]}]}}')
+    temp, power = parse_answer(body)
+    assert (temp.name, temp.ts, temp.value, temp.labels) == ("DCGM_FI_DEV_GPU_TEMP", 11.0, 61.0,
+                                                             {"gpu": "0", "Hostname": "g1"})
+    assert power.value is None
+
+
+def test_series_go_to_their_node_by_exporter_label_then_instance_host():
+    nodes = [Node("gpu-1", "10.0.0.1", None, None, None, "nvidia", None),
+             Node("npu-1", "10.0.0.2", None, None, None, None, None)]
+    series = [Series("DCGM_FI_DEV_GPU_TEMP", {"Hostname": "gpu-1", "instance": "10.9.9.9:9400", "gpu": "0"}, 1, 50),
+              Series("DCGM_FI_DEV_GPU_TEMP", {"hostname": "10.0.0.1", "gpu": "1"}, 1, 51),
+              Series("npu_chip_info_temperature", {"instance": "10.0.0.2:8082", "job": "npu", "id": "0"}, 1, 40),
+              Series("npu_chip_info_temperature", {"instance": "10.0.0.3:8082", "id": "0"}, 1, 40),   # not ours
+              Series("up", {"instance": "10.0.0.2:8082", "job": "npu"}, 1, 1)]
+    answer = group(series, nodes)
+    assert [s.labels.get("gpu") for s in answer.by_node["gpu-1"].series] == ["0", "1"]
+    assert [s.value for s in answer.by_node["npu-1"].series] == [40]
+    assert answer.by_node["npu-1"].targets == {("npu", "10.0.0.2:8082")}
+    assert answer.up == {("npu", "10.0.0.2:8082"): 1}
+    assert selector(20).endswith('"}[20000ms]') and "DCGM_FI_DEV_XID_ERRORS" in selector(20)
+
+
+# ---- exporters in the test, a real Prometheus scraping them ------------------------------------------------
+
+class _Exporter:
+    """A prometheus_client HTTP server on 127.0.0.1 serving whatever gauges the test sets."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, list[tuple[dict[str, str], float]]] = {}
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(self)
+        self.server, self.thread = start_http_server(0, addr="127.0.0.1", registry=registry)
+        self.port = int(self.server.server_port)
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        for name, samples in sorted(self.values.items()):
+            keys = sorted({k for labels, _ in samples for k in labels})
+            fam = GaugeMetricFamily(name, name, labels=keys)
+            for labels, value in samples:
+                fam.add_metric([labels.get(k, "") for k in keys], value)
+            yield fam
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _dcgm(node: str, xid0: float = 0) -> dict[str, list[tuple[dict[str, str], float]]]:
+    """dcgm-exporter's series for two H100s (render_metrics.go labels); card 1 reports no power."""
+    def lab(gpu: int) -> dict[str, str]:
+        return {"gpu": str(gpu), "UUID": (UUID0, UUID1)[gpu], "pci_bus_id": f"00000000:{0x18 + gpu:02X}:00.0",
+                "device": f"nvidia{gpu}", "modelName": H100, "Hostname": node}
+    return {"DCGM_FI_DEV_GPU_TEMP": [(lab(0), 61), (lab(1), 44)],
+            "DCGM_FI_DEV_GPU_UTIL": [(lab(0), 97), (lab(1), 0)],
+            "DCGM_FI_DEV_FB_USED": [(lab(0), 71234), (lab(1), 4)],
+            "DCGM_FI_DEV_FB_FREE": [(lab(0), 10325), (lab(1), 81555)],
+            "DCGM_FI_DEV_POWER_USAGE": [(lab(0), 652.31)],
+            "DCGM_FI_DEV_XID_ERRORS": [(lab(0), xid0), (lab(1), 0)]}
+
+
+def _npu() -> dict[str, list[tuple[dict[str, str], float]]]:
+    """npu-exporter v6's series for one 910B chip (CardLabel); no utilization reported."""
+    lab = {"id": "0", "model_name": "Ascend910B2", "vdie_id": "0C2A8F11", "pcie_bus_info": "0000:c1:00.0",
+           "namespace": "", "pod_name": "", "container_name": ""}
+    return {"npu_chip_info_temperature": [(lab, 48)], "npu_chip_info_power": [(lab, 92.5)],
+            "npu_chip_info_hbm_used_memory": [(lab, 3100)], "npu_chip_info_hbm_total_memory": [(lab, 65536)],
+            "npu_chip_info_health_status": [(lab, 1)], "npu_chip_info_error_code": [(lab, 0)],
+            "npu_chip_info_serial_number": [({**lab, "serial_number": "102A0C2A8F11"}, 1)]}
+
+
+class _SourcePrometheus(Prometheus):
+    """test_metrics's real Prometheus, scraping the test's exporters as a site's Prometheus would."""
+
+    def scrape(self, jobs: dict[str, tuple[int, dict[str, str]]]) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        config = self.root / "prometheus.yml"
+        text = "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\nscrape_configs:\n"
+        for job, (port, labels) in jobs.items():
+            text += f"  - job_name: {job}\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n"
+            if labels:
+                text += "        labels:\n" + "".join(f"          {k}: '{v}'\n" for k, v in labels.items())
+        config.write_text(text)
+        self.port = self.port or _free_port()
+        with (self.root / "prometheus.log").open("ab") as log:
+            self.proc = subprocess.Popen(
+                [PROMETHEUS, f"--config.file={config}", f"--storage.tsdb.path={self.root / 'data'}",
+                 f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn"], stdout=log, stderr=log)
+
+        def ready() -> bool:
+            assert self.proc is not None and self.proc.poll() is None, self.log()
+            try:
+                return "Ready" in _get(f"http://127.0.0.1:{self.port}/-/ready")
+            except OSError:
+                return False
+
+        _poll(ready, "prometheus ready")
+
+
+@pytest.fixture
+def source_prometheus(tmp_path: Path) -> Iterator[_SourcePrometheus]:
+    import os
+
+    if not os.path.exists(PROMETHEUS):
+        pytest.skip(f"{PROMETHEUS} not installed (Debian package prometheus; .ci/setup.sh installs it)")
+    p = _SourcePrometheus(tmp_path / "prometheus")
+    try:
+        yield p
+    finally:
+        p.stop()
+
+
+@pytest.fixture
+def exporters() -> Iterator[tuple[_Exporter, _Exporter]]:
+    dcgm, npu = _Exporter(), _Exporter()
+    try:
+        yield dcgm, npu
+    finally:
+        dcgm.stop()
+        npu.stop()
+
+
+def _site(tmp_path: Path, url: str, extra: str = "", timeout_s: float = 5) -> Path:
+    path = tmp_path / "site.toml"
+    path.write_text(
+        f'[site]\nname = "src"\ninterval_s = 2\n[ssh]\nknown_hosts = "{tmp_path}/kh"\nconfig_file = "{tmp_path}/no"\n'
+        '[[racks]]\nname = "A01"\nslots = 8\n'
+        '[[nodes]]\nname = "gpu-1"\nhost = "10.1.0.1"\nrack = "A01"\nslot = 1\nvendor = "nvidia"\n'
+        '[[nodes]]\nname = "npu-1"\nhost = "10.1.0.2"\nrack = "A01"\nslot = 2\n'
+        '[[nodes]]\nname = "gone-1"\nhost = "10.1.0.3"\nrack = "A01"\nslot = 3\n'
+        '[[nodes]]\nname = "mlu-1"\nhost = "127.0.0.1"\nrack = "A01"\nslot = 4\nvendor = "cambricon"\n'
+        f'[[sources]]\nkind = "prometheus"\nurl = "{url}"\nnodes = ["gpu-*", "npu-*", "gone-*"]\n'
+        f'timeout_s = {timeout_s}\n' + extra)
+    return path
+
+
+def _sweep(site_path: Path, db: Path, sweeps: int = 1):
+    site = load_site(site_path)
+    store = Store(str(db))
+    collector = Collector(site, store, session_factory=lambda ep: _Node({"ecc": 0}))
+    try:
+        return [collector.sweep() for _ in range(sweeps)]
+    finally:
+        collector.close()
+        store.close()
+
+
+def _rows(db: Path, sql: str) -> list[tuple]:
+    conn = sqlite3.connect(db)
+    try:
+        return conn.execute(sql).fetchall()
+    finally:
+        conn.close()
+
+
+def _scraped(prom: Prometheus, promql: str, count: int = 1) -> None:
+    _poll(lambda: len(prom.query(promql)) >= count, f"prometheus has {promql}")
+
+
+@pytest.mark.slow
+def test_a_real_prometheus_feeds_cards_faults_and_failures_like_ssh_nodes(source_prometheus, exporters, tmp_path):
+    dcgm, npu = exporters
+    dcgm.values = _dcgm("gpu-1")
+    npu.values = _npu()
+    # npu-exporter labels no host: the scrape config's target label names the node (or its instance's host would)
+    source_prometheus.scrape({"dcgm": (dcgm.port, {}), "npu": (npu.port, {"node": "npu-1"})})
+    _scraped(source_prometheus, "DCGM_FI_DEV_GPU_TEMP", 2)
+    _scraped(source_prometheus, "npu_chip_info_temperature")
+    url = f"http://127.0.0.1:{source_prometheus.port}"
+    site, db = _site(tmp_path, url), tmp_path / "ops.db"
+
+    (summary,) = _sweep(site, db)
+    by = {r.node: r for r in summary.reports}
+    assert by["gpu-1"].ok and by["npu-1"].ok and by["mlu-1"].ok, [r.error for r in summary.reports]
+    g0, g1 = by["gpu-1"].cards
+    assert (g0.index, g0.model, g0.serial, g0.bus_id, g0.health) == (0, H100, UUID0, "0000:18:00.0", Health.OK)
+    assert (g0.temperature_c, g0.utilization_pct, g0.memory_used_mib, g0.memory_total_mib, g0.power_w) == (
+        61, 97, 71234, 81559, 652.31)
+    assert g1.power_w is None and g1.utilization_pct == 0                  # absent is None; a real 0 stays 0
+    (n0,) = by["npu-1"].cards
+    assert (by["npu-1"].vendor, n0.model, n0.serial, n0.bus_id, n0.health) == (
+        "ascend", "Ascend910B2", "102A0C2A8F11", "0000:c1:00.0", Health.OK)
+    assert (n0.temperature_c, n0.utilization_pct, n0.memory_used_mib, n0.memory_total_mib, n0.power_w) == (
+        48, None, 3100, 65536, 92.5)
+    assert not by["gone-1"].ok and by["gone-1"].error.startswith("stale: no series for gone-1 newer than 4 s")
+    assert len(by["mlu-1"].cards) == 3                                    # the SSH node beside them
+    stored = _rows(db, "SELECT node, idx, temperature_c, utilization_pct, memory_used_mib, power_w FROM latest_samples"
+                       " WHERE node IN ('gpu-1', 'npu-1') ORDER BY node, idx")
+    assert stored == [("gpu-1", 0, 61, 97, 71234, 652.31), ("gpu-1", 1, 44, 0, 4, None),
+                      ("npu-1", 0, 48, None, 3100, 92.5)]
+    assert dict(_rows(db, "SELECT name, status FROM nodes")) == {"gpu-1": "ok", "npu-1": "ok", "gone-1": "failed",
+                                                               "mlu-1": "ok"}
+
+    # an Xid: one fault when the gauge changes to it, none again, none after a restart
+    dcgm.values = _dcgm("gpu-1", xid0=79)
+    _scraped(source_prometheus, "DCGM_FI_DEV_XID_ERRORS == 79")
+    time.sleep(0.3)
+    first, again = _sweep(site, db, sweeps=2)
+    assert [f.code for r in first.reports for f in r.faults if r.node == "gpu-1"] == ["Xid 79"]
+    assert next(r for r in first.reports if r.node == "gpu-1").cards[0].health is Health.CRITICAL
+    assert not [f for r in again.reports for f in r.faults if r.node == "gpu-1"]
+    (restarted,) = _sweep(site, db)
+    assert not [f for r in restarted.reports for f in r.faults if r.node == "gpu-1"]
+    assert _rows(db, "SELECT node, card_idx, code, action FROM faults WHERE node = 'gpu-1'") == [
+        ("gpu-1", 0, "Xid 79", "reboot_node")]
+    assert _rows(db, "SELECT count(*) FROM incidents WHERE node = 'gpu-1'") == [(1,)]
+
+    # the npu-exporter target goes down: Prometheus's up == 0 fails the node at once
+    npu.stop()
+    _scraped(source_prometheus, 'up{job="npu"} == 0')
+    (down,) = _sweep(site, db)
+    by = {r.node: r for r in down.reports}
+    assert not by["npu-1"].ok and "exporter target down" in by["npu-1"].error and by["gpu-1"].ok
+
+    # Prometheus itself stops: its nodes fail with one clear line, the SSH node does not notice
+    source_prometheus.stop()
+    (gone,) = _sweep(site, db)
+    by = {r.node: r for r in gone.reports}
+    for name in ("gpu-1", "npu-1", "gone-1"):
+        assert not by[name].ok
+        assert by[name].error == f"source unavailable: {url}: cannot connect: Connection refused"
+    assert by["mlu-1"].ok and len(by["mlu-1"].cards) == 3
+    assert _rows(db, "SELECT status, last_error FROM nodes WHERE name = 'gpu-1'") == [
+        ("failed", f"source unavailable: {url}: cannot connect: Connection refused")]
+
+
+class _Junk(http.server.BaseHTTPRequestHandler):
+    body = b""
+    status = 200
+    delay = 0.0
+
+    def do_GET(self) -> None:  # noqa: N802 -- http.server's name
+        time.sleep(self.delay)
+        self.send_response(self.status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(self.body)))
+        self.end_headers()
+        self.wfile.write(self.body)
+
+    def log_message(self, *args: object) -> None:
+        return None
+
+
+@pytest.mark.parametrize(("status", "body", "delay", "reason"), [
+    (200, b"\x89PNG\r\n garbage", 0.0, "answered garbage, not JSON"),
+    (503, b'{"status":"error","error":"overloaded"}', 0.0, "HTTP 503: overloaded"),
+    (200, b'{"status":"error","errorType":"timeout","error":"query timed out"}', 0.0, "query refused: query timed out"),
+    (200, b'{"status":"success","data":{"resultType":"matrix","result":[]}}', 2.0, "no answer in 0.5 s"),
+])
+def test_a_source_down_slow_or_answering_garbage_fails_its_nodes_with_one_line(status, body, delay, reason, tmp_path):
+    handler = type("H", (_Junk,), {"body": body, "status": status, "delay": delay})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        t0 = time.monotonic()
+        (summary,) = _sweep(_site(tmp_path, url, timeout_s=0.5), tmp_path / "ops.db")
+        elapsed = time.monotonic() - t0
+    finally:
+        server.shutdown()
+        server.server_close()
+    by = {r.node: r for r in summary.reports}
+    for name in ("gpu-1", "npu-1", "gone-1"):
+        assert not by[name].ok and by[name].error.startswith(f"source unavailable: {url}: {reason}"), by[name].error
+        assert "\n" not in by[name].error
+    assert by["mlu-1"].ok
+    assert elapsed < 30            # a bound on a hung source, not a benchmark
+
+
+def test_check_reads_a_source_only_site_through_its_query(source_prometheus, exporters, tmp_path, capsys):
+    from console.cli import run
+
+    dcgm, _npu_exporter = exporters
+    dcgm.values = _dcgm("gpu-1")
+    source_prometheus.scrape({"dcgm": (dcgm.port, {})})
+    _scraped(source_prometheus, "DCGM_FI_DEV_GPU_TEMP", 2)
+    url = f"http://127.0.0.1:{source_prometheus.port}"
+    site = tmp_path / "site.toml"
+    site.write_text(f'[site]\nname = "only"\n[ssh]\nknown_hosts = "{tmp_path}/kh"\nconfig_file = "{tmp_path}/no"\n'
+                    '[[nodes]]\nname = "gpu-1"\n[[nodes]]\nname = "gpu-2"\n'
+                    f'[[sources]]\nkind = "prometheus"\nurl = "{url}/"\nnodes = ["gpu-*"]\n')
+    assert run(["check", "--site", str(site)]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert any(line.startswith("gpu-1  ok") and "2 nvidia card(s) read by PromQL" in line for line in out), out
+    assert any(line.startswith("gpu-2  FAIL") and "stale: no series for gpu-2" in line for line in out), out
+    assert out[-1] == "1 ready, 1 not ready"
