@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from collectors import registry
+from collectors.links import FLAP_COUNTERS
 from collectors.model import Action, NodeReport, Severity
 
 LADDER = [a.value for a in Action]
@@ -35,6 +36,36 @@ _CONNECT_WORDS = ("timed out", "refused", "unreachable", "no route", "connection
 POWER_WARN_W = {"nvidia": 750.0, "ascend": 450.0, "hygon": 350.0, "amd": 800.0, "cambricon": 300.0,
                 "metax": 400.0, "mthreads": 450.0, "iluvatar": 350.0, "enflame": 400.0, "kunlunxin": 450.0,
                 "denglin": 200.0, "biren": 600.0}
+
+
+# Link error counters' rate (errors per minute, summed over a link's error counters) above which a link is
+# reported, per kind: NVLink and HCCS lanes retry in hardware and show a few CRC/replay errors under load;
+# an Ethernet (RoCE) port counts FCS and bad packets that PFC storms raise in bursts.
+LINK_ERROR_RATE_PER_MIN = {"nvlink": 60.0, "hccs": 60.0, "roce": 100.0, "ib": 10.0, "rdma": 10.0}
+# The ladder for a link that is down: a card's own link (NVLink, HCCS, MLU-Link …) → reset the card
+# (NVIDIA's resolution for Xid 74, an NVLink error); a NIC port (RoCE, InfiniBand) → take the node out of
+# scheduling until the cable or optic is fixed. A flapping link is isolated; an error rate is watched.
+NIC_KINDS = frozenset({"roce", "ib", "rdma"})
+LINK_CODES = ("LINK-FLAPPING", "LINK-DOWN", "LINK-ERRORS")     # worst first
+
+
+@dataclass(frozen=True, slots=True)
+class LinkSettings:
+    """When links become incidents (console.incidents defaults; a site can pass its own to the engine)."""
+
+    flap_changes: int = 3                   # this many state changes …
+    flap_window_s: float = 600.0            # … within this long: the link is flapping
+    rate_window_s: float = 300.0            # error counters' rate is their increase over this long
+    error_rate_per_min: dict[str, float] = field(default_factory=lambda: dict(LINK_ERROR_RATE_PER_MIN))
+    default_error_rate_per_min: float = 60.0
+    group_links: int = 3                    # this many links of one node in one sweep → one node incident
+
+    def error_limit(self, kind: str) -> float:
+        """Errors per minute above which a link of this kind is reported."""
+        return self.error_rate_per_min.get(kind, self.default_error_rate_per_min)
+
+
+LINK_SETTINGS = LinkSettings()
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,8 +161,10 @@ class IncidentEngine:
     """Runs after every sweep in the writer's thread, on the writer's connection."""
 
     def __init__(self, conn: sqlite3.Connection, clear_after: int = 3, thresholds: Thresholds | None = None,
-                 rack_of: dict[str, str | None] | None = None, jobs_of: dict[str, list[str]] | None = None) -> None:
+                 rack_of: dict[str, str | None] | None = None, jobs_of: dict[str, list[str]] | None = None,
+                 links: LinkSettings | None = None) -> None:
         self.conn = conn
+        self.links = links or LINK_SETTINGS
         self.clear_after = clear_after
         self.thresholds = thresholds or Thresholds()
         self.rack_of = rack_of or {}
@@ -155,6 +188,7 @@ class IncidentEngine:
         self._refused_nodes = {str(row[7]) for row in open_rows.values() if row[9] == "hostkey"}
         self._verified_nodes = {r.node for r in reports if r.ok}
         conds = self._conditions(reports, stale)
+        self._link_conditions(now, reports, conds)
         for job, state, evidence in stopped_jobs:
             key = f"job:{job}"
             conds[key] = _Cond(key, "job", "JOB-DOWN" if state in ("down", "resuming") else "JOB-STALLED", "P1",
@@ -164,11 +198,14 @@ class IncidentEngine:
         down_racks = {c.rack for c in conds.values() if c.source == "rack" and c.rack}
         new_ids: list[int] = []
         updates: list[tuple[object, ...]] = []
+        escalations: list[tuple[object, ...]] = []
         with _tx(self.conn):
             for key, c in conds.items():
                 row = open_rows.get(key)
                 if row is not None:
                     updates.append((now, c.evidence[:2000], row[0]))
+                    if c.source == "link":
+                        escalations.append((c.code, c.title, c.action, c.severity, row[0], LINK_CODES.index(c.code)))
                     continue
                 upgraded = self._upgrade_health(c, open_rows, now)
                 if upgraded:
@@ -182,6 +219,10 @@ class IncidentEngine:
             self.conn.executemany(
                 "UPDATE incidents SET count = count + 1, last_seen = ?, evidence = ?, clear_sweeps = 0 WHERE id = ?",
                 updates)
+            # a link's one incident takes its worst condition so far (a link down that starts flapping)
+            self.conn.executemany(
+                "UPDATE incidents SET code = ?, title = ?, action = ?, severity = min(severity, ?) WHERE id = ? AND "
+                "(CASE code WHEN 'LINK-FLAPPING' THEN 0 WHEN 'LINK-DOWN' THEN 1 ELSE 2 END) > ?", escalations)
             self._clear_and_expire(now, conds, open_rows)
             self._snapshot_after(now)
         return new_ids
@@ -309,6 +350,84 @@ class IncidentEngine:
                 conds.setdefault(key, _Cond(key, "health", "HEALTH", _p("isolate", "critical", in_job),
                                             f"{r.node} card {card.index}: health critical", r.node, card.index,
                                             rack, r.vendor, Action.ISOLATE.value, "vendor tool reports critical"))
+
+    def _link_conditions(self, now: float, reports: Sequence[NodeReport], conds: dict[str, _Cond]) -> None:
+        """Links of the nodes that answered, from what the store wrote of this sweep (console.links): a link
+        down that was up before (a port never connected is no incident), a link flapping (state changes and
+        the vendor's flap counters within the window), a link whose error counters rise faster than its kind's
+        limit. One incident per link (its worst condition), many links of one node at once → one incident."""
+        answered = {r.node: r for r in reports if r.ok and r.links}
+        if not answered:
+            return
+        s = self.links
+        conn = self.conn
+        found: dict[int, tuple[str, int | None, str, str]] = {}
+        down: dict[int, float | None] = {}
+        for lid, node, card, kind, link, since in conn.execute(
+                "SELECT id, node, card_idx, kind, link, last_change FROM links WHERE state = 'down' AND ever_up = 1"):
+            if node in answered:
+                found[lid] = (node, card, kind, link)
+                down[lid] = since
+        flaps: dict[int, int] = defaultdict(int)
+        for lid, n in conn.execute("SELECT link_id, count(*) FROM link_events WHERE ts > ? GROUP BY link_id",
+                                   (now - s.flap_window_s,)):
+            flaps[lid] = int(n)
+        marks = ",".join("?" * len(FLAP_COUNTERS))
+        for lid, n in conn.execute(f"SELECT link_id, sum(delta) FROM link_counter_deltas WHERE ts > ? AND name IN "
+                                   f"({marks}) GROUP BY link_id", (now - s.flap_window_s, *sorted(FLAP_COUNTERS))):
+            flaps[lid] = max(flaps[lid], 2 * int(n))       # one more up count: a down and an up between readings
+        errors: dict[int, tuple[int, str]] = {}
+        for lid, n, names in conn.execute(
+                f"SELECT link_id, sum(delta), group_concat(DISTINCT name) FROM link_counter_deltas WHERE ts > ? "
+                f"AND name NOT IN ({marks}) GROUP BY link_id", (now - s.rate_window_s, *sorted(FLAP_COUNTERS))):
+            errors[lid] = (int(n), str(names))
+        unknown = [lid for lid in {*flaps, *errors} if lid not in found]
+        for chunk in range(0, len(unknown), 500):
+            ids = unknown[chunk:chunk + 500]
+            for lid, node, card, kind, link in conn.execute(
+                    f"SELECT id, node, card_idx, kind, link FROM links WHERE id IN ({','.join('?' * len(ids))})", ids):
+                if node in answered:
+                    found[lid] = (node, card, kind, link)
+        per_node: dict[str, list[_Cond]] = defaultdict(list)
+        for lid, (node, card, kind, link) in found.items():
+            r = answered[node]
+            in_job = bool(self.jobs_of.get(node))
+            where = f"{node}" + (f" card {card}" if card is not None else "") + f" {kind} {link}"
+            rate_min = s.rate_window_s / 60.0
+            if flaps.get(lid, 0) >= s.flap_changes:
+                code, action, severity = "LINK-FLAPPING", Action.ISOLATE.value, Severity.CRITICAL.value
+                what = f"flapping ({flaps[lid]} changes in {s.flap_window_s / 60:g} min)"
+            elif lid in down:
+                code = "LINK-DOWN"
+                action = (Action.ISOLATE if kind in NIC_KINDS else Action.RESET_CARD).value
+                severity = Severity.CRITICAL.value
+                since = down[lid]
+                what = "down" + (f" since {time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(since))} UTC"
+                                 if since is not None else "")
+            elif lid in errors and errors[lid][0] / rate_min > s.error_limit(kind):
+                code, action, severity = "LINK-ERRORS", Action.WATCH.value, Severity.WARNING.value
+                n, names = errors[lid]
+                what = (f"errors at {n / rate_min:.0f}/min over {s.rate_window_s / 60:g} min ({names}; "
+                        f"limit {s.error_limit(kind):g}/min)")
+            else:
+                continue
+            key = f"link:{node}:{'-' if card is None else card}:{kind}:{link}"
+            per_node[node].append(_Cond(key, "link", code, _p(action, severity, in_job), f"{where}: {what}", node,
+                                        card, self.rack_of.get(node), r.vendor, action, f"{where}: {what}"))
+        order = LINK_CODES
+        for node, items in per_node.items():
+            if len(items) < s.group_links:
+                for c in items:
+                    conds[c.key] = c
+                continue
+            top = min(items, key=lambda c: (order.index(c.code), c.severity))
+            cards = sorted({c.card_idx for c in items if c.card_idx is not None})
+            counts = ", ".join(f"{sum(1 for c in items if c.code == code)} {code.split('-')[1].lower()}"
+                               for code in order if any(c.code == code for c in items))
+            key = f"link:{node}:*"
+            conds[key] = _Cond(key, "link", top.code, min(c.severity for c in items),
+                               f"{node}: {len(items)} links ({counts})", node, None, top.rack, top.vendor, top.action,
+                               "; ".join(c.evidence for c in items)[:2000], cards)
 
     # ---- lifecycle -------------------------------------------------------------------------------
 

@@ -196,6 +196,7 @@ MIGRATIONS: tuple[str, ...] = (
         ever_up INTEGER NOT NULL DEFAULT 0, detail TEXT, counters TEXT, totals TEXT
     );
     CREATE UNIQUE INDEX links_key ON links(node, ifnull(card_idx, -1), kind, link);
+    CREATE INDEX links_state ON links(state, ever_up);
     CREATE TABLE link_events (
         ts REAL NOT NULL, link_id INTEGER NOT NULL, node TEXT NOT NULL, card_idx INTEGER, kind TEXT NOT NULL,
         link TEXT NOT NULL, state TEXT NOT NULL, previous TEXT
