@@ -20,7 +20,7 @@ from PySide6.QtWidgets import QButtonGroup, QDialog, QHBoxLayout, QLabel, QPushB
 
 from console.incidents import Thresholds
 from console.live import History, read_history, read_with
-from widgets.axes import DateAxis
+from widgets.axes import DateAxis, TickGrid
 from widgets.common import Task, shown_duration
 from widgets.i18n import tr
 from widgets.incidents import escaped, plain_text
@@ -180,7 +180,7 @@ class CardDetail(QDialog):
             left.setWidth(LEFT_AXIS_PX)
             if key == PLOTS[-1][0]:
                 w.setLabel("bottom", tr("Time"))            # once, under the last plot: the axes are linked
-            w.showGrid(x=True, y=True, alpha=0.2)
+            w.addItem(TickGrid(item), ignoreBounds=True)
             w.setMouseEnabled(x=True, y=False)
             item.hideButtons()
             if first is None:

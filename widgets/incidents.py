@@ -53,7 +53,7 @@ from console import incidents as engine
 from console import knowledge
 from console.live import IncidentDetail, IncidentRow, read_incident_detail, read_with
 from console.store import connect
-from widgets.axes import DateAxis
+from widgets.axes import DateAxis, TickGrid
 from widgets.common import Index, RowModel, Task, shown_duration, write_csv
 from widgets.i18n import tr, vendor_name
 
@@ -378,7 +378,7 @@ class IncidentsView(QWidget):
         item.setLabel("left", f"{tr('Temperature')} (°C) · {tr('Utilization')} (%)")
         item.setLabel("bottom", tr("Time"))
         item.getAxis("left").enableAutoSIPrefix(False)
-        item.showGrid(x=True, y=True, alpha=0.2)
+        item.addItem(TickGrid(item), ignoreBounds=True)
         item.hideButtons()
         item.setMouseEnabled(x=True, y=False)
         self.power_box = pg.ViewBox()

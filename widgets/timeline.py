@@ -28,7 +28,7 @@ from PySide6.QtWidgets import QButtonGroup, QHBoxLayout, QLabel, QToolButton, QV
 
 from console.continuity import goals
 from console.jobview import JobRow
-from widgets.axes import DateAxis
+from widgets.axes import DateAxis, TickGrid
 from widgets.common import shown_duration
 from widgets.i18n import tr, vendor_mix
 
@@ -148,7 +148,7 @@ class TimelineView(QWidget):
         self.plot.setMouseEnabled(x=True, y=False)
         self.plot.setMenuEnabled(False)
         self.plot.hideButtons()
-        self.plot.showGrid(x=True, y=False, alpha=0.15)
+        self.plot.addItem(TickGrid(self.plot, y=False, alpha=0.15), ignoreBounds=True)
         self.plot.getAxis("left").setWidth(6)
         self.plot.getAxis("left").setStyle(showValues=False, tickLength=0)
         self.plot.getAxis("left").setTicks([[], []])

@@ -31,3 +31,67 @@ def test_the_axis_labels_follow_the_language(qapp, monkeypatch):
     axis.zoomLevel = MONTH_DAY_ZOOM_LEVEL              # month ticks: '%b' ('Dec')
     monkeypatch.setattr(i18n, "current_language", lambda: "zh_CN")
     assert axis.tickStrings([1_796_169_600.0], 1.0, MONTH_SPACING) == ["12月"]
+
+
+def _grid_plot(qtbot, with_grid: bool):
+    import pyqtgraph as pg
+
+    from widgets.axes import TickGrid
+
+    w = pg.PlotWidget(axisItems={"bottom": DateAxis()})
+    qtbot.addWidget(w)
+    if with_grid:
+        w.addItem(TickGrid(w.getPlotItem()), ignoreBounds=True)
+    w.setBackground("k")
+    w.plotItem.getAxis("left").setPen("w")
+    w.plotItem.getAxis("bottom").setPen("w")
+    w.setXRange(1_764_640_000, 1_764_643_600, padding=0)
+    w.setYRange(0, 100, padding=0)
+    w.resize(500, 200)
+    w.show()
+    qtbot.waitExposed(w)
+    w.grab()                               # the date axis learns its font metrics on its first paint
+    return w, w.grab().toImage()
+
+
+def test_the_grid_lies_on_the_axis_ticks(qtbot):
+    """Lines where the axes put their ticks: the view's columns and rows under major ticks are lit."""
+    _plain_w, plain = _grid_plot(qtbot, False)
+    w, image = _grid_plot(qtbot, True)
+    vb = w.plotItem.getViewBox()
+    axis = w.plotItem.getAxis("left")
+    major = axis.tickValues(0, 100, axis.geometry().height())[0][1]
+    assert major, "the left axis has ticks"
+    lit = 0
+    for v in major:
+        if not 0 < v < 100:
+            continue
+        y = round(vb.mapViewToDevice(pg_point(1_764_641_800, v)).y())
+        x = round(vb.mapViewToDevice(pg_point(1_764_641_800, 50)).x())
+        for dy in (-1, 0, 1):
+            if image.pixelColor(x + 7, y + dy).lightness() > plain.pixelColor(x + 7, y + dy).lightness():
+                lit += 1
+                break
+    assert lit >= 2
+
+
+def pg_point(x: float, y: float):
+    from PySide6.QtCore import QPointF
+    return QPointF(x, y)
+
+
+def test_the_grid_waits_for_the_date_axis_first_paint(qtbot):
+    """Before the date axis has painted it cannot pick ticks: the grid draws nothing, never raises."""
+    import pyqtgraph as pg
+    from PySide6.QtGui import QImage, QPainter
+
+    from widgets.axes import TickGrid
+
+    w = pg.PlotWidget(axisItems={"bottom": DateAxis()})
+    qtbot.addWidget(w)
+    grid = TickGrid(w.getPlotItem())
+    w.addItem(grid, ignoreBounds=True)
+    image = QImage(100, 100, QImage.Format.Format_ARGB32)
+    painter = QPainter(image)
+    grid.paint(painter)
+    painter.end()
