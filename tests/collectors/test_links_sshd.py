@@ -1,0 +1,92 @@
+"""Links end to end over a real sshd on 127.0.0.1: a fake nvidia-smi prints its NVLink status and error
+counters, `mixops collect --once` stores them, a link that goes down becomes an incident (P1: a job runs on
+the node), and a node without the tool gets one warning, not one per sweep."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from collectors.node import NodeCollector
+from collectors.ssh import Endpoint
+
+ROOT = Path(__file__).resolve().parents[2]
+FIX = ROOT / "tests" / "fixtures" / "links"
+
+STATUS = "nvidia-smi@nvlink --status"
+ERRORS = "nvidia-smi@nvlink -e"
+
+
+def mixops(*args: object, check: int | None = None) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run([sys.executable, str(ROOT / "main.py"), *map(str, args)], capture_output=True, text=True,
+                          timeout=90, cwd=ROOT)
+    if check is not None:
+        assert proc.returncode == check, (proc.returncode, proc.stdout, proc.stderr)
+    return proc
+
+
+def _nvlink(down: bool) -> str:
+    text = (FIX / "a100-nvlink-status.txt").read_text()
+    return text.replace("GPU 1: NVIDIA A100-SXM4-80GB (UUID: GPU-00000000-0000-0000-0000-000000000001)\n"
+                        "         Link 0: 25 GB/s",
+                        "GPU 1: NVIDIA A100-SXM4-80GB (UUID: GPU-00000000-0000-0000-0000-000000000001)\n"
+                        "         Link 0: <inactive>") if down else text
+
+
+def _errors(crc: int) -> str:
+    return "".join(f"GPU {g}: NVIDIA A100-SXM4-80GB (UUID: GPU-{g})\n" + "".join(
+        f"\t Link {i}: Replay Errors: 0\n\t Link {i}: Recovery Errors: 0\n\t Link {i}: CRC Errors: "
+        f"{crc if (g, i) == (0, 2) else 0}\n\n" for i in range(12)) for g in range(2))
+
+
+@pytest.mark.sshd
+def test_link_down_on_a_real_node_becomes_an_incident(fleet, tmp_path):
+    (node,) = fleet.start(1, "nvidia")
+    out = node.root / "out"
+    (out / STATUS).write_text(_nvlink(down=False))
+    (out / ERRORS).write_text(_errors(crc=10))
+    site = fleet.site_toml()
+    site.write_text(site.read_text() + f'\n[[jobs]]\nname = "llm"\nnodes = ["{node.name}"]\n')
+    db = tmp_path / "ops.db"
+    mixops("collect", "--site", site, "--db", db, "--once", check=0)
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT count(*), sum(state = 'up'), min(speed_gbps) FROM links WHERE kind = 'nvlink'"
+                            ).fetchone() == (24, 24, 200.0)
+    (out / STATUS).write_text(_nvlink(down=True))
+    (out / ERRORS).write_text(_errors(crc=25))
+    mixops("collect", "--site", site, "--db", db, "--once", check=0)
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT node, card_idx, link, state, previous FROM link_events").fetchall() == [
+            (node.name, 1, "0", "down", "up")]
+        counters = conn.execute("SELECT counters FROM links WHERE card_idx = 0 AND link = '2'").fetchone()[0]
+        assert json.loads(counters)["crc_errors"] == 15         # the increase since the last sweep
+    listed = [json.loads(line) for line in mixops("incidents", "list", "--db", db, "--json", check=0).stdout.splitlines()]
+    (inc,) = [i for i in listed if i["code"] == "LINK-DOWN"]
+    assert (inc["severity"], inc["action"], inc["job"]) == ("P1", "reset_card", "llm")
+    assert inc["title"].startswith(f"{node.name} card 1 nvlink 0: down")
+    assert inc["node"] == node.name and inc["card_idx"] == 1
+
+
+@pytest.mark.sshd
+def test_a_node_without_hccn_tool_warns_once(fleet):
+    (node,) = fleet.start(1, "ascend")
+    endpoint = Endpoint(node.name, "127.0.0.1", node.port, getpass.getuser(), (str(fleet.client_key),),
+                        str(fleet.known_hosts), connect_timeout_s=2, command_timeout_s=4)
+    collector = NodeCollector(endpoint, "ascend")
+    try:
+        first = collector.sweep()
+        second = collector.sweep()
+    finally:
+        collector.close()
+    assert first.ok and second.ok, (first.error, second.error)
+    assert [w for w in first.warnings if "hccn_tool" in w] == [
+        "ascend: hccn_tool -i N -link/-net_health/-link_stat/-stat -g: hccn_tool not found; links not collected "
+        "on this node"]
+    assert not [w for w in second.warnings if "hccn_tool" in w]
+    assert "links.hccn" not in [c.section for c in collector._plan]
