@@ -10,6 +10,22 @@ from dataclasses import replace
 
 from collectors.model import Action, Fault, Health, ParseResult, Severity
 
+# Links (collectors.links). A link that is down: a card's own link (NVLink, HCCS, MLU-Link, MetaXLink …) →
+# reset the card (NVIDIA's resolution for Xid 74, an NVLink error); a NIC port (RoCE, InfiniBand) → take the
+# node out of scheduling until the cable or optic is fixed. A flapping link is isolated (it breaks every
+# collective that crosses it, and comes back only to fail again); an error rate over its limit is watched.
+NIC_KINDS = frozenset({"roce", "ib", "rdma"})
+LINK_DOWN, LINK_FLAPPING, LINK_ERRORS = "LINK-DOWN", "LINK-FLAPPING", "LINK-ERRORS"
+
+
+def link_ladder(code: str, kind: str) -> tuple[Severity, Action]:
+    """Severity and the one ladder action of a link condition (LINK-DOWN, LINK-FLAPPING, LINK-ERRORS)."""
+    if code == LINK_DOWN:
+        return Severity.CRITICAL, Action.ISOLATE if kind in NIC_KINDS else Action.RESET_CARD
+    if code == LINK_FLAPPING:
+        return Severity.CRITICAL, Action.ISOLATE
+    return Severity.WARNING, Action.WATCH
+
 # Default thermal limits (°C): above WARN the card is watched, above CRIT the job should be restarted
 # elsewhere and the card reset once cool. Vendors publish slowdown points around 95-105 °C.
 THERMAL_WARN_C = 85.0

@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from collectors import registry
+from collectors.ladder import LINK_DOWN, LINK_ERRORS, LINK_FLAPPING, link_ladder
 from collectors.links import FLAP_COUNTERS
 from collectors.model import Action, NodeReport, Severity
 
@@ -42,11 +43,7 @@ POWER_WARN_W = {"nvidia": 750.0, "ascend": 450.0, "hygon": 350.0, "amd": 800.0, 
 # reported, per kind: NVLink and HCCS lanes retry in hardware and show a few CRC/replay errors under load;
 # an Ethernet (RoCE) port counts FCS and bad packets that PFC storms raise in bursts.
 LINK_ERROR_RATE_PER_MIN = {"nvlink": 60.0, "hccs": 60.0, "roce": 100.0, "ib": 10.0, "rdma": 10.0}
-# The ladder for a link that is down: a card's own link (NVLink, HCCS, MLU-Link …) → reset the card
-# (NVIDIA's resolution for Xid 74, an NVLink error); a NIC port (RoCE, InfiniBand) → take the node out of
-# scheduling until the cable or optic is fixed. A flapping link is isolated; an error rate is watched.
-NIC_KINDS = frozenset({"roce", "ib", "rdma"})
-LINK_CODES = ("LINK-FLAPPING", "LINK-DOWN", "LINK-ERRORS")     # worst first
+LINK_CODES = (LINK_FLAPPING, LINK_DOWN, LINK_ERRORS)     # worst first (actions: collectors.ladder.link_ladder)
 
 
 @dataclass(frozen=True, slots=True)
@@ -395,25 +392,24 @@ class IncidentEngine:
             where = f"{node}" + (f" card {card}" if card is not None else "") + f" {kind} {link}"
             rate_min = s.rate_window_s / 60.0
             if flaps.get(lid, 0) >= s.flap_changes:
-                code, action, severity = "LINK-FLAPPING", Action.ISOLATE.value, Severity.CRITICAL.value
+                code = LINK_FLAPPING
                 what = f"flapping ({flaps[lid]} changes in {s.flap_window_s / 60:g} min)"
             elif lid in down:
-                code = "LINK-DOWN"
-                action = (Action.ISOLATE if kind in NIC_KINDS else Action.RESET_CARD).value
-                severity = Severity.CRITICAL.value
+                code = LINK_DOWN
                 since = down[lid]
                 what = "down" + (f" since {time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(since))} UTC"
                                  if since is not None else "")
             elif lid in errors and errors[lid][0] / rate_min > s.error_limit(kind):
-                code, action, severity = "LINK-ERRORS", Action.WATCH.value, Severity.WARNING.value
+                code = LINK_ERRORS
                 n, names = errors[lid]
                 what = (f"errors at {n / rate_min:.0f}/min over {s.rate_window_s / 60:g} min ({names}; "
                         f"limit {s.error_limit(kind):g}/min)")
             else:
                 continue
+            severity, action = link_ladder(code, kind)
             key = f"link:{node}:{'-' if card is None else card}:{kind}:{link}"
-            per_node[node].append(_Cond(key, "link", code, _p(action, severity, in_job), f"{where}: {what}", node,
-                                        card, self.rack_of.get(node), r.vendor, action, f"{where}: {what}"))
+            per_node[node].append(_Cond(key, "link", code, _p(action.value, severity.value, in_job), f"{where}: {what}",
+                                        node, card, self.rack_of.get(node), r.vendor, action.value, f"{where}: {what}"))
         order = LINK_CODES
         for node, items in per_node.items():
             if len(items) < s.group_links:
