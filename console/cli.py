@@ -21,6 +21,7 @@ from types import FrameType
 import paramiko
 
 from collectors import registry
+from collectors.model import NodeReport
 from collectors.ssh import Endpoint, HostKeyChanged, HostKeyUnknown, SSHError, connect_client, trust_host_key
 from console import incidents, paths
 from console.argv import UsageError, build_parser, json_line, printable
@@ -205,8 +206,12 @@ def cmd_collect(args: argparse.Namespace) -> int:
                 if writer is not None:
                     writer.push(families, summary.started + summary.duration_s)
             any_failed = bool(summary.failed)
+            down = _source_down(summary.reports)
+            for error, names in down.items():           # one line for all the nodes of a source that is down
+                more = f" and {len(names) - 3} more" if len(names) > 3 else ""
+                say(f"{', '.join(names[:3])}{more} ({len(names)} node(s)): FAILED: {error}", err=True)
             for r in summary.reports:
-                if not r.ok:
+                if not r.ok and r.error not in down:
                     say(f"{r.node}: FAILED: {r.error}", err=True)
                 elif r.warnings and not args.quiet:
                     for w in r.warnings[:3]:
@@ -239,6 +244,15 @@ def cmd_collect(args: argparse.Namespace) -> int:
             collector.close()
         store.close()
     return EXIT_NODES_FAILED if any_failed else EXIT_OK
+
+
+def _source_down(reports: tuple[NodeReport, ...]) -> dict[str, list[str]]:
+    """The nodes that failed because their [[sources]] entry could not be read, by that one error."""
+    out: dict[str, list[str]] = {}
+    for r in reports:
+        if not r.ok and r.error is not None and r.error.startswith("source unavailable: "):
+            out.setdefault(r.error, []).append(r.node)
+    return out
 
 
 def _tell_store_trouble(store: Store, problem: str | None, told: str | None, written: int, dropped: int) -> str | None:

@@ -79,6 +79,81 @@ def test_series_go_to_their_node_by_exporter_label_then_instance_host():
     assert selector(20).endswith('"}[20000ms]') and "DCGM_FI_DEV_XID_ERRORS" in selector(20)
 
 
+class _Stub:
+    """A PromSource's answer without a server, for the mapping of each exporter's series."""
+
+    def __init__(self, series: list[Series], nodes: list[Node]) -> None:
+        from console.site import Source
+
+        self.source = Source("prometheus", "http://127.0.0.1:9", ("*",))
+        self.window_s = 20.0
+        self._answer = group(series, nodes)
+
+    def answer(self):
+        return self._answer
+
+
+def _read(series: list[Series], vendor: str | None = None, baseline: dict | None = None):
+    from console.promsource import PromNodeCollector
+
+    node = Node("n1", "10.0.0.1", None, None, None, vendor, None)
+    collector = PromNodeCollector(_Stub(series, [node]), node, baseline=baseline)   # type: ignore[arg-type]
+    return collector, collector.sweep()
+
+
+def test_mlu_exporter_series_map_to_cards_and_virtual_functions_are_left_out():
+    lab = {"mlu": "1", "model": "MLU370-X8", "sn": "SN0042", "uuid": "U1", "node": "n1", "vf": ""}
+    series = [Series("mlu_temperature", lab, 5, 47), Series("mlu_utilization", lab, 5, 88),
+              Series("mlu_utilization", {**lab, "vf": "1"}, 5, 12),                   # an env-share VF: not the card
+              Series("mlu_memory_used", lab, 5, 8 * 1048576 * 1024), Series("mlu_memory_total", lab, 5, 24 * 2**30),
+              Series("mlu_power_usage", lab, 5, 150), Series("mlu_health", lab, 5, 0),
+              Series("mlu_ecc_uncorrected_error_total", lab, 5, 3)]
+    _c, report = _read(series)
+    (card,) = report.cards
+    assert report.ok and report.vendor == "cambricon"
+    assert (card.index, card.model, card.serial, card.temperature_c, card.utilization_pct, card.memory_used_mib,
+            card.memory_total_mib, card.power_w, card.health, card.ecc_uncorrected) == (
+        1, "MLU370-X8", "SN0042", 47, 88, 8192, 24576, 150, Health.CRITICAL, 3)
+
+
+def test_npu_exporter_not_available_and_a_chip_without_hbm():
+    lab = {"id": "3", "model_name": "Ascend310P3", "instance": "10.0.0.1:8082"}
+    series = [Series("npu_chip_info_temperature", lab, 5, -1), Series("npu_chip_info_power", lab, 5, 18),
+              Series("npu_chip_info_hbm_total_memory", lab, 5, 0), Series("npu_chip_info_hbm_used_memory", lab, 5, 0),
+              Series("npu_chip_info_used_memory", lab, 5, 2100), Series("npu_chip_info_total_memory", lab, 5, 21534)]
+    _c, report = _read(series)
+    (card,) = report.cards
+    assert (card.temperature_c, card.power_w, card.memory_used_mib, card.memory_total_mib, card.health) == (
+        None, 18, 2100, 21534, Health.UNKNOWN)             # -1 is npu-exporter's N/A; no health series: unknown
+    assert not report.warnings
+
+
+def test_an_ascend_error_code_is_one_fault_against_the_baseline():
+    lab = {"id": "0", "instance": "10.0.0.1:8082"}
+    baseline: dict = {}
+    series = [Series("npu_chip_info_health_status", lab, 5, 0), Series("npu_chip_info_error_code", lab, 5, 0)]
+    collector, report = _read(series, baseline=baseline)
+    assert not report.faults and baseline == {("n1", 0, -1, "ascend_error_code"): 0}
+    code = int("80E01801", 16)
+    series[1] = Series("npu_chip_info_error_code", lab, 6, code)
+    _c, report = _read(series, baseline=baseline)
+    (fault,) = report.faults
+    assert (fault.code, fault.card_index, fault.ts) == ("80E01801", 0, 6)
+    assert baseline[("n1", 0, -1, "ascend_error_code")] == code
+    _c, again = _read(series, baseline=baseline)
+    assert not again.faults
+
+
+def test_mig_instances_are_not_cards_and_a_node_with_only_other_series_fails():
+    lab = {"gpu": "0", "Hostname": "n1", "modelName": "NVIDIA A100-SXM4-80GB"}
+    series = [Series("DCGM_FI_DEV_GPU_TEMP", lab, 5, 40),
+              Series("DCGM_FI_DEV_GPU_TEMP", {**lab, "GPU_I_ID": "1", "GPU_I_PROFILE": "1g.10gb"}, 5, 99)]
+    _c, report = _read(series)
+    assert [c.temperature_c for c in report.cards] == [40]
+    _c, none = _read([Series("up", {"job": "x", "instance": "10.0.0.1:1"}, 5, 1)])
+    assert not none.ok and none.error.startswith("stale: no series for n1 newer than 20 s")
+
+
 # ---- exporters in the test, a real Prometheus scraping them ------------------------------------------------
 
 class _Exporter:
@@ -342,3 +417,40 @@ def test_check_reads_a_source_only_site_through_its_query(source_prometheus, exp
     assert any(line.startswith("gpu-1  ok") and "2 nvidia card(s) read by PromQL" in line for line in out), out
     assert any(line.startswith("gpu-2  FAIL") and "stale: no series for gpu-2" in line for line in out), out
     assert out[-1] == "1 ready, 1 not ready"
+
+
+@pytest.mark.slow
+def test_collect_and_report_of_a_source_only_site_need_nothing_else(source_prometheus, exporters, tmp_path):
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    dcgm, _npu_exporter = exporters
+    dcgm.values = _dcgm("gpu-1")
+    source_prometheus.scrape({"dcgm": (dcgm.port, {})})
+    _scraped(source_prometheus, "DCGM_FI_DEV_GPU_TEMP", 2)
+    site = tmp_path / "site.toml"
+    site.write_text(f'[site]\nname = "only"\ninterval_s = 2\n[ssh]\nknown_hosts = "{tmp_path}/kh"\n'
+                    f'config_file = "{tmp_path}/no"\n[[racks]]\nname = "A01"\nrow = "A"\n'
+                    '[[nodes]]\nname = "gpu-1"\nrack = "A01"\nslot = 1\n'
+                    f'[[sources]]\nkind = "prometheus"\nurl = "http://127.0.0.1:{source_prometheus.port}"\n'
+                    'nodes = ["gpu-*"]\n')
+    db = tmp_path / "only.db"
+
+    def mixops(*args: object) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, str(root / "main.py"), *map(str, args)], capture_output=True,
+                              text=True, cwd=root, timeout=120)
+
+    first = mixops("collect", "--site", site, "--db", db, "--once")
+    assert first.returncode == 0 and "1 ok, 0 failed" in first.stdout and "2 cards" in first.stdout, first.stderr
+    dcgm.values = _dcgm("gpu-1", xid0=79)
+    _scraped(source_prometheus, "DCGM_FI_DEV_XID_ERRORS == 79")
+    time.sleep(0.3)
+    assert mixops("collect", "--site", site, "--db", db, "--once").returncode == 0
+    out = tmp_path / "report.md"
+    start = time.strftime("%Y-%m-%dT%H:%M", time.gmtime(time.time() - 3600))
+    end = time.strftime("%Y-%m-%dT%H:%M", time.gmtime(time.time() + 120))
+    rep = mixops("report", "--db", db, "--from", start, "--to", end, "--out", out)
+    assert rep.returncode == 0, rep.stderr
+    text = out.read_text()
+    assert "| Cards monitored | 2 |" in text and "| A01 | 61 |" in text, text          # the cards, from PromQL
+    assert "| P2 | gpu-1 card 0: Xid 79 | gpu-1 / 0 |" in text, text                 # the Xid, as an incident

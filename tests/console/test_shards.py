@@ -115,6 +115,8 @@ def test_collect_shard_sweeps_its_nodes_only(tmp_path):
     assert out.returncode == 1, out.stderr               # its nodes failed (the source is down): exit 1
     assert out.stderr.splitlines()[0].startswith(f"mixops: shard 2/3: {len(mine)} of {len(site.nodes)} nodes (")
     assert "Traceback" not in out.stderr
+    failed = [line for line in out.stderr.splitlines() if "FAILED" in line]
+    assert len(failed) == 1 and f"({len(mine)} node(s)): FAILED: source unavailable: http://127.0.0.1:" in failed[0]
     conn = sqlite3.connect(db)
     try:
         stored = dict(conn.execute("SELECT name, last_error FROM nodes").fetchall())
