@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import math
 import statistics
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields
 
@@ -475,3 +476,23 @@ def goals(model: JobModel) -> dict[str, bool | None]:
         "15_days_uninterrupted": None if model.longest_run_s is None else model.longest_run_s >= GOAL_UNINTERRUPTED_S,
         "ettr_ge_90": None if model.ettr is None else model.ettr >= GOAL_ETTR,
     }
+
+
+# ---- a link as an interruption's cause (issue 19) ----------------------------------------------------
+
+# Fatal log lines of a collective that timed out or failed (collectors.trainlogs.faults labels them): what a
+# job prints when a link between its ranks breaks.
+COLLECTIVE_LABELS = ("nccl:", "hccl:", "cncl:")
+LINK_LOOKBACK_S = 600.0         # a link that failed this long before the last progress can still be the cause
+
+
+def collective_failure(cause: str | None) -> bool:
+    """True for a stop whose log shows a collective timeout or failure (NCCL, HCCL, CNCL)."""
+    return cause is not None and cause.lower().startswith(COLLECTIVE_LABELS)
+
+
+def link_cause(code: str, node: str, card: int | None, kind: str, link: str, ts: float) -> str:
+    """The cause text of an interruption explained by a link (node, card, kind, link)."""
+    where = f"{node}" + ("" if card is None else f" card {card}") + f" {kind} {link}"
+    at = time.strftime("%H:%M:%S", time.gmtime(ts))
+    return f"{code} on {where} at {at} UTC, then the collective timed out"

@@ -12,14 +12,15 @@ import stat
 import sys
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import sqlite_utils
 
+from collectors.links import FLAP_COUNTERS
 from collectors.model import NodeReport
 from console.chunks import ChunkError, Columns, decode, encode
-from console.continuity import Changes, Tracker
+from console.continuity import LINK_LOOKBACK_S, Changes, Interruption, Tracker, collective_failure, link_cause
 from console.links import LinkBook
 from console.samples import HEAD_SELECT, HOUR, head_columns
 
@@ -490,9 +491,54 @@ class Store:
             cause = str(incident[1])
         return cause, None if incident is None else int(incident[0])
 
+    def link_failure(self, job: str, start: float, end: float) -> tuple[str, int | None] | None:
+        """The first link of one of the job's nodes that went down or flapped between start and end, as an
+        interruption's cause text, with its link incident (console.incidents) when one is open for it."""
+        marks = ",".join("?" * len(FLAP_COUNTERS))
+        row = self.conn.execute(
+            f"""SELECT ts, code, node, card_idx, kind, link FROM (
+                   SELECT e.ts, 'LINK-DOWN' AS code, e.node, e.card_idx, e.kind, e.link FROM link_events e
+                   JOIN job_nodes j ON j.node = e.node WHERE j.job = ? AND e.state = 'down' AND e.ts BETWEEN ? AND ?
+                   UNION ALL
+                   SELECT d.ts, 'LINK-FLAPPING', l.node, l.card_idx, l.kind, l.link FROM link_counter_deltas d
+                   JOIN links l ON l.id = d.link_id JOIN job_nodes j ON j.node = l.node
+                   WHERE j.job = ? AND d.name IN ({marks}) AND d.ts BETWEEN ? AND ?)
+                ORDER BY ts LIMIT 1""", (job, start, end, job, *sorted(FLAP_COUNTERS), start, end)).fetchone()
+        if row is None:
+            return None
+        ts, code, node, card, kind, link = row
+        key = f"link:{node}:{'-' if card is None else card}:{kind}:{link}"
+        incident = self.conn.execute(
+            "SELECT id FROM incidents WHERE source = 'link' AND key IN (?, ?) AND opened_at <= ? "
+            "ORDER BY opened_at DESC LIMIT 1", (key, f"link:{node}:*", end)).fetchone()
+        return (link_cause(str(code), str(node), card, str(kind), str(link), float(ts)),
+                None if incident is None else int(incident[0]))
+
+    def _link_caused(self, job: str, now: float, stop: Interruption, events: Sequence[tuple[float, str, int | None, str]]
+                     ) -> Interruption:
+        """A stop whose log shows a collective timeout, after a link of the job's nodes failed, has that link as
+        its cause (a hardware fault found for it already stays the cause)."""
+        end = (stop.detected_at or now) + 60.0
+        collective = collective_failure(stop.cause) or any(
+            kind == "fatal" and collective_failure(detail) and stop.stopped_at - 60.0 <= ts <= end
+            for ts, kind, _step, detail in events) or self.conn.execute(
+            "SELECT 1 FROM job_events WHERE job = ? AND kind = 'fatal' AND ts BETWEEN ? AND ? AND "
+            "(detail LIKE 'nccl:%' OR detail LIKE 'hccl:%' OR detail LIKE 'cncl:%') LIMIT 1",
+            (job, stop.stopped_at - 60.0, end)).fetchone() is not None
+        by_link = stop.incident_id is not None and self.conn.execute(
+            "SELECT 1 FROM incidents WHERE id = ? AND source = 'link'", (stop.incident_id,)).fetchone() is not None
+        if not collective or not (stop.cause is None or collective_failure(stop.cause) or by_link):
+            return stop             # a vendor fault (Xid 79, an HBM ECC alarm) found for the stop stays its cause
+        found = self.link_failure(job, stop.stopped_at - LINK_LOOKBACK_S, end)
+        if found is None:
+            return stop
+        cause, incident = found
+        return replace(stop, cause=cause, incident_id=incident if incident is not None else stop.incident_id)
+
     def write_job(self, u: JobUpdate) -> None:
         """One job's read: new log events, committed checkpoints, the read offset, the continuity changes
         and the job's state, in one transaction."""
+        u.changes.interruptions = [self._link_caused(u.job, u.now, i, u.events) for i in u.changes.interruptions]
         events = [e for e in u.events if e[1] != "progress"]
         progress = [e for e in u.events if e[1] == "progress"]
         if progress:
