@@ -459,6 +459,12 @@ class IncidentEngine:
             (now, c.severity, c.title, c.node, c.card_idx, jobs, c.key, c.source, c.code, c.vendor, c.rack,
              json.dumps(c.cards) if c.cards else None, serial, c.action, c.evidence[:2000], now))
         incident = int(cur.lastrowid or 0)
+        if c.source == "link" and c.node:
+            # the job stop this link caused was written earlier in the sweep (console.store: jobs before incidents)
+            where = c.node + ("" if c.card_idx is None else f" card {c.card_idx}")
+            self.conn.execute("UPDATE job_interruptions SET incident_id = ? WHERE incident_id IS NULL AND cause LIKE ? "
+                              "AND job IN (SELECT job FROM job_nodes WHERE node = ?)",
+                              (incident, f"LINK-% on {where} %", c.node))
         if c.source in ("node", "rack"):
             nodes = [c.node] if c.node else [n for n, r in self.rack_of.items() if r == c.rack]
             marks = ",".join("?" * len(nodes))

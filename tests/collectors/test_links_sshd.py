@@ -1,6 +1,7 @@
 """Links end to end over a real sshd on 127.0.0.1: a fake nvidia-smi prints its NVLink status and error
 counters, `mixops collect --once` stores them, a link that goes down becomes an incident (P1: a job runs on
-the node), and a node without the tool gets one warning, not one per sweep."""
+the node) and the cause of the job's stop on an NCCL timeout, and a node without the tool gets one warning,
+not one per sweep."""
 
 from __future__ import annotations
 
@@ -52,7 +53,11 @@ def test_link_down_on_a_real_node_becomes_an_incident(fleet, tmp_path):
     (out / STATUS).write_text(_nvlink(down=False))
     (out / ERRORS).write_text(_errors(crc=10))
     site = fleet.site_toml()
-    site.write_text(site.read_text() + f'\n[[jobs]]\nname = "llm"\nnodes = ["{node.name}"]\n')
+    log = tmp_path / "train.log"
+    log.write_text("".join(f" iteration {i:>8}/  100000 | consumed samples: {i * 512} | elapsed time per iteration "
+                           f"(ms): 1000.0\n" for i in range(1, 6)))
+    site.write_text(site.read_text() + f'\n[[jobs]]\nname = "llm"\nnodes = ["{node.name}"]\nlog = "{log}"\n'
+                    'framework = "megatron"\n')
     db = tmp_path / "ops.db"
     mixops("collect", "--site", site, "--db", db, "--once", check=0)
     with sqlite3.connect(db) as conn:
@@ -60,6 +65,10 @@ def test_link_down_on_a_real_node_becomes_an_incident(fleet, tmp_path):
                             ).fetchone() == (24, 24, 200.0)
     (out / STATUS).write_text(_nvlink(down=True))
     (out / ERRORS).write_text(_errors(crc=25))
+    with log.open("a") as f:
+        f.write("[rank3]:[E ProcessGroupNCCL.cpp:607] [Rank 3] Watchdog caught collective operation timeout: "
+                "WorkNCCL(SeqNum=8812, OpType=ALLREDUCE, NumelIn=1048576, Timeout(ms)=600000) ran for 600013 "
+                "milliseconds before timing out.\n")
     mixops("collect", "--site", site, "--db", db, "--once", check=0)
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT node, card_idx, link, state, previous FROM link_events").fetchall() == [
@@ -71,6 +80,11 @@ def test_link_down_on_a_real_node_becomes_an_incident(fleet, tmp_path):
     assert (inc["severity"], inc["action"], inc["job"]) == ("P1", "reset_card", "llm")
     assert inc["title"].startswith(f"{node.name} card 1 nvlink 0: down")
     assert inc["node"] == node.name and inc["card_idx"] == 1
+    # the job stopped on the collective timeout: its interruption's cause is the link, with its incident
+    with sqlite3.connect(db) as conn:
+        cause, incident = conn.execute("SELECT cause, incident_id FROM job_interruptions WHERE job = 'llm'").fetchone()
+    assert cause.startswith(f"LINK-DOWN on {node.name} card 1 nvlink 0 at "), cause
+    assert incident == inc["id"]
 
 
 @pytest.mark.sshd
