@@ -27,7 +27,14 @@ from console.service import Collector
 from console.site import Node, load_site
 from console.store import Store
 from tests.console.test_counters import _Node
-from tests.console.test_metrics import PROMETHEUS, Prometheus, _free_port, _get, _poll
+from tests.console.test_metrics import (
+    PROMETHEUS,
+    Prometheus,
+    _free_port,
+    _get,
+    _poll,
+    victoria,  # noqa: F401 -- the fixture: a real VictoriaMetrics
+)
 
 H100 = "NVIDIA H100 80GB HBM3"
 UUID0 = "GPU-5fa4a2e4-8b26-0d34-9c3c-1f2a5c4d9e01"
@@ -454,3 +461,29 @@ def test_collect_and_report_of_a_source_only_site_need_nothing_else(source_prome
     text = out.read_text()
     assert "| Cards monitored | 2 |" in text and "| A01 | 61 |" in text, text          # the cards, from PromQL
     assert "| P2 | gpu-1 card 0: Xid 79 | gpu-1 / 0 |" in text, text                 # the Xid, as an incident
+
+
+@pytest.mark.slow
+def test_victoria_metrics_is_a_source_too(victoria, tmp_path):  # noqa: F811 -- the fixture
+    import urllib.request
+
+    now_ms = int((time.time() - 3) * 1000)
+    lines = []
+    for name, samples in _dcgm("gpu-1").items():
+        for labels, value in samples:
+            text = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+            lines.append(f"{name}{{{text}}} {value} {now_ms}")
+    req = urllib.request.Request(f"http://127.0.0.1:{victoria}/api/v1/import/prometheus",
+                                 data="\n".join(lines).encode(), method="POST")
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        assert resp.status == 204
+    url = f"http://127.0.0.1:{victoria}"
+    _poll(lambda: "DCGM_FI_DEV_GPU_TEMP" in _get(f"{url}/api/v1/query?query=DCGM_FI_DEV_GPU_TEMP"), "imported")
+    site = _site(tmp_path, url, extra="max_age_s = 30\n")
+
+    (summary,) = _sweep(site, tmp_path / "ops.db")
+    by = {r.node: r for r in summary.reports}
+    assert by["gpu-1"].ok, by["gpu-1"].error
+    assert [(c.index, c.temperature_c, c.memory_total_mib, c.power_w) for c in by["gpu-1"].cards] == [
+        (0, 61, 81559, 652.31), (1, 44, 81559, None)]
+    assert not by["npu-1"].ok and by["npu-1"].error.startswith("stale: no series for npu-1 newer than 30 s")
