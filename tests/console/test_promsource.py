@@ -14,6 +14,7 @@ import sqlite3
 import subprocess
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -373,6 +374,8 @@ class _Junk(http.server.BaseHTTPRequestHandler):
         time.sleep(self.delay)
         self.send_response(self.status)
         self.send_header("Content-Type", "application/json")
+        if self.body.startswith(b"GZIP"):
+            self.send_header("Content-Encoding", "gzip")
         self.send_header("Content-Length", str(len(self.body)))
         self.end_headers()
         self.wfile.write(self.body)
@@ -386,6 +389,7 @@ class _Junk(http.server.BaseHTTPRequestHandler):
     (503, b'{"status":"error","error":"overloaded"}', 0.0, "HTTP 503: overloaded"),
     (200, b'{"status":"error","errorType":"timeout","error":"query timed out"}', 0.0, "query refused: query timed out"),
     (200, b'{"status":"success","data":{"resultType":"matrix","result":[]}}', 2.0, "no answer in 0.5 s"),
+    (200, b"GZIP\x00 not really", 0.0, "answered garbage: a broken gzip body"),
 ])
 def test_a_source_down_slow_or_answering_garbage_fails_its_nodes_with_one_line(status, body, delay, reason, tmp_path):
     handler = type("H", (_Junk,), {"body": body, "status": status, "delay": delay})
@@ -424,6 +428,10 @@ def test_check_reads_a_source_only_site_through_its_query(source_prometheus, exp
     assert any(line.startswith("gpu-1  ok") and "2 nvidia card(s) read by PromQL" in line for line in out), out
     assert any(line.startswith("gpu-2  FAIL") and "stale: no series for gpu-2" in line for line in out), out
     assert out[-1] == "1 ready, 1 not ready"
+    # the answer travels compressed (fetch asks for gzip, as stated)
+    req = urllib.request.Request(f"{url}/api/v1/query?query=up", headers={"Accept-Encoding": "gzip"})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        assert resp.headers.get("Content-Encoding") == "gzip"
 
 
 @pytest.mark.slow
@@ -465,8 +473,6 @@ def test_collect_and_report_of_a_source_only_site_need_nothing_else(source_prome
 
 @pytest.mark.slow
 def test_victoria_metrics_is_a_source_too(victoria, tmp_path):  # noqa: F811 -- the fixture
-    import urllib.request
-
     now_ms = int((time.time() - 3) * 1000)
     lines = []
     for name, samples in _dcgm("gpu-1").items():
