@@ -73,6 +73,7 @@ from collectors.model import (
     sanity,
 )
 from collectors.nvidia import xid_ladder
+from console.argv import printable
 from console.counters import CounterKey
 from console.site import Node, Source
 
@@ -134,12 +135,12 @@ def parse_answer(body: bytes) -> list[Series]:
         doc = json.loads(body)
     except (ValueError, RecursionError):
         text = body[:200].decode("utf-8", "replace")
-        raise SourceError(f"answered garbage, not JSON: {first_line(text, 80)!r}") from None
+        raise SourceError(f"answered garbage, not JSON: {printable(first_line(text, 80))!r}") from None
     if not isinstance(doc, dict):
         raise SourceError("answered garbage: JSON but not a Prometheus API answer")
     if doc.get("status") != "success":
         why = doc.get("error") or doc.get("status")
-        raise SourceError(f"query refused: {first_line(str(why), 160)}")
+        raise SourceError(f"query refused: {printable(first_line(str(why), 160))}")
     data = doc.get("data")
     if not isinstance(data, dict) or not isinstance(data.get("result"), list):
         raise SourceError("answered garbage: no data.result in the API answer")
@@ -157,7 +158,7 @@ def parse_answer(body: bytes) -> list[Series]:
             ts = float(last[0])
             raw = float(last[1])
         except (TypeError, ValueError, IndexError):
-            raise SourceError(f"answered garbage: a sample that is not [time, \"value\"]: {str(last)[:60]}") from None
+            raise SourceError(f"answered garbage: a sample that is not [time, \"value\"]: {printable(str(last)[:60])}") from None
         labels = {str(k): str(v) for k, v in metric.items()}
         out.append(Series(labels.pop("__name__", ""), labels, ts, raw if math.isfinite(raw) else None))
     return out
@@ -189,7 +190,7 @@ def fetch(source: Source, window_s: float, at: float, opener: urllib.request.Ope
             why = json.loads(detail).get("error", detail)
         except (ValueError, AttributeError):
             why = detail
-        raise SourceError(f"HTTP {exc.code}: {first_line(str(why) or str(exc.reason), 160)}") from None
+        raise SourceError(f"HTTP {exc.code}: {printable(first_line(str(why) or str(exc.reason), 160))}") from None
     except urllib.error.URLError as exc:
         reason = exc.reason
         if isinstance(reason, TimeoutError):
