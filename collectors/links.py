@@ -79,7 +79,19 @@ _RDMA_BODY = (
     "[ -r \"$p/$f\" ] && read -r v <\"$p/$f\" 2>/dev/null && echo \"$p/$f:$v\"; done; done; echo 'mixops-rc=0'"
 )
 
+# Topology changes only with the hardware, which takes a reboot: it is read on a collector's first sweep of the
+# node and again while the node has been up less than TOPO_AFTER_BOOT_S; other sweeps print `mixops-skip`
+# (the shell's own `read` of /proc/uptime: no process).
+TOPO_AFTER_BOOT_S = 900
+NV_TOPO = "nvidia-smi topo -m"
+NPU_TOPO = "npu-smi info -t topo"
+_TOPO_GATE = ("read -r up _ </proc/uptime 2>/dev/null && [ \"${up%%.*}\" -ge " + str(TOPO_AFTER_BOOT_S)
+              + " ] && { echo 'mixops-skip'; exit 0; }; ")
+SKIP = "mixops-skip"
+
 SOURCES: tuple[Source, ...] = (
+    Source("topo-nvidia", NV_TOPO, _TOPO_GATE + _NV_GUARD + _checked(NV_TOPO), ("nvidia",)),
+    Source("topo-ascend", NPU_TOPO, _TOPO_GATE + _checked(NPU_TOPO), ("ascend",)),
     Source("nvlink", NVLINK_STATUS, _NV_GUARD + _checked(NVLINK_STATUS), ("nvidia",)),
     Source("nvlink-errors", NVLINK_ERRORS, _NV_GUARD + _checked(NVLINK_ERRORS), ("nvidia",)),
     Source("hccn", "hccn_tool -i N -link/-net_health/-link_stat/-stat -g", _HCCN_BODY, ("ascend",)),
@@ -107,6 +119,8 @@ def plan(vendor: str, previous: ParseResult | None) -> tuple[Command, ...]:
         if s.name in missing:
             continue
         shell = s.shell
+        if s.name.startswith("topo-") and previous is None:
+            shell = shell.replace(_TOPO_GATE, "")      # the collector's first sweep of the node: always read
         if s.name == "hccn":
             shell = _hccn_shell(c.index for c in previous.cards) if previous is not None else _hccn_shell(())
         out.append(Command(s.section, shell))
@@ -369,6 +383,63 @@ def parse_rdma_sysfs(text: str, command: str = f"{RDMA_SYSFS}/*/ports/*", vendor
     return ParseResult(vendor, command, links=tuple(links), warnings=tuple(warnings))
 
 
+# ---- topology matrices: nvidia-smi topo -m, npu-smi info -t topo, mx-smi topo -m, rocm-smi --showtopo -----
+
+# The matrix codes that are a card-to-card link, and their kind (DESIGN §6); every other code (X, SYS, NODE,
+# PHB, PXB, PIX, PCIE, NA, a weight or hop count) is a path over PCIe or the host, not a link.
+TOPO_KINDS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"NV\d+"), "nvlink"), (re.compile(r"HCCS|SIO"), "hccs"), (re.compile(r"MX"), "metaxlink"),
+    (re.compile(r"XGMI"), "xgmi"), (re.compile(r"MLU-?LINK", re.I), "mlulink"), (re.compile(r"MT(?:LINK)?"), "mtlink"),
+)
+_TOPO_PATHS = frozenset({"X", "SYS", "NODE", "PHB", "PXB", "PIX", "PCIE", "NA", "N/A", "ETH", "SOC"})
+_TOPO_DEVICE = re.compile(r"^([A-Z]+)(\d+)$")
+
+
+def _topo_kind(code: str) -> str | None:
+    return next((kind for pattern, kind in TOPO_KINDS if pattern.fullmatch(code)), None)
+
+
+def parse_topology(text: str, vendor: str, command: str) -> ParseResult:
+    """A topology matrix: a header of device names (`GPU0 GPU1 … NIC0 CPU Affinity`), then one row per device
+    with a code per column. One link per connected pair of cards (kind from the code: NV# → nvlink, HCCS →
+    hccs, MX → metaxlink, XGMI → xgmi), from the lower card index, `link` and `peer` the other card's name;
+    the code as `detail` (NV18: 18 bonded NVLinks). Several matrices in one output (rocm-smi) each count."""
+    links: dict[tuple[int, int], Link] = {}
+    warnings: list[str] = []
+    cols: list[str] = []
+    for raw in text.splitlines():
+        tokens = raw.split()
+        devices = []
+        for tok in tokens:
+            if _TOPO_DEVICE.match(tok) is None or _topo_kind(tok) is not None:    # NV18 is a code, not a device
+                break
+            devices.append(tok)
+        if len(devices) >= 2:
+            cols = devices                      # a header row (a data row's second cell is a code)
+            continue
+        if not cols or not tokens or tokens[0] not in cols:
+            if tokens and not raw[:1].isspace() and _TOPO_DEVICE.match(tokens[0]) is None:
+                cols = []                       # the matrix ended (a legend, a banner)
+            continue
+        me = _TOPO_DEVICE.match(tokens[0])
+        assert me is not None
+        for name, code in zip(cols, tokens[1:1 + len(cols)], strict=False):
+            other = _TOPO_DEVICE.match(name)
+            if other is None or other.group(1) != me.group(1) or name == tokens[0]:
+                continue
+            kind = _topo_kind(code)
+            if kind is None:
+                if code.upper() not in _TOPO_PATHS and not re.fullmatch(r"[\d.]+", code) and not warnings:
+                    warnings.append(f"{vendor}: {command}: connection code '{code}' not known to mixops: "
+                                    f"{first_line(raw)}")
+                continue
+            a, b = sorted((int(me.group(2)), int(other.group(2))))
+            prefix = me.group(1)
+            links.setdefault((a, b), Link(kind, f"{prefix}{b}", a, peer=f"{prefix}{b}", state=LinkState.UP,
+                                          detail=code))
+    return ParseResult(vendor, command, links=tuple(links.values()), warnings=tuple(warnings))
+
+
 # ---- one sweep's link sections --------------------------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)
@@ -399,6 +470,8 @@ def parse_sections(vendor: str, sections: dict[str, str]) -> SweepLinks:
             if what in ("nvidia-smi", "hccn_tool"):
                 warnings.append(f"{vendor}: {s.command}: {what} not found; links not collected on this node")
             continue
+        if text.strip() == SKIP:
+            continue        # topology: not read in this sweep
         body, rc = _trailer(text)
         if rc is None and "@@hccn" not in text:
             continue        # not run to its end (the plan's time budget was used up, a demo node): ask again
@@ -415,6 +488,8 @@ def parse_sections(vendor: str, sections: dict[str, str]) -> SweepLinks:
                 missing.append("nvlink-errors")
         elif s.name == "nvlink-errors":
             got = parse_nvlink_errors(body)
+        elif s.name.startswith("topo-"):
+            got = parse_topology(body, vendor, s.command)
         else:
             got = parse_rdma_sysfs(body, vendor=vendor)
         links.extend(got.links)

@@ -34,6 +34,11 @@ class ParseInputError(Exception):
 
 # (vendor, command, test on the text) in order: the most specific markers first.
 _SNIFF: tuple[tuple[str, str, Callable[[str], bool]], ...] = (
+    ("nvidia", "nvidia-smi topo -m", lambda t: re.search(r"^\s*NV#\s+= Connection traversing", t, re.M) is not None
+     and re.search(r"^\s+GPU0\s+GPU1\b", t, re.M) is not None),
+    ("ascend", "npu-smi info -t topo", lambda t: re.search(r"^\s*NPU0\s+NPU1\b.*CPU Affinity", t, re.M) is not None),
+    ("metax", "mx-smi topo -m", lambda t: "Device link type matrix" in t),
+    ("amd", "rocm-smi --showtopo", lambda t: "Link Type between two GPUs" in t),
     ("nvidia", links.NVLINK_ERRORS, lambda t: re.search(r"^\s*Link \d+: [A-Za-z][\w ]*Errors\s*:", t, re.M) is not None),
     ("nvidia", links.NVLINK_STATUS, lambda t: re.search(r"^\s*Link \d+: (?:[\d.]+ GB/s|<inactive>)", t, re.M)
      is not None or re.search(r"^GPU \d+: .*\n(?:Device does not have or support Nvlink|Nvlink queries)", t, re.M)
@@ -104,9 +109,15 @@ def parse_capture(text: str, vendor: str | None, command: str | None) -> ParseRe
     return ladder.apply(_parse(text, vendor, command))
 
 
+_TOPO_VENDOR = {"nvidia-smi": "nvidia", "npu-smi": "ascend", "mx-smi": "metax", "rocm-smi": "amd", "hy-smi": "hygon"}
+
+
 def _link_vendor(command: str) -> str | None:
     """The vendor a link command belongs to (the kernel's RDMA ports: "linux"), None for other commands."""
-    if "nvlink" in command.split():
+    words = command.split()
+    if ("topo" in words or "--showtopo" in words) and words[0].rsplit("/", 1)[-1] in _TOPO_VENDOR:
+        return _TOPO_VENDOR[words[0].rsplit("/", 1)[-1]]
+    if "nvlink" in words:
         return "nvidia"
     if "hccn_tool" in command:
         return "ascend"
@@ -116,6 +127,8 @@ def _link_vendor(command: str) -> str | None:
 def _parse_links(text: str, vendor: str, cmd: str) -> ParseResult | None:
     """The link commands (DESIGN §6 links[]), whichever vendor the capture is filed under; None for others."""
     words = cmd.split()
+    if "topo" in words or "--showtopo" in words:
+        return links.parse_topology(text, vendor, cmd)
     if "nvlink" in words:
         if "-e" in words or "--errorcounters" in words:
             return links.parse_nvlink_errors(text, cmd)

@@ -293,3 +293,27 @@ def test_link_captures(path):
             assert ln.counters == {k: int(v) for k, v in re.findall(r"^(\w+):(\d+)$", body, re.M)}
         else:
             assert len(result.links) == 1
+
+
+TOPO_CAPTURES = [p for p in _files("*/*") if "topo" in p.name or "multi-command" in p.name and "nvidia" in p.name]
+# connected pairs each public topology capture shows (counted in the files: 8 cards, all pairs or two quads)
+TOPO_PAIRS = {"mx-smi_topo_-m__MetaX-C500_x8_mx-smi2.2.9.txt": ("metaxlink", 12),
+              "rocm-smi_--showtopo__MI308X-class_x8.txt": ("xgmi", 28)}
+
+
+@pytest.mark.parametrize("path", TOPO_CAPTURES, ids=lambda p: p.name)
+def test_topology_captures(path):
+    from console.parse_cmd import parse_capture
+
+    text = path.read_text(encoding="utf-8", errors="replace")
+    bodies = _multi_sections(text, "nvidia-smi topo -m") if "multi-command" in path.name else [text]
+    command = "nvidia-smi topo -m" if "multi-command" in path.name else _command(path)
+    assert bodies
+    for body in bodies:
+        result = parse_capture(body, None, command)
+        assert result.warnings == ()
+        if path.name in TOPO_PAIRS:
+            kind, n = TOPO_PAIRS[path.name]
+            assert len(result.links) == n and {ln.kind for ln in result.links} == {kind}
+        elif "multi-command" in path.name:
+            assert result.links == ()       # one GPU per capture: no pair

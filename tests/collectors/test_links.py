@@ -43,6 +43,8 @@ TABLE = [
     ("hccn-910b-stat.txt", "hccn_tool -i 0 -stat -g", 1, 0, 0),
     ("sysfs-ib-ndr-2hca.txt", "/sys/class/infiniband/*/ports/*", 2, 1, 1),
     ("sysfs-roce-mlx5.txt", "/sys/class/infiniband/*/ports/*", 1, 1, 0),
+    ("h100-x8-topo-m.txt", "nvidia-smi topo -m", 28, 28, 0),
+    ("910b-x8-npu-smi-topo.txt", "npu-smi info -t topo", 28, 28, 0),
 ]
 
 
@@ -145,16 +147,18 @@ def test_empty_a10_output_is_no_links_no_warning():
 # ---- the plan and one sweep's sections ----------------------------------------------------------------
 
 def _sections(**texts: str) -> dict[str, str]:
-    return {f"links.{k.replace('_', '-')}": v for k, v in texts.items()}
+    """Link sections of an NVIDIA sweep; topology not read in it (a later sweep of a node up for long)."""
+    return {"links.topo-nvidia": "mixops-skip\n"} | {f"links.{k.replace('_', '-')}": v for k, v in texts.items()}
 
 
 def test_plan_asks_link_sources_after_the_vendor_commands():
     nv = registry.get("nvidia").plan(None)
     assert nv[0].section == "query"
-    assert [c.section for c in nv if c.section.startswith("links.")] == ["links.nvlink", "links.nvlink-errors",
-                                                                           "links.rdma"]
+    assert [c.section for c in nv if c.section.startswith("links.")] == [
+        "links.topo-nvidia", "links.nvlink", "links.nvlink-errors", "links.rdma"]
     asc = registry.get("ascend").plan(None)
-    assert [c.section for c in asc if c.section.startswith("links.")] == ["links.hccn", "links.rdma"]
+    assert [c.section for c in asc if c.section.startswith("links.")] == ["links.topo-ascend", "links.hccn",
+                                                                            "links.rdma"]
     mlu = registry.get("cambricon").plan(None)
     assert [c.section for c in mlu if c.section.startswith("links.")] == ["links.rdma"]
 
@@ -182,14 +186,16 @@ def test_sweep_sections_merge_status_and_errors():
 
 def test_missing_tool_is_one_warning_then_not_asked_again():
     vendor = registry.get("ascend")
-    sections = {"info": "", "links.hccn": "mixops-missing: hccn_tool\n", "links.rdma": "mixops-missing: no RDMA\n"}
+    sections = {"info": "", "links.topo-ascend": "mixops-skip\n", "links.hccn": "mixops-missing: hccn_tool\n",
+                "links.rdma": "mixops-missing: no RDMA\n"}
     got = links.with_links("ascend", ParseResult("ascend", "npu-smi info"), sections)
     assert got.warnings == ("ascend: hccn_tool -i N -link/-net_health/-link_stat/-stat -g: hccn_tool not found; "
                             "links not collected on this node",)
     later = vendor.plan(got)
-    assert not [c for c in later if c.section.startswith("links.")]
+    assert [c.section for c in later if c.section.startswith("links.")] == ["links.topo-ascend"]
     # the next sweep: sections not asked stay missing, with no new warning
-    again = links.with_links("ascend", ParseResult("ascend", "npu-smi info"), {"info": ""})
+    again = links.with_links("ascend", ParseResult("ascend", "npu-smi info"), {"info": "",
+                                                                                "links.topo-ascend": "mixops-skip"})
     assert again.warnings == () and set(again.links_missing) == {"hccn", "rdma"}
 
 
@@ -232,3 +238,41 @@ def test_rdma_shell_on_this_machine_answers_ports_or_missing():
     got = links.parse_sections("cambricon", {"links.rdma": out.stdout})
     assert got.warnings == ()
     assert got.missing == ("rdma",) or got.links
+
+
+def test_topology_is_one_link_per_connected_pair_kind_from_its_code():
+    nv = parse_capture(_text("h100-x8-topo-m.txt"), None, None)
+    assert nv.command == "nvidia-smi topo -m"
+    pairs = {(ln.card_index, ln.peer) for ln in nv.links}
+    assert len(pairs) == 28 and (0, "GPU7") in pairs and (7, "GPU0") not in pairs
+    assert {(ln.kind, ln.detail) for ln in nv.links} == {("nvlink", "NV18")}
+    assert not any("NIC" in (ln.peer or "") for ln in nv.links)          # PCIe paths to NICs are no links
+    npu = parse_capture(_text("910b-x8-npu-smi-topo.txt"), None, None)
+    assert npu.vendor == "ascend" and {ln.kind for ln in npu.links} == {"hccs"}
+
+
+def test_topology_pcie_only_and_unknown_codes():
+    pcie = "\tGPU0\tGPU1\tCPU Affinity\nGPU0\t X \tSYS\t0-7\nGPU1\tSYS\t X \t8-15\n"
+    assert parse_capture(pcie, "nvidia", "nvidia-smi topo -m").links == ()
+    odd = "\tGPU0\tGPU1\nGPU0\t X \tQQ9\nGPU1\tQQ9\t X \n"
+    result = parse_capture(odd, "nvidia", "nvidia-smi topo -m")
+    assert result.links == ()
+    assert result.warnings == ("nvidia: nvidia-smi topo -m: connection code 'QQ9' not known to mixops: GPU0\t X \tQQ9",)
+
+
+def test_topology_is_read_on_the_first_sweep_and_after_a_reboot_only():
+    first = {c.section: c.shell for c in links.plan("nvidia", None)}
+    later = {c.section: c.shell for c in links.plan("nvidia", ParseResult("nvidia", "q"))}
+    assert "/proc/uptime" not in first["links.topo-nvidia"] and "nvidia-smi topo -m" in first["links.topo-nvidia"]
+    assert "/proc/uptime" in later["links.topo-nvidia"]
+    out = subprocess.run(["/bin/sh", "-c", later["links.topo-nvidia"]], capture_output=True, text=True, timeout=10)
+    with open("/proc/uptime") as f:
+        booted_long_ago = float(f.read().split()[0]) >= links.TOPO_AFTER_BOOT_S
+    if booted_long_ago:
+        assert out.stdout.strip() == "mixops-skip"
+    got = links.parse_sections("nvidia", {"links.topo-nvidia": "mixops-skip\n", "links.nvlink": "",
+                                          "links.nvlink-errors": "", "links.rdma": ""})
+    assert got == links.SweepLinks((), (), ())
+    topo = _text("h100-x8-topo-m.txt") + "mixops-rc=0\n"
+    got = links.parse_sections("nvidia", {"links.topo-nvidia": topo})
+    assert len(got.links) == 28 and got.warnings == ()
