@@ -497,3 +497,46 @@ def test_victoria_metrics_is_a_source_too(victoria, tmp_path):  # noqa: F811 -- 
     assert [(c.index, c.temperature_c, c.memory_total_mib, c.power_w) for c in by["gpu-1"].cards] == [
         (0, 61, 81559, 652.31), (1, 44, 81559, None)]
     assert not by["npu-1"].ok and by["npu-1"].error.startswith("stale: no series for npu-1 newer than 30 s")
+
+
+@pytest.mark.slow
+def test_two_shards_read_a_prometheus_and_write_one_victoria_metrics(source_prometheus, exporters, victoria,  # noqa: F811
+                                                                     tmp_path):
+    import json
+    import sys
+    import urllib.parse
+
+    from console.site import shard_site
+
+    root = Path(__file__).resolve().parents[2]
+    dcgm, _npu_exporter = exporters
+    names = ["gpu-a1", "gpu-a2", "gpu-b1", "gpu-b2"]
+    dcgm.values = {}
+    for name in names:                       # one exporter server standing in for four hosts' dcgm-exporters
+        for fam, samples in _dcgm(name).items():
+            dcgm.values.setdefault(fam, []).extend(samples)
+    source_prometheus.scrape({"dcgm": (dcgm.port, {})})
+    _scraped(source_prometheus, "DCGM_FI_DEV_GPU_TEMP", 8)
+    site = tmp_path / "site.toml"
+    site.write_text(f'[site]\nname = "hall"\ninterval_s = 2\n[ssh]\nknown_hosts = "{tmp_path}/kh"\n'
+                    f'config_file = "{tmp_path}/no"\n'
+                    '[[racks]]\nname = "A01"\nrow = "A"\n[[racks]]\nname = "B01"\nrow = "B"\n'
+                    + "".join(f'[[nodes]]\nname = "{n}"\nrack = "{n[4].upper()}01"\nslot = {n[5]}\n' for n in names)
+                    + f'[[sources]]\nkind = "prometheus"\nurl = "http://127.0.0.1:{source_prometheus.port}"\n'
+                    'nodes = ["gpu-*"]\n')
+    halves = [{n.name for n in shard_site(load_site(site), k, 2).nodes} for k in (1, 2)]
+    assert sorted(map(sorted, halves)) == [["gpu-a1", "gpu-a2"], ["gpu-b1", "gpu-b2"]]        # a row each
+    for k in (1, 2):
+        out = subprocess.run([sys.executable, str(root / "main.py"), "collect", "--site", str(site), "--db",
+                              str(tmp_path / f"s{k}.db"), "--once", "--shard", f"{k}/2", "--remote-write",
+                              f"http://127.0.0.1:{victoria}/api/v1/write"], capture_output=True, text=True,
+                             cwd=root, timeout=120)
+        assert out.returncode == 0 and "2 ok, 0 failed, 0 stale, 4 cards" in out.stdout, out.stderr
+
+    def temps() -> dict[tuple[str, str], float]:
+        q = urllib.parse.urlencode({"query": "mixops_card_temperature_celsius"})
+        body = json.loads(_get(f"http://127.0.0.1:{victoria}/api/v1/query?{q}"))
+        return {(r["metric"]["node"], r["metric"]["card"]): float(r["value"][1]) for r in body["data"]["result"]}
+
+    _poll(lambda: len(temps()) == 8, "both shards' cards in VictoriaMetrics")
+    assert temps() == {(n, c): t for n in names for c, t in (("0", 61.0), ("1", 44.0))}
