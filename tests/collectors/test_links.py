@@ -276,3 +276,30 @@ def test_topology_is_read_on_the_first_sweep_and_after_a_reboot_only():
     topo = _text("h100-x8-topo-m.txt") + "mixops-rc=0\n"
     got = links.parse_sections("nvidia", {"links.topo-nvidia": topo})
     assert len(got.links) == 28 and got.warnings == ()
+
+
+def test_nvlink_errors_travel_without_zeros_and_come_back_whole(tmp_path):
+    """The plan's shell (real /bin/sh and awk, a stand-in nvidia-smi printing the fixture) drops the zero lines;
+    the sweep's parse gives the same counters as the whole output for every lane that is up, none for a down one."""
+    tool = tmp_path / "nvidia-smi"
+    tool.write_text(f"#!/bin/sh\ncase \"$*\" in 'nvlink -e') cat {FIX / 'h100-nvlink-errors.txt'} ;;\n"
+                    f"'nvlink --status') cat {FIX / 'h100-590-nvlink-status.txt'} ;; esac\n")
+    tool.chmod(0o755)
+    env = {"PATH": f"{tmp_path}:/usr/bin:/bin"}
+    shells = {c.section: c.shell for c in links.plan("nvidia", ParseResult("nvidia", "q"))}
+    run = {sec: subprocess.run(["/bin/sh", "-c", shells[sec]], capture_output=True, text=True, env=env,
+                               timeout=10).stdout for sec in ("links.nvlink", "links.nvlink-errors")}
+    assert len(run["links.nvlink-errors"]) < 400        # 2 GPU lines, 2 nonzero counters, markers
+    got = links.parse_sections("nvidia", _sections(nvlink=run["links.nvlink"],
+                                                   nvlink_errors=run["links.nvlink-errors"], rdma="mixops-rc=0\n"))
+    assert got.warnings == ()
+    whole = {(ln.card_index, ln.link): ln.counters
+             for ln in links.parse_nvlink_errors(_text("h100-nvlink-errors.txt")).links}
+    by = {(ln.card_index, ln.link): ln for ln in got.links}
+    assert len(by) == 36
+    for key, ln in by.items():
+        if ln.state is LinkState.UP:
+            assert ln.counters == whole[key], key
+        else:
+            assert key == (1, "7") and ln.counters == {}        # down: not printed → no counters, never 0
+    assert by[(0, "3")].counters["crc_errors"] == 1843
