@@ -173,9 +173,14 @@ class Collector:
         offsets = self.store.job_offsets()
         self._readers = {}
         for i, job in enumerate(self.site.jobs):
+            if job.log is None and job.checkpoint_dir is None and job.slurm_job is None:
+                continue
             # a job's files are read over SSH: a node read from a Prometheus source is never its reader
-            members = [n.name for n in job_nodes(self.site, job) if isinstance(self.nodes.get(n.name), NodeCollector)]
-            if not members or (job.log is None and job.checkpoint_dir is None and job.slurm_job is None):
+            every = [n.name for n in job_nodes(self.site, job)]
+            members = [m for m in every if isinstance(self.nodes.get(m), NodeCollector)]
+            if not members:
+                if every:               # _jobs_after_sweep says why it cannot be read
+                    self._readers[job.name] = every[0]
                 continue
             reader = next((m for m in members if m not in self._down), members[0])
             self._readers[job.name] = reader
@@ -199,6 +204,10 @@ class Collector:
             if reader is None:
                 continue
             report = by_node.get(reader)
+            if isinstance(self.nodes.get(reader), PromNodeCollector):
+                problems[job.name] = "cannot read: its nodes are read from a Prometheus source, and a job's log " \
+                                     "and checkpoints need one node reached by SSH"
+                continue
             if report is None or not report.ok:
                 problems[job.name] = f"cannot read: {reader} did not answer"
                 continue

@@ -540,3 +540,14 @@ def test_two_shards_read_a_prometheus_and_write_one_victoria_metrics(source_prom
 
     _poll(lambda: len(temps()) == 8, "both shards' cards in VictoriaMetrics")
     assert temps() == {(n, c): t for n in names for c, t in (("0", 61.0), ("1", 44.0))}
+
+
+def test_a_job_on_source_nodes_only_says_why_it_cannot_be_read(tmp_path):
+    url = f"http://127.0.0.1:{_free_port()}"            # nobody listens: the nodes fail, the job says why
+    site = _site(tmp_path, url, extra='[[jobs]]\nname = "serve"\nnodes = ["gpu-*"]\nlog = "/var/log/serve.log"\n')
+    db = tmp_path / "ops.db"
+    (summary,) = _sweep(site, db)
+    assert {r.node for r in summary.failed} == {"gpu-1", "npu-1", "gone-1"}
+    assert _rows(db, "SELECT j.state, l.problem FROM jobs j JOIN job_logs l ON l.job = j.name") == [
+        ("cannot read", "cannot read: its nodes are read from a Prometheus source, and a job's log and "
+                        "checkpoints need one node reached by SSH")]
