@@ -124,3 +124,16 @@ def test_collect_shard_sweeps_its_nodes_only(tmp_path):
         conn.close()
     assert set(stored) == mine
     assert all(e is not None and e.startswith("source unavailable: http://127.0.0.1:") for e in stored.values())
+
+
+def test_a_shard_has_its_own_default_database(tmp_path, monkeypatch, capsys):
+    from console.cli import run
+
+    path = tmp_path / "site.toml"
+    path.write_text(_site_text(tmp_path, f"http://127.0.0.1:{_free_port()}"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    assert run(["collect", "--site", str(path), "--once", "--shard", "1/2"]) == 1      # its nodes' source is down
+    assert run(["collect", "--site", str(path), "--once", "--shard", "2/2"]) == 1
+    capsys.readouterr()
+    assert sorted(p.name for p in (tmp_path / "data" / "mixops").glob("*.db")) == [
+        "hall.shard-1-of-2.db", "hall.shard-2-of-2.db"]
