@@ -13,6 +13,7 @@ key that is right again). Operators acknowledge, resolve, silence and annotate t
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import time
 from collections import defaultdict
@@ -43,6 +44,8 @@ POWER_WARN_W = {"nvidia": 750.0, "ascend": 450.0, "hygon": 350.0, "amd": 800.0, 
 # reported, per kind: NVLink and HCCS lanes retry in hardware and show a few CRC/replay errors under load;
 # an Ethernet (RoCE) port counts FCS and bad packets that PFC storms raise in bursts.
 LINK_ERROR_RATE_PER_MIN = {"nvlink": 60.0, "hccs": 60.0, "roce": 100.0, "ib": 10.0, "rdma": 10.0}
+# the warnings collectors.links gives once for a link source a node lacks (a missing or failing tool)
+_LINKS_UNAVAILABLE = re.compile(r"(?<= not found); links not collected on this node$|; not asked again$")
 LINK_CODES = (LINK_FLAPPING, LINK_DOWN, LINK_ERRORS)     # worst first (actions: collectors.ladder.link_ladder)
 
 
@@ -228,6 +231,7 @@ class IncidentEngine:
         conds: dict[str, _Cond] = {}
         self._critical_cards = set()
         lost: dict[str | None, list[NodeReport]] = defaultdict(list)
+        unavailable: dict[str, list[str]] = defaultdict(list)      # a link source a node lacks → the nodes
         for r in reports:
             rack = self.rack_of.get(r.node)
             if not r.ok:
@@ -247,11 +251,21 @@ class IncidentEngine:
                         f"collector:{r.node}", "collector", "COLLECTOR", "P3", f"{r.node}: vendor tool failed",
                         r.node, rack=rack, vendor=r.vendor, action=Action.WATCH.value, evidence=error)
                 continue
-            if r.warnings:
+            warnings = [w for w in r.warnings if not _LINKS_UNAVAILABLE.search(w)]
+            for w in r.warnings:
+                if w not in warnings:
+                    unavailable[w].append(r.node)
+            if warnings:
                 conds[f"collector:{r.node}"] = _Cond(
                     f"collector:{r.node}", "collector", "COLLECTOR", "P4", f"{r.node}: output mixops cannot fully read",
-                    r.node, rack=rack, vendor=r.vendor, action=Action.WATCH.value, evidence="; ".join(r.warnings))
+                    r.node, rack=rack, vendor=r.vendor, action=Action.WATCH.value, evidence="; ".join(warnings))
             self._card_conditions(r, rack, conds)
+        for text, names in unavailable.items():
+            # said once per node (the source is not asked again): one incident for the whole sweep, not one per node
+            key = f"links-unavailable:{text}"
+            conds[key] = _Cond(key, "collector", "LINKS-UNAVAILABLE", "P4",
+                               f"links not collected on {len(names)} node(s): " + _LINKS_UNAVAILABLE.sub("", text), None,
+                               action=Action.WATCH.value, evidence=(text + ": " + ", ".join(names))[:2000])
         for node in stale:
             if node in self._refused_nodes:
                 continue            # its host-key incident stays open (not verified) and says more

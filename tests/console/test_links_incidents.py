@@ -141,3 +141,17 @@ def test_settings_are_a_module_dataclass_with_defaults():
     s = incidents.LINK_SETTINGS
     assert (s.flap_changes, s.flap_window_s, s.group_links) == (3, 600.0, 3)
     assert s.error_limit("ib") == 10.0 and s.error_limit("mtlink") == s.default_error_rate_per_min
+
+
+def test_a_link_tool_missing_on_many_nodes_is_one_incident(env):
+    store, sweep = env
+    text = ("ascend: hccn_tool -i N -link/-net_health/-link_stat/-stat -g: hccn_tool not found; links not collected "
+            "on this node")
+    reports = [replace(node(f"a{i}", vendor="ascend"), warnings=(text,)) for i in range(3)]
+    reports.append(replace(node("a9", vendor="ascend"), warnings=("ascend: npu-smi info: column 'X(%)' not known",)))
+    sweep(*reports)
+    got = {r["code"]: r for r in rows(store)}
+    assert set(got) == {"LINKS-UNAVAILABLE", "COLLECTOR"}
+    assert got["LINKS-UNAVAILABLE"]["title"] == ("links not collected on 3 node(s): ascend: hccn_tool -i N "
+                                                 "-link/-net_health/-link_stat/-stat -g: hccn_tool not found")
+    assert got["LINKS-UNAVAILABLE"]["severity"] == "P4" and got["COLLECTOR"]["node"] == "a9"
