@@ -25,6 +25,9 @@ Series names and labels are the exporters' own, as their sources define them:
 | faults | `DCGM_FI_DEV_XID_ERRORS` (value of the last Xid) | `npu_chip_info_error_code` (first error code) | — |
 | node | label `Hostname` (dcgm-exporter ≤ 4.x), `hostname` (after its rename), else the target's `instance` | the target's `instance` (or a `node`/`hostname` target label) | label `node` |
 
+(The source's `node_label`, when set, is tried before all of these: in Kubernetes `Hostname` is the exporter
+pod's name, and a relabelled label such as `kubernetes_node` names the node.)
+
 Sources: NVIDIA/dcgm-exporter `etc/default-counters.csv` (the DCGM_FI_* names, units and "Value of the last
 XID error encountered") and `internal/pkg/rendermetrics/render_metrics.go` (labels `gpu`, `UUID`,
 `pci_bus_id`, `device`, `modelName`, `Hostname`, renamed `hostname` in commit d5e5f51, "Rename Hostname label
@@ -229,9 +232,12 @@ class Answer:
     error: str | None = None
 
 
-def group(series: Iterable[Series], nodes: Iterable[Node]) -> Answer:
-    """The series of the source's nodes, by node: matched on the exporter's host label (NODE_LABELS) or the
-    target's `instance` (with or without its port) against the node's name, then its host."""
+def group(series: Iterable[Series], nodes: Iterable[Node], node_label: str | None = None) -> Answer:
+    """The series of the source's nodes, by node: matched on `node_label` when the source names one, then the
+    exporter's host label (NODE_LABELS), then the target's `instance` (with or without its port), each against
+    the node's name, then its host. (In Kubernetes dcgm-exporter's `Hostname` is its pod's name: a relabelled
+    node label, e.g. `kubernetes_node`, is what names the node there.)"""
+    labels_tried = ((node_label,) if node_label else ()) + NODE_LABELS
     by_key: dict[str, str] = {}
     node_list = list(nodes)
     for n in node_list:
@@ -246,7 +252,7 @@ def group(series: Iterable[Series], nodes: Iterable[Node]) -> Answer:
             up[target] = s.value
             continue
         name = None
-        for label in NODE_LABELS:
+        for label in labels_tried:
             value = s.labels.get(label)
             if value and value in by_key:
                 name = by_key[value]
@@ -296,7 +302,7 @@ class PromSource:
             series = fetch(self.source, self.window_s, at, self._opener)
         except SourceError as exc:
             return Answer({}, {}, f"source unavailable: {self.source.url}: {exc}")
-        return group(series, self.nodes)
+        return group(series, self.nodes, self.source.node_label)
 
     def answer(self) -> Answer:
         """This sweep's answer (waits for it, bounded by the query's own timeouts)."""

@@ -101,6 +101,7 @@ class Source:
     nodes: tuple[str, ...]                  # globs over node names
     timeout_s: float = 5.0                  # one query's bound: connect, answer and read
     max_age_s: float | None = None          # a sample older than this is not fresh (None: 2 x interval_s)
+    node_label: str | None = None           # the series label naming the node, tried first (e.g. kubernetes_node)
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +154,7 @@ THRESHOLD_KEYS: _Spec = {"temp_warn_c": (_NUM, False), "temp_crit_c": (_NUM, Fal
 VENDOR_THRESHOLD_KEYS: _Spec = {"temp_warn_c": (_NUM, False), "temp_crit_c": (_NUM, False),
                                 "power_warn_w": (_NUM, False)}
 SOURCE_KEYS: _Spec = {"kind": ((str,), True), "url": ((str,), True), "nodes": ((list,), True),
-                      "timeout_s": (_NUM, False), "max_age_s": (_NUM, False)}
+                      "timeout_s": (_NUM, False), "max_age_s": (_NUM, False), "node_label": ((str,), False)}
 SOURCE_KINDS = ("prometheus",)
 TOP_KEYS = {"site", "ssh", "racks", "nodes", "jobs", "shifts", "adapters", "thresholds", "sources"}
 _TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", list: "a list", bool: "true/false"}
@@ -203,9 +204,10 @@ NAME_KEYS: dict[str, set[str]] = {
     "site": {"name", "timezone"}, "ssh": {"user", "identity_file", "known_hosts", "config_file"},
     "racks": {"name", "row"}, "nodes": {"name", "host", "rack", "vendor", "jump"},
     "jobs": {"name", "checkpoint_dir", "log", "framework"}, "shifts": {"name", "start"},
-    "adapters": {"name", "tool", "command"}, "sources": {"kind", "url"},
+    "adapters": {"name", "tool", "command"}, "sources": {"kind", "url", "node_label"},
 }
-NO_SPACE_KEYS: dict[str, set[str]] = {"ssh": {"user"}, "nodes": {"name", "host", "jump"}, "sources": {"url"}}
+NO_SPACE_KEYS: dict[str, set[str]] = {"ssh": {"user"}, "nodes": {"name", "host", "jump"},
+                                      "sources": {"url", "node_label"}}
 # Regular expressions may hold a TAB; nothing else from C0/C1, no DEL, no bidirectional override.
 _CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 _CONTROL_OR_TAB = re.compile("[\t]|" + _CONTROL.pattern)
@@ -491,7 +493,7 @@ def parse_site(data: dict[str, Any], path: str = "<site>", text: str = "") -> Si
 
 def _sources(c: _Checker, data: dict[str, Any], names: set[str]) -> list[Source]:
     """[[sources]]: kind = "prometheus", url (http(s), no user or password in it), nodes (globs), and the
-    optional timeout_s and max_age_s. A node is read from one source at most."""
+    optional timeout_s, max_age_s and node_label. A node is read from one source at most."""
     from urllib.parse import urlsplit
 
     out: list[Source] = []
@@ -542,7 +544,8 @@ def _sources(c: _Checker, data: dict[str, Any], names: set[str]) -> list[Source]
             continue
         max_age = src.get("max_age_s")
         out.append(Source(src["kind"], url.rstrip("/"), tuple(str(g) for g in globs),
-                          float(src.get("timeout_s", 5.0)), None if max_age is None else float(max_age)))
+                          float(src.get("timeout_s", 5.0)), None if max_age is None else float(max_age),
+                          src.get("node_label")))
     return out
 
 

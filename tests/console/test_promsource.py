@@ -86,6 +86,11 @@ def test_series_go_to_their_node_by_exporter_label_then_instance_host():
     assert answer.by_node["npu-1"].targets == {("npu", "10.0.0.2:8082")}
     assert answer.up == {("npu", "10.0.0.2:8082"): 1}
     assert selector(20).endswith('"}[20000ms]') and "DCGM_FI_DEV_XID_ERRORS" in selector(20)
+    # in Kubernetes Hostname is the exporter pod's: the source's node_label names the node, tried first
+    pod = Series("DCGM_FI_DEV_GPU_TEMP", {"Hostname": "dcgm-exporter-x7k2p", "kubernetes_node": "gpu-1",
+                                          "gpu": "0"}, 1, 50)
+    assert group([pod], nodes).by_node["gpu-1"].series == []
+    assert group([pod], nodes, "kubernetes_node").by_node["gpu-1"].series == [pod]
 
 
 class _Stub:

@@ -168,10 +168,10 @@ nodes = ["npu-*"]
 def test_a_source_takes_its_nodes_off_ssh(tmp_path):
     from console.site import source_nodes
 
-    site = load_site(_write(tmp_path, GOOD + SOURCE + 'timeout_s = 2.5\nmax_age_s = 45\n'))
+    site = load_site(_write(tmp_path, GOOD + SOURCE + 'timeout_s = 2.5\nmax_age_s = 45\nnode_label = "k8s_node"\n'))
     (src,) = site.sources
-    assert (src.kind, src.url, src.nodes, src.timeout_s, src.max_age_s) == (
-        "prometheus", "http://prometheus.example:9090", ("npu-*",), 2.5, 45.0)
+    assert (src.kind, src.url, src.nodes, src.timeout_s, src.max_age_s, src.node_label) == (
+        "prometheus", "http://prometheus.example:9090", ("npu-*",), 2.5, 45.0, "k8s_node")
     assert source_nodes(site) == {"npu-a01-2": 0}
     plain = load_site(_write(tmp_path, GOOD + SOURCE))
     assert (plain.sources[0].timeout_s, plain.sources[0].max_age_s) == (5.0, None)
@@ -189,6 +189,7 @@ def test_a_source_takes_its_nodes_off_ssh(tmp_path):
     (('nodes = ["npu-*"]', 'nodes = ["npu-*"]\ntimeout_s = 0'), ":38: sources[0].timeout_s: must be > 0 and <= 60"),
     (('nodes = ["npu-*"]', 'nodes = ["npu-*"]\nmax_age_s = nan'), "sources[0].max_age_s: must be > 0"),
     (('nodes = ["npu-*"]', 'nodes = ["npu-*"]\npassword = "x"'), ":38: sources[0].password: unknown key"),
+    (('nodes = ["npu-*"]', 'nodes = ["npu-*"]\nnode_label = ""'), ":38: sources[0].node_label: must not be empty"),
     (('kind = "prometheus"\n', ''), ":34: sources[0]: missing required key 'kind'"),
 ])
 def test_source_problems_are_one_line_naming_file_line_and_field(tmp_path, change, expected):
