@@ -297,7 +297,10 @@ class Collector:
         """One pass over the site. A node still busy from an earlier sweep is reported stale."""
         started = self.clock()
         with self._busy_lock:
-            todo = [n for n in self.nodes if n not in self._busy]
+            # source nodes last: their query runs meanwhile, and a slow source never holds up reading an SSH
+            # node's answer past that node's deadline (collectors.node.sweep_window reads in order)
+            todo = sorted((n for n in self.nodes if n not in self._busy),
+                          key=lambda n: isinstance(self.nodes[n], PromNodeCollector))
             stale = tuple(n for n in self.nodes if n in self._busy)
             self._busy.update(todo)
         # Two phases: send the nodes their sweep first, then read the answers, so the nodes work at once
