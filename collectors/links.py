@@ -59,6 +59,8 @@ class Source:
     shell: str
     vendors: tuple[str, ...] | None   # None: every node
 
+    digest: bool = False    # the node sends `mixops-same SUM` when the output's checksum is the last sweep's
+
     @property
     def section(self) -> str:
         return f"links.{self.name}"
@@ -101,11 +103,22 @@ _NV_ERRORS_NONZERO = (f"echo '{ZEROS_OMITTED}'; {{ {NVLINK_ERRORS} 2>&1; echo \"
 SOURCES: tuple[Source, ...] = (
     Source("topo-nvidia", NV_TOPO, _TOPO_GATE + _NV_GUARD + _checked(NV_TOPO), ("nvidia",)),
     Source("topo-ascend", NPU_TOPO, _TOPO_GATE + _checked(NPU_TOPO), ("ascend",)),
-    Source("nvlink", NVLINK_STATUS, _NV_GUARD + _checked(NVLINK_STATUS), ("nvidia",)),
-    Source("nvlink-errors", NVLINK_ERRORS, _NV_GUARD + _NV_ERRORS_NONZERO, ("nvidia",)),
+    Source("nvlink", NVLINK_STATUS, _NV_GUARD + _checked(NVLINK_STATUS), ("nvidia",), True),
+    Source("nvlink-errors", NVLINK_ERRORS, _NV_GUARD + _NV_ERRORS_NONZERO, ("nvidia",), True),
     Source("hccn", "hccn_tool -i N -link/-net_health/-link_stat/-stat -g", _HCCN_BODY, ("ascend",)),
-    Source("rdma", f"{RDMA_SYSFS}/*/ports/*", _RDMA_BODY, None),
+    Source("rdma", f"{RDMA_SYSFS}/*/ports/*", _RDMA_BODY, None, True),
 )
+SAME = "mixops-same"
+SUM = re.compile(r"^mixops-sum (\d+)\s*$", re.M)
+
+
+def _digested(shell: str, previous: int | None) -> str:
+    """The source's shell, run in a subshell whose output the node checksums (cksum): the text goes out only
+    when it differs from the last sweep's (an 8 × H100 node's NVLink status is the same 4.7 KB every sweep);
+    else one line. `previous` is an integer from the last parse, never node text."""
+    prev = "none" if previous is None else str(int(previous))
+    return (f"o=$({shell}); s=$(printf '%s' \"$o\" | cksum); s=${{s%% *}}; "
+            f"if [ \"$s\" = {prev} ]; then echo \"{SAME} $s\"; else printf '%s\\n' \"$o\"; echo \"mixops-sum $s\"; fi")
 _BY_NAME = {s.name: s for s in SOURCES}
 
 
@@ -123,6 +136,7 @@ def plan(vendor: str, previous: ParseResult | None) -> tuple[Command, ...]:
     """The link commands of this sweep: every source of the vendor the node was not found without. Ascend's
     device ids are the NPU ids of the last table (integers from a parse), else the /dev/davinci devices."""
     missing = set(previous.links_missing) if previous is not None else set()
+    digests = dict(previous.links_digest) if previous is not None else {}
     out: list[Command] = []
     for s in sources_for(vendor):
         if s.name in missing:
@@ -132,6 +146,8 @@ def plan(vendor: str, previous: ParseResult | None) -> tuple[Command, ...]:
             shell = shell.replace(_TOPO_GATE, "")      # the collector's first sweep of the node: always read
         if s.name == "hccn":
             shell = _hccn_shell(c.index for c in previous.cards) if previous is not None else _hccn_shell(())
+        if s.digest:
+            shell = _digested(shell, digests.get(s.name))
         out.append(Command(s.section, shell))
     return tuple(out)
 
@@ -484,6 +500,8 @@ class SweepLinks:
     links: tuple[Link, ...]
     warnings: tuple[str, ...]
     missing: tuple[str, ...]
+    same: tuple[str, ...] = ()
+    digests: tuple[tuple[str, int], ...] = ()
 
 
 def parse_sections(vendor: str, sections: dict[str, str]) -> SweepLinks:
@@ -493,11 +511,24 @@ def parse_sections(vendor: str, sections: dict[str, str]) -> SweepLinks:
     links: list[Link] = []
     warnings: list[str] = []
     missing: list[str] = []
+    same: list[str] = []
+    digests: dict[str, int] = {}
     for s in sources_for(vendor):
         text = sections.get(s.section)
         if text is None:
             missing.append(s.name)
             continue
+        if s.digest:
+            if text.startswith(SAME + " "):
+                same.append(s.name)
+                sum_text = text[len(SAME) + 1:].strip()
+                if sum_text.isdigit():
+                    digests[s.name] = int(sum_text)
+                continue
+            sums = list(SUM.finditer(text))
+            if sums:
+                digests[s.name] = int(sums[-1].group(1))
+                text = text[:sums[-1].start()] + text[sums[-1].end():]
         gone = MISSING.search(text)
         if gone:
             missing.append(s.name)
@@ -531,7 +562,8 @@ def parse_sections(vendor: str, sections: dict[str, str]) -> SweepLinks:
             got = parse_rdma_sysfs(body, vendor=vendor)
         links.extend(got.links)
         warnings.extend(got.warnings)
-    return SweepLinks(_merge(links), tuple(warnings), tuple(dict.fromkeys(missing)))
+    return SweepLinks(_merge(links), tuple(warnings), tuple(dict.fromkeys(missing)), tuple(same),
+                      tuple(digests.items()))
 
 
 def _zeros_back(errors: tuple[Link, ...], status: list[Link]) -> tuple[Link, ...]:
@@ -548,7 +580,8 @@ def _zeros_back(errors: tuple[Link, ...], status: list[Link]) -> tuple[Link, ...
 def with_links(vendor: str, result: ParseResult, sections: dict[str, str]) -> ParseResult:
     """A vendor's ParseResult with the links of the sweep's link sections."""
     got = parse_sections(vendor, sections)
-    return replace(result, links=got.links, links_missing=got.missing, warnings=result.warnings + got.warnings)
+    return replace(result, links=got.links, links_missing=got.missing, warnings=result.warnings + got.warnings,
+                   links_same=got.same, links_digest=got.digests)
 
 
 def source(name: str) -> Source:

@@ -104,6 +104,10 @@ class ParseResult:
     links: tuple[Link, ...] = ()
     # link sources (collectors.links) the node does not have: left out of its later plans
     links_missing: tuple[str, ...] = ()
+    # link sources whose output is the same as in the last sweep (the node compared checksums): their links
+    # are as stored; and each source's checksum, for the next sweep's plan
+    links_same: tuple[str, ...] = ()
+    links_digest: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +135,7 @@ class NodeReport:
     tools: tuple[str, ...] = ()
     extra: dict[str, str] = field(default_factory=dict)   # sections of extra commands (training jobs)
     links: tuple[Link, ...] = ()
+    links_same: tuple[str, ...] = ()        # link sources unchanged since the last sweep (links as stored)
 
 
 # ---- helpers for parsers: tolerant number reading -------------------------------------------------

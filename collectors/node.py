@@ -194,7 +194,8 @@ class NodeCollector:
             return self._fail(started, t0, f"{primary.shell.split()[0]} listed no cards", raw)
         extra = {c.section: sections.get(c.section, "") for c in self.extra_commands}
         return NodeReport(self.endpoint.name, True, started, time.perf_counter() - t0, self.vendor,
-                          result.cards, faults, result.warnings, None, raw, self.tools, extra, result.links)
+                          result.cards, faults, result.warnings, None, raw, self.tools, extra, result.links,
+                          result.links_same)
 
     def _new_faults(self, faults: tuple[Fault, ...]) -> tuple[Fault, ...]:
         """Kernel-log events after the cursor only (the cursor is the newest event already reported, so an

@@ -367,7 +367,7 @@ class IncidentEngine:
         down that was up before (a port never connected is no incident), a link flapping (state changes and
         the vendor's flap counters within the window), a link whose error counters rise faster than its kind's
         limit. One incident per link (its worst condition), many links of one node at once → one incident."""
-        answered = {r.node: r for r in reports if r.ok and r.links}
+        answered = {r.node: r for r in reports if r.ok and (r.links or r.links_same)}
         if not answered:
             return
         s = self.links

@@ -18,6 +18,9 @@ from collectors.links import counted
 from collectors.model import LinkState, NodeReport
 
 LinkKey = tuple[str, int, str, str]     # node, card index (-1: a NIC of no card), kind, link
+# the kinds whose counters a link source reads (a source whose text is unchanged: their increase is 0)
+SAME_KINDS: dict[str, frozenset[str]] = {"nvlink-errors": frozenset({"nvlink"}),
+                                         "rdma": frozenset({"ib", "roce", "rdma"})}
 
 
 def deltas(totals: dict[str, int], counters: dict[str, int | None]) -> tuple[dict[str, int | None], dict[str, int]]:
@@ -54,10 +57,12 @@ class LinkBook:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
         self._rows: dict[LinkKey, _Row] | None = None
+        self._by_node: dict[str, list[LinkKey]] = {}
 
     def forget(self) -> None:
         """Drop the cache (a write was rolled back); it is read again at the next sweep."""
         self._rows = None
+        self._by_node = {}
 
     def _load(self) -> dict[LinkKey, _Row]:
         if self._rows is None:
@@ -70,6 +75,9 @@ class LinkBook:
                     int(lid), str(state), speed, peer, detail, bool(ever), last_change,
                     json.loads(counters) if counters else {}, json.loads(totals) if totals else {})
             self._rows = rows
+            self._by_node = {}
+            for key in rows:
+                self._by_node.setdefault(key[0], []).append(key)
         return self._rows
 
     def write(self, reports: Sequence[NodeReport]) -> dict[LinkKey, _Row]:
@@ -81,12 +89,14 @@ class LinkBook:
         updates: list[tuple[object, ...]] = []
         increases: list[tuple[float, int, str, int]] = []
         for r in reports:
+            if r.ok and r.links_same:
+                self._unchanged(r, rows, changed, updates)
             if not r.ok or not r.links:
                 continue
             ts = r.started
             for ln in r.links:
                 key = (r.node, -1 if ln.card_index is None else ln.card_index, ln.kind, ln.link)
-                row = rows.get(key)
+                row = changed.get(key) or rows.get(key)     # as _unchanged left it in this sweep
                 printed: dict[str, int] = {k: v for k, v in ln.counters.items() if v is not None}
                 if row is None:
                     first: dict[str, int | None] = dict.fromkeys(ln.counters)
@@ -125,7 +135,25 @@ class LinkBook:
         self.conn.executemany("INSERT INTO link_counter_deltas VALUES (?,?,?,?)", increases)
         return changed
 
+    def _unchanged(self, r: NodeReport, rows: dict[LinkKey, _Row], changed: dict[LinkKey, _Row],
+                   updates: list[tuple[object, ...]]) -> None:
+        """The node's counters printed the same text as in its last sweep: their increase in this sweep is 0."""
+        kinds = set().union(*(SAME_KINDS.get(name, frozenset()) for name in r.links_same))
+        for key in self._by_node.get(r.node, ()):
+            row = rows[key]
+            if key[2] not in kinds or not row.counters or all(v == 0 for v in row.counters.values()):
+                continue
+            zeros: dict[str, int | None] = dict.fromkeys(row.counters, 0)
+            new = _Row(row.id, row.state, row.speed_gbps, row.peer, row.detail, row.ever_up, row.last_change, zeros,
+                       row.totals)
+            updates.append((new.state, new.speed_gbps, new.peer, new.detail, int(new.ever_up), new.last_change,
+                            json.dumps(zeros, sort_keys=True), json.dumps(new.totals, sort_keys=True), row.id))
+            changed[key] = new
+
     def commit(self, changed: dict[LinkKey, _Row]) -> None:
         """Keep the rows of a committed write."""
         if self._rows is not None:
+            for key in changed:
+                if key not in self._rows:
+                    self._by_node.setdefault(key[0], []).append(key)
             self._rows.update(changed)

@@ -303,3 +303,31 @@ def test_nvlink_errors_travel_without_zeros_and_come_back_whole(tmp_path):
         else:
             assert key == (1, "7") and ln.counters == {}        # down: not printed → no counters, never 0
     assert by[(0, "3")].counters["crc_errors"] == 1843
+
+
+def test_unchanged_output_travels_as_one_line(tmp_path):
+    """The node checksums each digest source's output: the text goes out when it changed, else `mixops-same`."""
+    tool = tmp_path / "nvidia-smi"
+    status = tmp_path / "status.txt"
+    status.write_text(_text("h100-590-nvlink-status.txt"))
+    tool.write_text(f"#!/bin/sh\ncase \"$*\" in 'nvlink --status') cat {status} ;; esac\n")
+    tool.chmod(0o755)
+    env = {"PATH": f"{tmp_path}:/usr/bin:/bin"}
+
+    def sweep(previous):
+        (cmd,) = [c for c in links.plan("nvidia", previous) if c.section == "links.nvlink"]
+        text = subprocess.run(["/bin/sh", "-c", cmd.shell], capture_output=True, text=True, env=env,
+                              timeout=10).stdout
+        got = links.with_links("nvidia", ParseResult("nvidia", "q"), _sections(nvlink=text))
+        return text, got
+
+    text, first = sweep(ParseResult("nvidia", "q"))
+    assert len(first.links) == 36 and first.links_same == () and dict(first.links_digest)["nvlink"] > 0
+    text, second = sweep(first)
+    assert text.startswith("mixops-same ") and len(text) < 40
+    assert second.links == () and second.links_same == ("nvlink",) and second.links_digest == first.links_digest
+    assert "nvlink" not in second.links_missing and second.warnings == ()
+    status.write_text(_text("h100-590-nvlink-status.txt").replace("Link 3: 26.562 GB/s", "Link 3: <inactive>", 1))
+    text, third = sweep(second)                 # changed: the whole text again
+    assert len(third.links) == 36 and third.links_digest != first.links_digest
+    assert sum(ln.state is LinkState.DOWN for ln in third.links) == 2

@@ -155,3 +155,13 @@ def test_a_link_tool_missing_on_many_nodes_is_one_incident(env):
     assert got["LINKS-UNAVAILABLE"]["title"] == ("links not collected on 3 node(s): ascend: hccn_tool -i N "
                                                  "-link/-net_health/-link_stat/-stat -g: hccn_tool not found")
     assert got["LINKS-UNAVAILABLE"]["severity"] == "P4" and got["COLLECTOR"]["node"] == "a9"
+
+
+def test_a_down_link_stays_an_incident_while_the_node_sends_the_same_text(env):
+    store, sweep = env
+    sweep(node("n1", nv(0)))
+    sweep(node("n1", nv(0, DOWN)))
+    for _ in range(4):      # the node answers `mixops-same`: the link is as stored, still down
+        sweep(replace(node("n1"), links_same=("nvlink", "nvlink-errors")))
+    (r,) = rows(store)
+    assert (r["code"], r["state"], r["count"]) == ("LINK-DOWN", "open", 5)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 
 from collectors.model import CardSample, Link, LinkState, NodeReport
@@ -101,3 +102,16 @@ def test_older_database_upgrades_in_place_with_links(tmp_path):
     store.write_sweep(2e9, 2e9 + 1, [report(2e9, nv(), node=node)])
     store.close()
     assert rows(db, "SELECT node, state FROM links") == [(node, "up")]
+
+
+def test_an_unchanged_source_is_an_increase_of_zero(tmp_path):
+    db = tmp_path / "m.db"
+    store = Store(str(db))
+    store.write_sweep(100, 101, [report(100, nv(crc=1))])
+    store.write_sweep(110, 111, [report(110, nv(crc=31))])
+    assert json.loads(rows(db, "SELECT counters FROM links")[0][0])["crc_errors"] == 30
+    same = replace(report(120), links=(), links_same=("nvlink", "nvlink-errors"))
+    store.write_sweep(120, 121, [same])
+    assert json.loads(rows(db, "SELECT counters FROM links")[0][0]) == {"crc_errors": 0, "replay_errors": 0}
+    assert rows(db, "SELECT state, speed_gbps FROM links") == [("up", 212.496)]      # the state as stored
+    store.close()
