@@ -40,8 +40,10 @@ in bytes, `power_usage`, `health`, `ecc_uncorrected_error_total`, labels `mlu`, 
 
 The same N/A and stale rules as SSH: a series absent is None, never 0 (npu-exporter's -1 for a reading it
 could not take is None too); a node with no sample newer than `max_age_s` (default 2 × the site's
-`interval_s`; Prometheus's own staleness ends a series earlier) or whose exporter target is down
-(`up == 0`) fails, it is never shown healthy; a source that is down, slow or answers garbage fails its nodes
+`interval_s`) or whose exporter target is down (`up == 0`, which Prometheus writes at the first failed
+scrape) fails, it is never shown healthy. A range selector skips Prometheus's staleness markers: a series
+an exporter stops serving while its scrape still succeeds keeps its last value for up to `max_age_s` (that
+bound is the rule, one query per sweep keeps it so); a source that is down, slow or answers garbage fails its nodes
 with one line, `source unavailable: …`, and the rest of the sweep goes on. Xid values become faults through
 the counters' baseline (`card_counters`, console.counters): a change to a new nonzero Xid is the event, the
 first sighting and a restart report nothing. dcgm-exporter's gauge holds the *last* Xid, so the same Xid
