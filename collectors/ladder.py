@@ -13,13 +13,14 @@ from collectors.model import Action, Fault, Health, ParseResult, Severity
 # Links (collectors.links). A link that is down: a card's own link (NVLink, HCCS, MLU-Link, MetaXLink …) →
 # reset the card (NVIDIA's resolution for Xid 74, an NVLink error); a NIC port (RoCE, InfiniBand) → take the
 # node out of scheduling until the cable or optic is fixed. A flapping link is isolated (it breaks every
-# collective that crosses it, and comes back only to fail again); an error rate over its limit is watched.
+# collective that crosses it, and comes back only to fail again); an error rate over its limit and a link slower
+# than its peers (trained down after maintenance: the job runs at its speed) are watched.
 NIC_KINDS = frozenset({"roce", "ib", "rdma"})
-LINK_DOWN, LINK_FLAPPING, LINK_ERRORS = "LINK-DOWN", "LINK-FLAPPING", "LINK-ERRORS"
+LINK_DOWN, LINK_FLAPPING, LINK_ERRORS, LINK_SLOW = "LINK-DOWN", "LINK-FLAPPING", "LINK-ERRORS", "LINK-SLOW"
 
 
 def link_ladder(code: str, kind: str) -> tuple[Severity, Action]:
-    """Severity and the one ladder action of a link condition (LINK-DOWN, LINK-FLAPPING, LINK-ERRORS)."""
+    """Severity and the one ladder action of a link condition (LINK-DOWN, LINK-FLAPPING, LINK-ERRORS, LINK-SLOW)."""
     if code == LINK_DOWN:
         return Severity.CRITICAL, Action.ISOLATE if kind in NIC_KINDS else Action.RESET_CARD
     if code == LINK_FLAPPING:

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from collectors import registry
-from collectors.ladder import LINK_DOWN, LINK_ERRORS, LINK_FLAPPING, link_ladder
+from collectors.ladder import LINK_DOWN, LINK_ERRORS, LINK_FLAPPING, LINK_SLOW, link_ladder
 from collectors.links import FLAP_COUNTERS
 from collectors.model import Action, NodeReport, Severity
 
@@ -46,7 +46,7 @@ POWER_WARN_W = {"nvidia": 750.0, "ascend": 450.0, "hygon": 350.0, "amd": 800.0, 
 LINK_ERROR_RATE_PER_MIN = {"nvlink": 60.0, "hccs": 60.0, "roce": 100.0, "ib": 10.0, "rdma": 10.0}
 # the warnings collectors.links gives once for a link source a node lacks (a missing or failing tool)
 _LINKS_UNAVAILABLE = re.compile(r"(?<= not found); links not collected on this node$|; not asked again$")
-LINK_CODES = (LINK_FLAPPING, LINK_DOWN, LINK_ERRORS)     # worst first (actions: collectors.ladder.link_ladder)
+LINK_CODES = (LINK_FLAPPING, LINK_DOWN, LINK_ERRORS, LINK_SLOW)     # worst first (actions: collectors.ladder.link_ladder)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +59,7 @@ class LinkSettings:
     error_rate_per_min: dict[str, float] = field(default_factory=lambda: dict(LINK_ERROR_RATE_PER_MIN))
     default_error_rate_per_min: float = 60.0
     group_links: int = 3                    # this many links of one node in one sweep → one node incident
+    slow_ratio: float = 0.75                # up below this share of the best speed of its kind on the node (0: off)
 
     def error_limit(self, kind: str) -> float:
         """Errors per minute above which a link of this kind is reported."""
@@ -222,7 +223,8 @@ class IncidentEngine:
             # a link's one incident takes its worst condition so far (a link down that starts flapping)
             self.conn.executemany(
                 "UPDATE incidents SET code = ?, title = ?, action = ?, severity = min(severity, ?) WHERE id = ? AND "
-                "(CASE code WHEN 'LINK-FLAPPING' THEN 0 WHEN 'LINK-DOWN' THEN 1 ELSE 2 END) > ?", escalations)
+                "(CASE code WHEN 'LINK-FLAPPING' THEN 0 WHEN 'LINK-DOWN' THEN 1 WHEN 'LINK-ERRORS' THEN 2 ELSE 3 END) > ?",
+                escalations)
             self._clear_and_expire(now, conds, open_rows)
             self._snapshot_after(now)
         return new_ids
@@ -392,7 +394,17 @@ class IncidentEngine:
                 f"SELECT link_id, sum(delta), group_concat(DISTINCT name) FROM link_counter_deltas WHERE ts > ? "
                 f"AND name NOT IN ({marks}) GROUP BY link_id", (now - s.rate_window_s, *sorted(FLAP_COUNTERS))):
             errors[lid] = (int(n), str(names))
-        unknown = [lid for lid in {*flaps, *errors} if lid not in found]
+        slow: dict[int, tuple[float, float]] = {}
+        if s.slow_ratio > 0:
+            # a link up at a lower speed than the best of its kind on its node (a lane or port trained down)
+            for lid, node, speed, best in conn.execute(
+                    "SELECT l.id, l.node, l.speed_gbps, g.best FROM links l JOIN (SELECT node, kind, max(speed_gbps) "
+                    "AS best FROM links WHERE state = 'up' AND speed_gbps IS NOT NULL GROUP BY node, kind "
+                    "HAVING count(*) >= 2) g ON g.node = l.node AND g.kind = l.kind WHERE l.state = 'up' "
+                    "AND l.speed_gbps < g.best * ?", (s.slow_ratio,)):
+                if node in answered:
+                    slow[lid] = (float(speed), float(best))
+        unknown = [lid for lid in {*flaps, *errors, *slow} if lid not in found]
         for chunk in range(0, len(unknown), 500):
             ids = unknown[chunk:chunk + 500]
             for lid, node, card, kind, link in conn.execute(
@@ -418,6 +430,10 @@ class IncidentEngine:
                 n, names = errors[lid]
                 what = (f"errors at {n / rate_min:.0f}/min over {s.rate_window_s / 60:g} min ({names}; "
                         f"limit {s.error_limit(kind):g}/min)")
+            elif lid in slow:
+                code = LINK_SLOW
+                speed, best = slow[lid]
+                what = f"slower than its peers ({speed:g} Gb/s, best of its kind on the node {best:g} Gb/s)"
             else:
                 continue
             severity, action = link_ladder(code, kind)

@@ -165,3 +165,15 @@ def test_a_down_link_stays_an_incident_while_the_node_sends_the_same_text(env):
         sweep(replace(node("n1"), links_same=("nvlink", "nvlink-errors")))
     (r,) = rows(store)
     assert (r["code"], r["state"], r["count"]) == ("LINK-DOWN", "open", 5)
+
+
+def test_a_link_slower_than_its_peers(env):
+    store, sweep = env
+    lanes = [replace(nv(i), speed_gbps=212.496) for i in range(4)]
+    ib = Link("ib", "mlx5_0/1", None, state=UP, speed_gbps=400.0)       # alone of its kind: no peer to compare
+    sweep(node("n1", *lanes, ib))
+    assert rows(store) == []
+    sweep(node("n1", *lanes[:3], replace(lanes[3], speed_gbps=106.248), replace(ib, speed_gbps=100.0)))
+    (r,) = rows(store)
+    assert (r["code"], r["action"], r["severity"]) == ("LINK-SLOW", "watch", "P3")
+    assert r["title"] == "n1 card 0 nvlink 3: slower than its peers (106.248 Gb/s, best of its kind on the node 212.496 Gb/s)"
