@@ -166,6 +166,7 @@ class IncidentEngine:
                  links: LinkSettings | None = None) -> None:
         self.conn = conn
         self.links = links or LINK_SETTINGS
+        self._slow: dict[str, dict[int, tuple[float, float]]] = {}     # node → its slow links, as last looked up
         self.clear_after = clear_after
         self.thresholds = thresholds or Thresholds()
         self.rack_of = rack_of or {}
@@ -396,14 +397,22 @@ class IncidentEngine:
             errors[lid] = (int(n), str(names))
         slow: dict[int, tuple[float, float]] = {}
         if s.slow_ratio > 0:
-            # a link up at a lower speed than the best of its kind on its node (a lane or port trained down)
-            for lid, node, speed, best in conn.execute(
-                    "SELECT l.id, l.node, l.speed_gbps, g.best FROM links l JOIN (SELECT node, kind, max(speed_gbps) "
-                    "AS best FROM links WHERE state = 'up' AND speed_gbps IS NOT NULL GROUP BY node, kind "
-                    "HAVING count(*) >= 2) g ON g.node = l.node AND g.kind = l.kind WHERE l.state = 'up' "
-                    "AND l.speed_gbps < g.best * ?", (s.slow_ratio,)):
-                if node in answered:
-                    slow[lid] = (float(speed), float(best))
+            # a link up at a lower speed than the best of its kind on its node (a lane or port trained down). Speeds
+            # change only with the node's link text: looked up again for the nodes that sent it, else as last found.
+            fresh = [n for n, r in answered.items() if r.links]
+            for n in fresh:
+                self._slow[n] = {}
+            for chunk in range(0, len(fresh), 500):
+                names = fresh[chunk:chunk + 500]
+                marks = ",".join("?" * len(names))
+                for lid, node, speed, best in conn.execute(
+                        f"SELECT l.id, l.node, l.speed_gbps, g.best FROM links l JOIN (SELECT node, kind, "
+                        f"max(speed_gbps) AS best FROM links WHERE node IN ({marks}) AND state = 'up' AND speed_gbps "
+                        f"IS NOT NULL GROUP BY node, kind HAVING count(*) >= 2) g ON g.node = l.node AND g.kind = l.kind "
+                        f"WHERE l.state = 'up' AND l.speed_gbps < g.best * ?", (*names, s.slow_ratio)):
+                    self._slow[str(node)][int(lid)] = (float(speed), float(best))
+            for n in answered:
+                slow.update(self._slow.get(n, {}))
         unknown = [lid for lid in {*flaps, *errors, *slow} if lid not in found]
         for chunk in range(0, len(unknown), 500):
             ids = unknown[chunk:chunk + 500]

@@ -58,11 +58,13 @@ class LinkBook:
         self.conn = conn
         self._rows: dict[LinkKey, _Row] | None = None
         self._by_node: dict[str, list[LinkKey]] = {}
+        self._counting: dict[str, set[LinkKey]] = {}    # per node: the links whose last increase is not all 0
 
     def forget(self) -> None:
         """Drop the cache (a write was rolled back); it is read again at the next sweep."""
         self._rows = None
         self._by_node = {}
+        self._counting = {}
 
     def _load(self) -> dict[LinkKey, _Row]:
         if self._rows is None:
@@ -76,8 +78,11 @@ class LinkBook:
                     json.loads(counters) if counters else {}, json.loads(totals) if totals else {})
             self._rows = rows
             self._by_node = {}
-            for key in rows:
+            self._counting = {}
+            for key, row in rows.items():
                 self._by_node.setdefault(key[0], []).append(key)
+                if any(row.counters.values()):
+                    self._counting.setdefault(key[0], set()).add(key)
         return self._rows
 
     def write(self, reports: Sequence[NodeReport]) -> dict[LinkKey, _Row]:
@@ -139,7 +144,7 @@ class LinkBook:
                    updates: list[tuple[object, ...]]) -> None:
         """The node's counters printed the same text as in its last sweep: their increase in this sweep is 0."""
         kinds = set().union(*(SAME_KINDS.get(name, frozenset()) for name in r.links_same))
-        for key in self._by_node.get(r.node, ()):
+        for key in self._counting.get(r.node, ()):
             row = rows[key]
             if key[2] not in kinds or not row.counters or all(v == 0 for v in row.counters.values()):
                 continue
@@ -153,7 +158,11 @@ class LinkBook:
     def commit(self, changed: dict[LinkKey, _Row]) -> None:
         """Keep the rows of a committed write."""
         if self._rows is not None:
-            for key in changed:
+            for key, row in changed.items():
                 if key not in self._rows:
                     self._by_node.setdefault(key[0], []).append(key)
+                if any(row.counters.values()):
+                    self._counting.setdefault(key[0], set()).add(key)
+                else:
+                    self._counting.get(key[0], set()).discard(key)
             self._rows.update(changed)
