@@ -104,3 +104,26 @@ def test_a_node_without_hccn_tool_warns_once(fleet):
         "on this node"]
     assert not [w for w in second.warnings if "hccn_tool" in w]
     assert "links.hccn" not in [c.section for c in collector._plan]
+
+
+@pytest.mark.sshd
+def test_unchanged_links_travel_as_one_line_over_a_real_session(fleet):
+    (node,) = fleet.start(1, "nvidia")
+    out = node.root / "out"
+    (out / STATUS).write_text(_nvlink(down=False))
+    (out / ERRORS).write_text(_errors(crc=10))
+    endpoint = Endpoint(node.name, "127.0.0.1", node.port, getpass.getuser(), (str(fleet.client_key),),
+                        str(fleet.known_hosts), connect_timeout_s=2, command_timeout_s=4)
+    collector = NodeCollector(endpoint, "nvidia")
+    try:
+        first, second = collector.sweep(), collector.sweep()
+        (out / STATUS).write_text(_nvlink(down=True))
+        third = collector.sweep()
+    finally:
+        collector.close()
+    assert first.ok and second.ok and third.ok
+    assert len([ln for ln in first.links if ln.peer is None]) == 24 and first.links_same == ()
+    assert {"nvlink", "nvlink-errors"} <= set(second.links_same)
+    assert not [ln for ln in second.links if ln.kind == "nvlink"]
+    assert [ln.state.value for ln in third.links if (ln.card_index, ln.link) == (1, "0")] == ["down"]
+    assert "nvlink-errors" in third.links_same and "nvlink" not in third.links_same   # the counters did not change
