@@ -67,11 +67,15 @@ class Source:
 
 
 _NV_GUARD = "command -v nvidia-smi >/dev/null 2>&1 || { echo 'mixops-missing: nvidia-smi'; exit 0; }; "
+# What of hccn_tool's answers travels: not the clock line of -link_stat (`current time`) and not the traffic
+# counters of -stat (packets, octets, pause frames; their error counters stay), so that a port's text is the
+# same sweep after sweep while nothing happens to it, and goes as one `mixops-same` line (Source.digest).
+_HCCN_KEEP = "awk '!/current time/ && !(/_(pkt|pkg|oct)_num[ :]|pause_num[ :]/ && !/err|bad|fcs|drop|discard/)'"
 _HCCN_BODY = (
     f"H=$(command -v hccn_tool 2>/dev/null) || H={HCCN_TOOL}; "
     "[ -x \"$H\" ] || { echo 'mixops-missing: hccn_tool'; exit 0; }; "
     "for i in DEVICES; do for o in " + " ".join(HCCN_OPTIONS) + "; do echo \"@@hccn $i $o\"; "
-    "\"$H\" -i \"$i\" $o -g 2>&1; echo \"mixops-rc=$?\"; done; done"
+    "\"$H\" -i \"$i\" $o -g 2>&1; echo \"mixops-rc=$?\"; done; done | " + _HCCN_KEEP
 )
 _DAVINCI = ("$(for d in /dev/davinci[0-9]*; do [ -e \"$d\" ] && echo \"${d#/dev/davinci}\"; done)")
 _RDMA_BODY = (
@@ -105,7 +109,7 @@ SOURCES: tuple[Source, ...] = (
     Source("topo-ascend", NPU_TOPO, _TOPO_GATE + _checked(NPU_TOPO), ("ascend",)),
     Source("nvlink", NVLINK_STATUS, _NV_GUARD + _checked(NVLINK_STATUS), ("nvidia",), True),
     Source("nvlink-errors", NVLINK_ERRORS, _NV_GUARD + _NV_ERRORS_NONZERO, ("nvidia",), True),
-    Source("hccn", "hccn_tool -i N -link/-net_health/-link_stat/-stat -g", _HCCN_BODY, ("ascend",)),
+    Source("hccn", "hccn_tool -i N -link/-net_health/-link_stat/-stat -g", _HCCN_BODY, ("ascend",), True),
     Source("rdma", f"{RDMA_SYSFS}/*/ports/*", _RDMA_BODY, None, True),
 )
 SAME = "mixops-same"

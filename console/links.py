@@ -19,7 +19,7 @@ from collectors.model import LinkState, NodeReport
 
 LinkKey = tuple[str, int, str, str]     # node, card index (-1: a NIC of no card), kind, link
 # the kinds whose counters a link source reads (a source whose text is unchanged: their increase is 0)
-SAME_KINDS: dict[str, frozenset[str]] = {"nvlink-errors": frozenset({"nvlink"}),
+SAME_KINDS: dict[str, frozenset[str]] = {"nvlink-errors": frozenset({"nvlink"}), "hccn": frozenset({"roce"}),
                                          "rdma": frozenset({"ib", "roce", "rdma"})}
 
 

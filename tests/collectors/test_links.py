@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -331,3 +332,33 @@ def test_unchanged_output_travels_as_one_line(tmp_path):
     text, third = sweep(second)                 # changed: the whole text again
     assert len(third.links) == 36 and third.links_digest != first.links_digest
     assert sum(ln.state is LinkState.DOWN for ln in third.links) == 2
+
+
+def test_hccn_shell_keeps_errors_drops_traffic_and_the_clock_then_travels_as_one_line(tmp_path):
+    tool = tmp_path / "hccn_tool"
+    tool.write_text("#!/bin/sh\ncase \"$3\" in\n"
+                    f"  -link) echo 'link status: UP' ;;\n  -net_health) echo 'net health status: Success' ;;\n"
+                    f"  -link_stat) cat {FIX / 'hccn-doc-link-stat-device.txt'} | sed \"s/10:08:28/$(date +%T)/\" ;;\n"
+                    f"  -stat) cat {FIX / 'hccn-910b-stat.txt'} | sed \"s/122404/$$/\" ;;\nesac\n")
+    tool.chmod(0o755)
+    env = {"PATH": f"{tmp_path}:/usr/bin:/bin"}
+    from collectors.model import CardSample
+
+    def sweep(previous):
+        (cmd,) = [c for c in links.plan("ascend", previous) if c.section == "links.hccn"]
+        text = subprocess.run(["/bin/sh", "-c", cmd.shell], capture_output=True, text=True, env=env,
+                              timeout=10).stdout
+        got = links.with_links("ascend", replace(previous, links_missing=()), {"links.hccn": text,
+                                                                              "links.topo-ascend": "mixops-skip"})
+        return text, replace(got, cards=previous.cards)
+
+    prev = ParseResult("ascend", "npu-smi info", cards=(CardSample(0), CardSample(1)))
+    text, first = sweep(prev)
+    assert "current time" not in text and "nic_tx_all_pkg_num" not in text and "mac_tx_mac_pause_num" not in text
+    by = {ln.card_index: ln for ln in first.links}
+    assert set(by) == {0, 1} and by[0].state is LinkState.UP
+    assert by[0].counters == {"link_up_count": 2, "mac_tx_bad_pkt_num": 0, "mac_rx_bad_pkt_num": 3,
+                              "mac_rx_fcs_err_pkt_num": 17, "roce_rx_err_pkt_num": 0, "roce_tx_err_pkt_num": 0,
+                              "roce_cqe_err_num": 0, "roce_qp_status_err_num": 0}
+    text, second = sweep(first)
+    assert text.startswith("mixops-same ") and second.links_same == ("hccn",)
