@@ -1,10 +1,12 @@
-"""Interconnect links: NVLink (`nvidia-smi nvlink`), Ascend RoCE ports (`hccn_tool`), RDMA ports (sysfs).
+"""Interconnect links: NVLink (`nvidia-smi nvlink`), Ascend RoCE ports (`hccn_tool`), RDMA ports (sysfs), and
+the topology matrices (`nvidia-smi topo -m`, `npu-smi info -t topo`, `mx-smi topo -m`, `rocm-smi --showtopo`).
 
 Pure parsers from each tool's text to `Link` readings, and the link commands of a node's plan. Every link
 command prints its exit status on a last line (`mixops-rc=N`) and says `mixops-missing: WHAT` instead of
 failing where the tool or the hardware is absent, so a parser can tell "no links here" (the source is left
 out of the node's later plans, silently for absent hardware, with one warning for an absent or failing
-tool) from a link that is down. Formats and where they come from: tests/fixtures/links/*.source.
+tool) from a link that is down. A text the same as the node's last sweep's travels as one line
+(`mixops-same SUM`: Source.digest). Formats and where they come from: tests/fixtures/links/*.source.
 """
 
 from __future__ import annotations
@@ -58,7 +60,6 @@ class Source:
     command: str            # the command as an operator types it (warnings name it)
     shell: str
     vendors: tuple[str, ...] | None   # None: every node
-
     digest: bool = False    # the node sends `mixops-same SUM` when the output's checksum is the last sweep's
 
     @property
@@ -113,7 +114,7 @@ SOURCES: tuple[Source, ...] = (
     Source("rdma", f"{RDMA_SYSFS}/*/ports/*", _RDMA_BODY, None, True),
 )
 SAME = "mixops-same"
-SUM = re.compile(r"^mixops-sum (\d+)\s*$", re.M)
+SUM = re.compile(r"^mixops-sum ?(\d*)\s*$", re.M)      # no digits: the node has no cksum
 
 
 def _digested(shell: str, previous: int | None) -> str:
@@ -123,6 +124,8 @@ def _digested(shell: str, previous: int | None) -> str:
     prev = "none" if previous is None else str(int(previous))
     return (f"o=$({shell}); s=$(printf '%s' \"$o\" | cksum); s=${{s%% *}}; "
             f"if [ \"$s\" = {prev} ]; then echo \"{SAME} $s\"; else printf '%s\\n' \"$o\"; echo \"mixops-sum $s\"; fi")
+
+
 _BY_NAME = {s.name: s for s in SOURCES}
 
 
@@ -175,7 +178,9 @@ _NAMES: dict[str, str] = {}
 def _counter_name(text: str) -> str:
     name = _NAMES.get(text)
     if name is None:
-        name = _NAMES[text] = re.sub(r"[^0-9a-z]+", "_", text.strip().lower()).strip("_")
+        name = re.sub(r"[^0-9a-z]+", "_", text.strip().lower()).strip("_")
+        if len(_NAMES) < 1024:          # bounded: the names come from node text
+            _NAMES[text] = name
     return name
 
 
@@ -282,7 +287,7 @@ def parse_nvlink_errors(text: str, command: str = NVLINK_ERRORS) -> ParseResult:
             continue
         if line.startswith("Link ") and gpu is not None:
             parts = line.split(":")
-            if len(parts) == 3:             # the common shape, `Link N: Name Errors: N`, without a regex
+            if len(parts) == 3 and parts[0][5:].strip().isdigit():   # `Link N: Name Errors: N`, no regex
                 counters = found.setdefault((gpu, parts[0][5:].strip()), {})
                 counters[_counter_name(parts[1])] = _count(parts[2])
                 continue
@@ -433,7 +438,8 @@ def parse_rdma_sysfs(text: str, command: str = f"{RDMA_SYSFS}/*/ports/*", vendor
         layer = files.get("link_layer", "InfiniBand").strip().lower()   # ibstatus: no file → IB
         rate = files.get("rate")
         links.append(Link(_LAYER.get(layer, "rdma"), f"{dev}/{port}", None, state=state,
-                          speed_gbps=number(rate) if rate else None, counters=counters,
+                          speed_gbps=number(rate) if rate and state is not LinkState.DOWN else None,
+                          counters=counters,   # a port down has no speed (its `rate` file then is no link speed)
                           detail=f"{word.upper()}, {phys}" if phys and word else None))
     return ParseResult(vendor, command, links=tuple(links), warnings=tuple(warnings))
 
@@ -531,7 +537,8 @@ def parse_sections(vendor: str, sections: dict[str, str]) -> SweepLinks:
                 continue
             sums = list(SUM.finditer(text))
             if sums:
-                digests[s.name] = int(sums[-1].group(1))
+                if sums[-1].group(1):
+                    digests[s.name] = int(sums[-1].group(1))
                 text = text[:sums[-1].start()] + text[sums[-1].end():]
         gone = MISSING.search(text)
         if gone:
