@@ -185,10 +185,12 @@ def cmd_collect(args: argparse.Namespace) -> int:
         if args.metrics_listen is not None or args.remote_write is not None:
             from console.metrics import Exporter, ListenError, RemoteWriter, Snapshots
 
-            snapshots = Snapshots(site)
+            shard = f"{args.shard[0]}/{args.shard[1]}" if args.shard is not None else None
+            snapshots = Snapshots(site, shard)
         if args.metrics_listen is not None:         # after the writer lock: a second collector stops there first
             try:
-                exporter = Exporter(site, *args.metrics_listen)
+                host, port = args.metrics_listen
+                exporter = Exporter(site, host, port, shard=shard)
             except ListenError as exc:
                 raise UsageError(printable(str(exc))) from None
             say(f"mixops: serving /metrics on {exporter.url}", err=True)

@@ -96,10 +96,13 @@ def xid_code(code: str) -> int | None:
 def build(site_name: str, where: Mapping[str, Place], reports: Sequence[NodeReport], stale: Iterable[str],
           *, xids: Mapping[tuple[str, int], int] | None = None,
           incidents: Mapping[str, Mapping[str, int]] | None = None,
-          jobs: Sequence[JobFigures] | None = None, sweep: SweepFigures | None = None) -> tuple[Metric, ...]:
+          jobs: Sequence[JobFigures] | None = None, sweep: SweepFigures | None = None,
+          open_incidents: Sequence[IncidentInfo] | None = None, shard: str | None = None) -> tuple[Metric, ...]:
     """The metric families of one sweep. `where` gives each node's row/rack/vendor; a node of `where` that is
     in neither `reports` (ok) nor answered gets node_up 0. `xids`: the last Xid per (node, card index);
-    `incidents`: counts by state then severity; `jobs`: the jobs' figures; None leaves a family out."""
+    `incidents`: counts by state then severity; `jobs`: the jobs' figures; `open_incidents`: one info series
+    each; None leaves a family out. `shard` ("K/N", `collect --shard`) labels the incident, job and collector
+    families, so the collectors writing one store do not overwrite each other's series."""
     cards = {name: GaugeMetricFamily(name, text, labels=CARD_LABELS) for name, text, _, _ in CARD_FAMILIES}
     health = GaugeMetricFamily("mixops_card_health", "Card health: 0 ok, 1 warning, 2 critical, 3 unknown.",
                                labels=CARD_LABELS)
@@ -117,6 +120,9 @@ def build(site_name: str, where: Mapping[str, Place], reports: Sequence[NodeRepo
         up.add_metric([site_name, place.row, place.rack, report.node, vendor], 1.0 if report.ok else 0.0)
         if not report.ok:
             continue
+        # cards an existing Prometheus already scrapes ([[sources]]) are there under the exporter's own names:
+        # again under dcgm-exporter's would count them twice on the dashboards
+        via_prometheus = report.tools == ("prometheus",)
         for card in report.cards:
             labels = [site_name, place.row, place.rack, report.node, vendor, card.model or "", card_id(card),
                       card.serial or ""]
@@ -125,7 +131,7 @@ def build(site_name: str, where: Mapping[str, Place], reports: Sequence[NodeRepo
                 if value is not None:
                     cards[name].add_metric(labels, float(value) * factor)
             health.add_metric(labels, float(HEALTH_CODE.get(card.health, 3)))
-            if vendor != "nvidia":
+            if vendor != "nvidia" or via_prometheus:
                 continue
             dlabels = [str(card.index), card.serial or "", card.bus_id or "", f"nvidia{card.index}",
                        card.model or "", report.node, report.node]
@@ -147,19 +153,91 @@ def build(site_name: str, where: Mapping[str, Place], reports: Sequence[NodeRepo
         if name not in seen:            # not swept (none of this sweep's): not up
             up.add_metric([site_name, place.row, place.rack, name, place.vendor], 0.0)
     out: list[Metric] = [*cards.values(), health, up, *dcgm.values(), fb_free, xid]
+    extra = ("shard",) if shard is not None else ()
+    tag = [shard] if shard is not None else []
     if incidents is not None:
         for state in ("open", "acknowledged"):
             fam = GaugeMetricFamily(f"mixops_incidents_{state}", f"Incidents {state}, by severity.",
-                                    labels=("severity",))
+                                    labels=("severity", *extra))
             counts = incidents.get(state, {})
             for sev in sorted(set(SEVERITIES) | set(counts)):
-                fam.add_metric([sev], float(counts.get(sev, 0)))
+                fam.add_metric([sev, *tag], float(counts.get(sev, 0)))
             out.append(fam)
+    if open_incidents is not None:
+        out += _incident_families(open_incidents, shard)
     if jobs is not None:
-        out += _job_families(jobs)
+        out += _job_families(jobs, shard)
     if sweep is not None:
-        out += _sweep_families(sweep)
+        out += _sweep_families(sweep, shard)
     return tuple(out)
+
+
+MAX_TITLE = 200                 # a title is a label value: bounded, so one odd incident cannot bloat every sample
+MAX_INCIDENT_SERIES = 2_000     # as many as the window's list shows (console.live.read_snapshot)
+_CONTROL = str.maketrans({c: " " for c in (*range(0x20), *range(0x7F, 0xA0), 0x2028, 0x2029, *range(0x202A, 0x202F),
+                                           *range(0x2066, 0x206A), 0x200E, 0x200F)})
+
+
+def label_text(text: str | None, limit: int = MAX_TITLE) -> str:
+    """Plain text for a label value: control and bidi characters as spaces, runs of blanks as one, at most
+    `limit` characters ("…" at the end when cut)."""
+    plain = " ".join((text or "").translate(_CONTROL).split())
+    return plain if len(plain) <= limit else plain[: limit - 1] + "…"
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentInfo:
+    """One incident not resolved, as its info series carry it (console.incidents' row)."""
+
+    id: int
+    opened_at: float
+    severity: str
+    state: str
+    title: str
+    node: str | None
+    card_idx: int | None
+    job: str | None
+    code: str | None
+    action: str | None
+    count: int
+    acknowledged_at: float | None
+    acknowledged_by: str | None
+    serial: str | None
+
+
+INCIDENT_LABELS = ("key", "severity", "state", "title", "node", "card", "job", "code", "action", "serial")
+
+
+def _incident_families(rows: Sequence[IncidentInfo], shard: str | None) -> list[Metric]:
+    extra = ("shard",) if shard is not None else ()
+    tag = [shard] if shard is not None else []
+    opened = GaugeMetricFamily("mixops_incident_open", "An incident not resolved (info series; value: when it "
+                               "opened, unix seconds).", labels=(*INCIDENT_LABELS, *extra))
+    acked = GaugeMetricFamily("mixops_incident_acknowledged_timestamp_seconds",
+                              "When an incident was acknowledged, and by whom (unix seconds).",
+                              labels=("key", "by", *extra))
+    faults = GaugeMetricFamily("mixops_incident_faults", "Faults grouped in an incident not resolved.",
+                               labels=("key", *extra))
+    for r in rows[:MAX_INCIDENT_SERIES]:
+        key = str(r.id)
+        opened.add_metric([key, r.severity, r.state, label_text(r.title), label_text(r.node),
+                           "" if r.card_idx is None else str(r.card_idx), label_text(r.job), label_text(r.code),
+                           label_text(r.action), label_text(r.serial), *tag], r.opened_at)
+        faults.add_metric([key, *tag], float(r.count))
+        if r.acknowledged_at is not None:
+            acked.add_metric([key, label_text(r.acknowledged_by), *tag], r.acknowledged_at)
+    return [opened, acked, faults]
+
+
+def read_open_incidents(conn: sqlite3.Connection) -> list[IncidentInfo]:
+    """The incidents the window's list shows (not resolved, not suppressed), most severe first."""
+    return [IncidentInfo(int(r[0]), float(r[1]), str(r[2]), str(r[3]), str(r[4] or ""), r[5],
+                         None if r[6] is None else int(r[6]), r[7], r[8], r[9], int(r[10] or 1),
+                         None if r[11] is None else float(r[11]), r[12], r[13]) for r in conn.execute(
+        """SELECT id, opened_at, severity, state, title, node, card_idx, job, code, action, count, acknowledged_at,
+                  acknowledged_by, serial
+           FROM incidents WHERE state != 'resolved' AND suppressed_by IS NULL
+           ORDER BY severity, opened_at LIMIT ?""", (MAX_INCIDENT_SERIES,))]
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,27 +252,29 @@ class JobFigures:
     ettr_24h: float | None
 
 
-def _job_families(jobs: Sequence[JobFigures]) -> list[Metric]:
+def _job_families(jobs: Sequence[JobFigures], shard: str | None = None) -> list[Metric]:
+    x = ("shard",) if shard is not None else ()
+    tag = [shard] if shard is not None else []
     state = GaugeMetricFamily("mixops_job_state", "1 for the job's state now, 0 for the others.",
-                              labels=("job", "state"))
+                              labels=("job", "state", *x))
     last = GaugeMetricFamily("mixops_job_last_progress_timestamp_seconds",
-                             "When the job's log last showed progress (unix seconds).", labels=("job",))
+                             "When the job's log last showed progress (unix seconds).", labels=("job", *x))
     age = GaugeMetricFamily("mixops_job_checkpoint_age_seconds",
-                            "Age of the job's newest committed checkpoint at the last sweep (s).", labels=("job",))
+                            "Age of the job's newest committed checkpoint at the last sweep (s).", labels=("job", *x))
     ettr = GaugeMetricFamily("mixops_job_ettr_ratio",
                              "Effective training time ratio, 0 to 1, since the first progress (window=all) "
-                             "or over the last 24 h.", labels=("job", "window"))
+                             "or over the last 24 h.", labels=("job", "window", *x))
     for j in jobs:
         for s in (*JOB_STATES, *(() if j.state in JOB_STATES else (j.state,))):
-            state.add_metric([j.name, s], 1.0 if s == j.state else 0.0)
+            state.add_metric([j.name, s, *tag], 1.0 if s == j.state else 0.0)
         if j.last_progress_at is not None:
-            last.add_metric([j.name], j.last_progress_at)
+            last.add_metric([j.name, *tag], j.last_progress_at)
         if j.checkpoint_age_s is not None:
-            age.add_metric([j.name], j.checkpoint_age_s)
+            age.add_metric([j.name, *tag], j.checkpoint_age_s)
         if j.ettr is not None:
-            ettr.add_metric([j.name, "all"], j.ettr)
+            ettr.add_metric([j.name, "all", *tag], j.ettr)
         if j.ettr_24h is not None:
-            ettr.add_metric([j.name, "24h"], j.ettr_24h)
+            ettr.add_metric([j.name, "24h", *tag], j.ettr_24h)
     return [state, last, age, ettr]
 
 
@@ -214,12 +294,21 @@ class SweepFigures:
     build_s: float = 0.0
 
 
-def _sweep_families(s: SweepFigures) -> list[Metric]:
+def _sweep_families(s: SweepFigures, shard: str | None = None) -> list[Metric]:
     def gauge(name: str, text: str, value: float) -> GaugeMetricFamily:
-        return GaugeMetricFamily(name, text, value=value)
+        if shard is None:
+            return GaugeMetricFamily(name, text, value=value)
+        fam = GaugeMetricFamily(name, text, labels=("shard",))
+        fam.add_metric([shard], value)
+        return fam
 
-    sweeps = CounterMetricFamily("mixops_collector_sweeps", "Sweeps done since the collector started.",
-                                 value=s.sweeps)
+    if shard is None:
+        sweeps = CounterMetricFamily("mixops_collector_sweeps", "Sweeps done since the collector started.",
+                                     value=s.sweeps)
+    else:
+        sweeps = CounterMetricFamily("mixops_collector_sweeps", "Sweeps done since the collector started.",
+                                     labels=("shard",))
+        sweeps.add_metric([shard], s.sweeps)
     return [
         gauge("mixops_collector_last_sweep_timestamp_seconds", "When the last sweep ended (unix seconds).",
               s.finished_at),
@@ -281,8 +370,9 @@ class SnapshotCollector(Collector):
 class Snapshots:
     """Builds each sweep's families, keeping what outlives a sweep (the last Xid per card, the sweep count)."""
 
-    def __init__(self, site: Site) -> None:
+    def __init__(self, site: Site, shard: str | None = None) -> None:
         self.site = site
+        self.shard = shard              # "K/N" of `collect --shard`, a label of its incident/job/collector series
         self._where = places(site)
         self._xids: dict[tuple[str, int], int] | None = None
         self._sweeps = 0
@@ -293,14 +383,16 @@ class Snapshots:
         now = summary.started + summary.duration_s
         incidents: dict[str, dict[str, int]] | None = None
         jobs: list[JobFigures] | None = None
+        open_incidents: list[IncidentInfo] | None = None
         if store is not None:
             try:
                 if self._xids is None:
                     self._xids = read_xids(store.conn)
                 incidents = read_incidents(store.conn)
+                open_incidents = read_open_incidents(store.conn)
                 jobs = read_jobs(store.conn, now)
             except sqlite3.Error:
-                incidents, jobs = None, None        # not known now: left out, never shown as 0
+                incidents, jobs, open_incidents = None, None, None   # not known now: left out, never shown as 0
         xids = self._xids if self._xids is not None else {}
         for report in summary.reports:
             place = self._where.get(report.node)
@@ -316,18 +408,18 @@ class Snapshots:
         self._sweeps += 1
         failed = sum(1 for r in summary.reports if not r.ok)
         families = build(self.site.name, self._where, summary.reports, summary.stale, xids=xids,
-                         incidents=incidents, jobs=jobs)
+                         incidents=incidents, jobs=jobs, open_incidents=open_incidents, shard=self.shard)
         figures = SweepFigures(now, summary.duration_s, len(self._where), failed, len(summary.stale),
                                sum(len(r.cards) for r in summary.reports if r.ok), self._sweeps, summary.held,
                                summary.store_problem is None, time.perf_counter() - t0)
-        return (*families, *_sweep_families(figures))
+        return (*families, *_sweep_families(figures, self.shard))
 
 
 class Exporter:
     """The /metrics server of one collector: start it, give it each sweep's families, close it."""
 
-    def __init__(self, site: Site, host: str, port: int) -> None:
-        self.snapshots = Snapshots(site)
+    def __init__(self, site: Site, host: str, port: int, shard: str | None = None) -> None:
+        self.snapshots = Snapshots(site, shard)
         self._collector = SnapshotCollector()
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self._collector)

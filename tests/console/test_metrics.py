@@ -167,6 +167,57 @@ def test_read_incidents_counts_open_and_acknowledged_by_severity(tmp_path):
         store.close()
 
 
+def test_open_incidents_travel_as_info_series_with_plain_bounded_titles(tmp_path):
+    from console.metrics import MAX_TITLE, read_open_incidents
+    from console.store import Store
+
+    store = Store(str(tmp_path / "i.db"))
+    try:
+        rows = (("P1", "open", "Xid 79\x1b[31m on gpu\n0\u202e", "n1", 0, "llama", None, None),
+                ("P3", "acknowledged", "x" * 500, "n3", None, None, 1_700_000_050.0, "li\nwei"),
+                ("P2", "resolved", "gone", "n1", 1, None, None, None))
+        for sev, state, title, node, card, job, ack_at, by in rows:
+            store.conn.execute("INSERT INTO incidents (opened_at, severity, state, title, node, card_idx, job, "
+                               "acknowledged_at, acknowledged_by, count) VALUES (1700000000, ?, ?, ?, ?, ?, ?, ?, ?, 3)",
+                               (sev, state, title, node, card, job, ack_at, by))
+        info = read_open_incidents(store.conn)
+    finally:
+        store.close()
+    s = _samples(_render(build("s", WHERE, _sweep(), (), open_incidents=info, shard="2/3")))
+    opened = {lab["key"]: (lab, v) for lab, v in s["mixops_incident_open"]}
+    assert len(opened) == 2                                        # the resolved one is not there
+    first = next(lab for lab, _ in opened.values() if lab["severity"] == "P1")
+    assert first["title"] == "Xid 79 [31m on gpu 0" and first["node"] == "n1" and first["card"] == "0"
+    assert first["job"] == "llama" and first["state"] == "open" and first["shard"] == "2/3"
+    long = next(lab for lab, _ in opened.values() if lab["severity"] == "P3")
+    assert len(long["title"]) == MAX_TITLE and long["title"].endswith("…") and long.get("card", "") == ""
+    assert {v for _, v in opened.values()} == {1_700_000_000.0}
+    assert s["mixops_incident_acknowledged_timestamp_seconds"] == [
+        ({"key": long["key"], "by": "li wei", "shard": "2/3"}, 1_700_000_050.0)]
+    assert {lab["key"]: v for lab, v in s["mixops_incident_faults"]} == {k: 3 for k in opened}
+
+
+def test_shard_labels_the_incident_job_and_collector_series_not_the_cards():
+    from console.metrics import SweepFigures
+
+    fams = build("s", WHERE, _sweep(), (), incidents={"open": {"P1": 1}}, shard="1/3",
+                 jobs=[JobFigures("llama", "running", 1.0, 2.0, 0.9, None)],
+                 sweep=SweepFigures(1_700_000_100.0, 2.5, 4, 1, 0, 3, 7, 0, True, 0.01))
+    s = _samples(_render(fams))
+    assert s["mixops_collector_sweep_duration_seconds"] == [({"shard": "1/3"}, 2.5)]
+    assert s["mixops_collector_sweeps_total"] == [({"shard": "1/3"}, 7)]
+    assert all(lab["shard"] == "1/3" for name in ("mixops_incidents_open", "mixops_job_state",
+                                                   "mixops_job_ettr_ratio") for lab, _ in s[name])
+    assert "shard" not in s["mixops_card_temperature_celsius"][0][0]
+
+
+def test_cards_read_from_a_prometheus_source_are_not_exported_again_under_dcgm_names():
+    via_source = NodeReport("n1", True, 0.0, 0.1, "nvidia", _cards(), tools=("prometheus",))
+    s = _samples(_render(build("s", WHERE, (via_source,), ())))
+    assert {lab["card"] for lab, _ in s["mixops_card_temperature_celsius"]} == {"0", "2"}
+    assert not any(name.startswith("DCGM_") for name in s)
+
+
 def _site(nodes=("n1", "n2", "n3", "n4")) -> Site:
     return Site("<t>", "hall 1", "UTC", 10.0, SSHDefaults(known_hosts="/dev/null", config_file="/dev/null"),
                 (Rack("R01", "A", 8), Rack("R02", "B", 8)),
