@@ -1,0 +1,437 @@
+"""`mixops gui --prometheus URL`: what the window shows, read from a Prometheus-compatible store (DESIGN §8).
+
+Several `collect --shard K/N --remote-write` collectors (or scraped `--metrics-listen` ones) put the whole site in
+one Prometheus or VictoriaMetrics; `read_snapshot_prom` builds the same `console.live.Snapshot` as
+`read_snapshot` does from the database, with one instant query per family (never one per card), run side by
+side, each bounded by a timeout and gzip-compressed. The same rules hold: a value no series gives is NaN (N/A),
+never 0; a node whose `mixops_node_up` is 0, or whose newest `mixops_node_up` sample is older than
+`STALE_AFTER_INTERVALS` sweeps, is stale, and so are its cards. The cards of a node that stopped answering
+keep their place in the room for `LAYOUT_LOOKBACK_S` (their series end with a stale marker, so an instant query
+no longer returns them): the room does not re-layout when a node fails.
+
+Incidents and jobs come from the info series the collectors export (`mixops_incident_open`,
+`mixops_job_state`, …). Anything wrong with the store (down, slow, an answer that is not Prometheus's JSON)
+is one line: "source unavailable: URL: reason".
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import zlib
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+from PySide6.QtCore import QObject, QTimer, Signal, Slot
+
+from console.argv import printable
+from console.continuity import JobModel
+from console.jobview import JobRow
+from console.live import (
+    HEALTH_CODES,
+    METRICS,
+    STALE_AFTER_INTERVALS,
+    History,
+    IncidentRow,
+    NodeRow,
+    Snapshot,
+)
+
+TIMEOUT_S = 5.0                     # one query; the whole read is bounded by it too (queries run side by side)
+MAX_BODY = 512 * 1048576            # an answer larger than this is not one of ours
+LAYOUT_LOOKBACK_S = 900.0           # a card seen in the last 15 min keeps its place in the room
+MAX_POINTS = 1_500                  # a range query asks for at most this many points per series
+PARALLEL = 8
+
+# Snapshot metric → (family, factor from the family's unit back to the Snapshot's)
+CARD_VALUES: dict[str, tuple[str, float]] = {
+    "temperature_c": ("mixops_card_temperature_celsius", 1.0),
+    "utilization_pct": ("mixops_card_utilization_ratio", 100.0),
+    "memory_used_mib": ("mixops_card_memory_used_bytes", 1.0 / 1048576.0),
+    "memory_total_mib": ("mixops_card_memory_total_bytes", 1.0 / 1048576.0),
+    "power_w": ("mixops_card_power_watts", 1.0),
+}
+HEALTH_BY_CODE = {v: k for k, v in HEALTH_CODES.items()}
+
+
+class PromViewError(Exception):
+    """The store cannot be read: the text is the one line the window shows."""
+
+
+@dataclass(frozen=True, slots=True)
+class Series:
+    """One series of an instant or range query: its labels and (t, value) points."""
+
+    labels: dict[str, str]
+    points: tuple[tuple[float, float], ...]
+
+    @property
+    def value(self) -> float:
+        return self.points[-1][1] if self.points else math.nan
+
+    @property
+    def ts(self) -> float:
+        return self.points[-1][0] if self.points else math.nan
+
+
+def base_url(url: str) -> str:
+    """The store's root as given (a trailing slash or a trailing /api/v1 dropped)."""
+    out = url.rstrip("/")
+    if out.endswith("/api/v1"):
+        out = out[: -len("/api/v1")]
+    return out
+
+
+def _number(text: object) -> float:
+    if not isinstance(text, str):
+        raise ValueError(f"a sample value {text!r} is not a string")
+    return float(text)          # "NaN", "+Inf" included
+
+
+def _parse(body: bytes) -> list[Series]:
+    """The `data.result` of a Prometheus HTTP API answer (vector or matrix)."""
+    try:
+        doc = json.loads(body)
+    except ValueError as exc:
+        raise ValueError(f"not JSON ({exc})") from None
+    if not isinstance(doc, dict):
+        raise ValueError("not a Prometheus API answer")
+    if doc.get("status") != "success":
+        raise ValueError(f"query failed: {doc.get('errorType', '?')}: {doc.get('error', '?')}")
+    data = doc.get("data")
+    if not isinstance(data, dict) or data.get("resultType") not in ("vector", "matrix") \
+            or not isinstance(data.get("result"), list):
+        raise ValueError("not a vector or matrix answer")
+    out: list[Series] = []
+    for item in data["result"]:
+        if not isinstance(item, dict) or not isinstance(item.get("metric"), dict):
+            raise ValueError("a result without its labels")
+        labels = {str(k): str(v) for k, v in item["metric"].items()}
+        raw = item.get("values") if "values" in item else [item.get("value")]
+        if not isinstance(raw, list):
+            raise ValueError("a result without values")
+        points = []
+        for p in raw:
+            if not isinstance(p, list) or len(p) != 2 or not isinstance(p[0], int | float):
+                raise ValueError("a sample that is not [time, value]")
+            points.append((float(p[0]), _number(p[1])))
+        out.append(Series(labels, tuple(points)))
+    return out
+
+
+def query(url: str, promql: str, *, at: float | None = None, timeout_s: float = TIMEOUT_S,
+          range_: tuple[float, float, float] | None = None) -> list[Series]:
+    """One instant query (or, with range_=(start, end, step), one range query); PromViewError on any failure."""
+    params: dict[str, str] = {"query": promql}
+    if range_ is not None:
+        params.update(start=f"{range_[0]:.3f}", end=f"{range_[1]:.3f}", step=f"{range_[2]:g}")
+    elif at is not None:
+        params["time"] = f"{at:.3f}"
+    path = "/api/v1/query_range" if range_ is not None else "/api/v1/query"
+    full = base_url(url) + path
+    req = urllib.request.Request(full, data=urllib.parse.urlencode(params).encode(), method="POST", headers={
+        "Accept": "application/json", "Accept-Encoding": "gzip", "User-Agent": "mixops",
+        "Content-Type": "application/x-www-form-urlencoded"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout_s) as resp:
+            body = resp.read(MAX_BODY + 1)
+            encoding = resp.headers.get("Content-Encoding", "")
+        if len(body) > MAX_BODY:
+            raise ValueError(f"an answer over {MAX_BODY // 1048576} MiB")
+        if encoding == "gzip":
+            body = gzip.decompress(body)
+        return _parse(body)
+    except urllib.error.HTTPError as exc:
+        detail = exc.read(300).decode("utf-8", "replace")
+        try:
+            detail = str(json.loads(detail).get("error", detail))
+        except (ValueError, AttributeError):
+            pass
+        first = detail.strip().splitlines()[0] if detail.strip() else ""
+        raise PromViewError(_line(url, f"HTTP {exc.code}" + (f": {first}" if first else ""))) from None
+    except TimeoutError:
+        raise PromViewError(_line(url, f"no answer in {timeout_s:g} s")) from None
+    except (OSError, ValueError, EOFError, zlib.error) as exc:
+        reason = getattr(exc, "reason", None) or exc
+        raise PromViewError(_line(url, str(reason))) from None
+
+
+def _line(url: str, reason: str) -> str:
+    return printable(f"source unavailable: {url}: {' '.join(reason.split())}")[:400]
+
+
+def _queries(url: str, promqls: Sequence[str], at: float, timeout_s: float) -> list[list[Series]]:
+    """The queries side by side; the first failure is the read's."""
+    with ThreadPoolExecutor(max_workers=min(PARALLEL, len(promqls))) as pool:
+        futures = [pool.submit(query, url, q, at=at, timeout_s=timeout_s) for q in promqls]
+        return [f.result() for f in futures]
+
+
+def _card_label(text: str) -> tuple[int, int | None] | None:
+    """ "3" → (3, None), "6.1" → (6, 1); anything else None."""
+    head, dot, chip = text.partition(".")
+    if not head.isdigit() or (dot and not chip.isdigit()):
+        return None
+    return int(head), int(chip) if dot else None
+
+
+def _opt(labels: dict[str, str], key: str) -> str | None:
+    value = labels.get(key, "")
+    return value or None
+
+
+def read_snapshot_prom(url: str, *, interval_s: float = 10.0, now: float | None = None,
+                       timeout_s: float = TIMEOUT_S) -> Snapshot:
+    """The room, fleet, incidents and jobs of every shard, from ~16 instant queries (one per family)."""
+    now = time.time() if now is None else now
+    families = [
+        "mixops_node_up",                                                       # 0
+        "timestamp(mixops_node_up)",                                            # 1
+        f"last_over_time(mixops_card_health[{int(LAYOUT_LOOKBACK_S)}s])",       # 2: the layout
+        "mixops_card_health",                                                   # 3
+        *(CARD_VALUES[m][0] for m in METRICS),                                  # 4..8
+        "mixops_job_state == 1",                                                # 9
+        "mixops_job_last_progress_timestamp_seconds",                           # 10
+        "mixops_job_checkpoint_age_seconds",                                    # 11
+        "mixops_job_ettr_ratio",                                                # 12
+        "mixops_incident_open",                                                 # 13
+        "mixops_incident_acknowledged_timestamp_seconds",                       # 14
+        "mixops_incident_faults",                                               # 15
+        "mixops_collector_last_sweep_timestamp_seconds",                        # 16
+    ]
+    got = _queries(url, families, now, timeout_s)
+    stale_after = max(30.0, STALE_AFTER_INTERVALS * interval_s)
+
+    # nodes: every node some collector says it owns
+    seen_at = {s.labels.get("node", ""): s.value for s in got[1]}
+    node_info: dict[str, tuple[dict[str, str], float]] = {}
+    for s in got[0]:
+        name = s.labels.get("node", "")
+        if name:
+            node_info[name] = (s.labels, s.value)
+    bad: set[str] = set()
+    status: dict[str, str] = {}
+    for name, (_labels, up) in node_info.items():
+        last = seen_at.get(name, math.nan)
+        if not math.isfinite(up) or up != 1.0:
+            status[name] = "failed"
+        elif not math.isfinite(last) or now - last > stale_after:
+            status[name] = "stale"          # the collector stopped writing: stale, never healthy
+        else:
+            status[name] = "ok"
+        if status[name] != "ok":
+            bad.add(name)
+
+    # cards: the layout from the lookback, the values only where an instant series is there now
+    def key_of(labels: dict[str, str]) -> tuple[str, int, int, str] | None:
+        node, card = labels.get("node", ""), labels.get("card", "")
+        parsed = _card_label(card)
+        if not node or parsed is None:
+            return None
+        return node, parsed[0], -1 if parsed[1] is None else parsed[1], card
+
+    layout: dict[tuple[str, int, int, str], dict[str, str]] = {}
+    for s in got[2]:
+        k = key_of(s.labels)
+        if k is not None:
+            layout[k] = s.labels
+    for s in (*got[3], *(x for fam in got[4:9] for x in fam)):
+        k = key_of(s.labels)
+        if k is not None and k not in layout:
+            layout[k] = s.labels
+    keys = sorted(layout)
+    pos = {k[0:1] + k[3:4]: i for i, k in enumerate(keys)}          # (node, card label) → position
+    n = len(keys)
+    metrics = {m: np.full(n, np.nan, dtype=np.float32) for m in METRICS}
+    health = np.full(n, HEALTH_CODES["unknown"], dtype=np.int8)
+    ts = np.full(n, np.nan, dtype=np.float64)
+    for s in got[3]:
+        i = pos.get((s.labels.get("node", ""), s.labels.get("card", "")))
+        if i is not None and math.isfinite(s.value):
+            code = int(s.value)
+            health[i] = code if code in HEALTH_BY_CODE else HEALTH_CODES["unknown"]
+            ts[i] = seen_at.get(keys[i][0], math.nan)
+    for m, fam in zip(METRICS, got[4:9], strict=True):
+        factor = CARD_VALUES[m][1]
+        arr = metrics[m]
+        for s in fam:
+            i = pos.get((s.labels.get("node", ""), s.labels.get("card", "")))
+            if i is not None:
+                arr[i] = s.value * factor           # NaN stays NaN
+    card_node = [k[0] for k in keys]
+    for name in set(card_node) - set(node_info):      # cards whose node_up is gone: not answering
+        bad.add(name)
+        status[name] = "stale"
+    stale = np.fromiter((k[0] in bad for k in keys), dtype=bool, count=n)
+    counts: dict[str, int] = {}
+    for name in card_node:
+        counts[name] = counts.get(name, 0) + 1
+    nodes: list[NodeRow] = []
+    for name in sorted(set(node_info) | set(card_node),
+                       key=lambda x: (node_info.get(x, ({}, 0.0))[0].get("rack", ""), x)):
+        labels = node_info.get(name, ({}, math.nan))[0] or layout[next(k for k in keys if k[0] == name)]
+        seen = seen_at.get(name)
+        nodes.append(NodeRow(name, status[name], _opt(labels, "vendor"), _opt(labels, "rack"), None,
+                             counts.get(name, 0), seen if seen is not None and math.isfinite(seen) else None,
+                             None if status[name] != "stale" else "no fresh series in the store", None))
+    snap = Snapshot(now, card_node, np.array([k[1] for k in keys], dtype=np.int32),
+                    np.arange(1, n + 1, dtype=np.int64), [_opt(layout[k], "vendor") for k in keys],
+                    [_opt(layout[k], "model") for k in keys], [_opt(layout[k], "serial") for k in keys],
+                    ts, metrics, health, stale, nodes)
+    snap.layout_key = hash((tuple(keys), tuple((r.name, r.rack) for r in nodes)))
+    snap.derived["prom_cards"] = [k[3] for k in keys]          # the card label of each position (history reads)
+    snap.derived["prom_url"] = url
+    snap.nodes_ok = sum(1 for r in nodes if r.status == "ok")
+    snap.nodes_failed = sum(1 for r in nodes if r.status == "failed")
+    snap.nodes_stale = sum(1 for r in nodes if r.status in ("stale", "unknown"))
+    sweeps = [s.value for s in got[16] if math.isfinite(s.value)]
+    snap.last_sweep_at = max(sweeps) if sweeps else None
+    snap.jobs = _jobs(got[9], got[10], got[11], got[12])
+    snap.incidents = _incidents(got[13], got[14], got[15])
+    return snap
+
+
+def _jobs(state: list[Series], last: list[Series], age: list[Series], ettr: list[Series]) -> list[JobRow]:
+    def by_job(fam: list[Series], window: str | None = None) -> dict[str, float]:
+        return {s.labels.get("job", ""): s.value for s in fam
+                if window is None or s.labels.get("window") == window}
+
+    def opt(values: dict[str, float], job: str) -> float | None:
+        v = values.get(job)
+        return v if v is not None and math.isfinite(v) else None
+
+    lasts, ages, all_, day = by_job(last), by_job(age), by_job(ettr, "all"), by_job(ettr, "24h")
+    out: list[JobRow] = []
+    for s in sorted(state, key=lambda x: x.labels.get("job", "")):
+        name = s.labels.get("job", "")
+        if not name:
+            continue
+        st = s.labels.get("state", "no data")
+        model = JobModel(name, st, last_progress_at=opt(lasts, name), checkpoint_age_s=opt(ages, name),
+                         ettr=opt(all_, name), ettr_24h=opt(day, name))
+        out.append(JobRow(name, [], st, model))
+    return out
+
+
+def _shard_index(shard: str) -> int:
+    head, _, _ = shard.partition("/")
+    return int(head) if head.isdigit() else 0
+
+
+def incident_id(key: str, shard: str) -> int | None:
+    """A window-wide id: the collector's incident id, with shard K's ids from K × 10^12 on (ids are per store)."""
+    if not key.isdigit() or int(key) >= 10**12:
+        return None
+    return _shard_index(shard) * 10**12 + int(key)
+
+
+def _incidents(opened: list[Series], acked: list[Series], faults: list[Series]) -> list[IncidentRow]:
+    def ident(labels: dict[str, str]) -> tuple[str, str]:
+        return labels.get("shard", ""), labels.get("key", "")
+
+    by = {ident(s.labels): s.labels.get("by", "") for s in acked}
+    count = {ident(s.labels): s.value for s in faults}
+    out: list[IncidentRow] = []
+    for s in opened:
+        lab = s.labels
+        iid = incident_id(lab.get("key", ""), lab.get("shard", ""))
+        if iid is None or not math.isfinite(s.value):
+            continue
+        card = lab.get("card", "")
+        n = count.get(ident(lab), math.nan)
+        out.append(IncidentRow(iid, s.value, lab.get("severity", "P4"), lab.get("state", "open"),
+                               lab.get("title", ""), _opt(lab, "node"), int(card) if card.isdigit() else None,
+                               _opt(lab, "job"), _opt(lab, "code"), _opt(lab, "action"),
+                               int(n) if math.isfinite(n) and n >= 1 else 1, by.get(ident(lab)) or None,
+                               None, _opt(lab, "serial")))
+    out.sort(key=lambda r: (r.severity, r.opened_at))
+    return out
+
+
+def _selector(node: str, card: str) -> str:
+    return "{" + f"node={json.dumps(node)},card={json.dumps(card)}" + "}"
+
+
+def history_step(seconds: float) -> float:
+    """The range query's step: at most MAX_POINTS points, never finer than 10 s."""
+    return max(10.0, math.ceil(seconds / MAX_POINTS))
+
+
+def read_history_prom(url: str, node: str, card: str, seconds: float, *, card_id: int = 0,
+                      now: float | None = None, timeout_s: float = 10.0) -> History:
+    """One card's history from range queries (one per metric, side by side), at most ~MAX_POINTS points.
+
+    Over more than a day the points are averages over each step (avg_over_time), as the database's rollups."""
+    now = time.time() if now is None else now
+    start = now - seconds
+    step = history_step(seconds)
+    sel = _selector(node, card)
+    rolled = seconds > 86400
+    promqls = [f"avg_over_time({CARD_VALUES[m][0]}{sel}[{int(step)}s])" if rolled else f"{CARD_VALUES[m][0]}{sel}"
+               for m in METRICS]
+    with ThreadPoolExecutor(max_workers=len(promqls)) as pool:
+        futures = [pool.submit(query, url, q, timeout_s=timeout_s, range_=(start, now, step)) for q in promqls]
+        got = [f.result() for f in futures]
+    times = sorted({t for fam in got for s in fam for t, _ in s.points})
+    at = {t: i for i, t in enumerate(times)}
+    t_arr = np.array(times, dtype=np.float64)
+    metrics: dict[str, np.ndarray] = {}
+    for m, fam in zip(METRICS, got, strict=True):
+        arr = np.full(len(times), np.nan, dtype=np.float64)
+        for s in fam:
+            for t, v in s.points:
+                arr[at[t]] = v * CARD_VALUES[m][1]
+        metrics[m] = arr
+    return History(card_id, start, now, t_arr, metrics, [], rolled)
+
+
+class PromSnapshotReader(QObject):
+    """`console.live.SnapshotReader` over a Prometheus-compatible store: polls in its own thread, emits
+    `snapshot(Snapshot)` or `failed("source unavailable: URL: reason")`."""
+
+    snapshot = Signal(object)
+    failed = Signal(str)
+
+    def __init__(self, url: str, interval_s: float = 10.0, period_s: float = 2.0,
+                 prepare: Callable[[Snapshot], None] | None = None, timeout_s: float = TIMEOUT_S) -> None:
+        super().__init__()
+        self.url = url
+        self.db_path = url                  # what the window names as its source
+        self.interval_s = interval_s
+        self.period_ms = int(period_s * 1000)
+        self.prepare = prepare
+        self.timeout_s = timeout_s
+        self._timer: QTimer | None = None
+
+    @Slot()
+    def start(self) -> None:
+        """Begin polling (call in the worker thread)."""
+        self._timer = QTimer(self)
+        self._timer.timeout.connect(self.poll)
+        self._timer.start(self.period_ms)
+        self.poll()
+
+    @Slot()
+    def stop(self) -> None:
+        """Stop polling (call in the worker thread)."""
+        if self._timer is not None:
+            self._timer.stop()
+
+    @Slot()
+    def poll(self) -> None:
+        """One read; any failure of the store becomes one line on `failed`."""
+        try:
+            snap = read_snapshot_prom(self.url, interval_s=self.interval_s, timeout_s=self.timeout_s)
+        except PromViewError as exc:
+            self.failed.emit(str(exc))
+            return
+        if self.prepare is not None:
+            self.prepare(snap)
+        self.snapshot.emit(snap)

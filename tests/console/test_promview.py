@@ -1,0 +1,183 @@
+"""`gui --prometheus`: the window's snapshot and card history read back from a real VictoriaMetrics.
+
+Real parts: a real `Collector` sweep (the fake transport answers cnmon with fixture text: the layers above SSH),
+the real store on a SQLite file, the real remote writer pushing to a real single-node VictoriaMetrics on
+127.0.0.1 (the fixture of test_metrics), and real PromQL reads; a store stopped, a slow one and one that answers
+garbage are real HTTP servers on 127.0.0.1 too.
+"""
+
+from __future__ import annotations
+
+import http.server
+import math
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from collectors.ssh import SSHError
+from console.metrics import RemoteWriter, Snapshots
+from console.promview import (
+    PromViewError,
+    history_step,
+    incident_id,
+    read_history_prom,
+    read_snapshot_prom,
+)
+from console.service import Collector
+from console.site import load_site
+from console.store import Store
+from tests.console.test_counters import _Node
+from tests.console.test_metrics import _free_port, _poll, victoria  # noqa: F401 - the victoria fixture
+
+SITE = ('[site]\nname = "t"\ninterval_s = 1\n[[racks]]\nname = "A01"\nrow = "A"\nslots = 2\n'
+        '[[nodes]]\nname = "mlu-1"\nhost = "127.0.0.1"\nrack = "A01"\nslot = 1\nvendor = "cambricon"\n'
+        '[[nodes]]\nname = "mlu-2"\nhost = "127.0.0.1"\nrack = "A01"\nslot = 2\nvendor = "cambricon"\n')
+
+
+class _Down(_Node):
+    def run(self, commands, since: int = 0):
+        raise SSHError("connection refused (test transport)")
+
+    def start(self, commands, since: int = 0):
+        raise SSHError("connection refused (test transport)")
+
+
+def _sweeps_into(url: str, tmp_path: Path, sweeps: int, shard: str | None = "1/1"):
+    """`sweeps` real sweeps of the two-node site (mlu-2 down), each pushed to url; the last summary."""
+    path = tmp_path / "site.toml"
+    path.write_text(SITE)
+    site = load_site(str(path))
+    state = {"ecc": 0}
+    store = Store(str(tmp_path / "ops.db"))
+    collector = Collector(site, store, session_factory=lambda ep: _Down(state) if ep.name == "mlu-2"
+                          else _Node(state))
+    snaps = Snapshots(site, shard)
+    writer = RemoteWriter(url, str(tmp_path / "ops.db.remote-write"))
+    try:
+        summary = None
+        for i in range(sweeps):
+            state["ecc"] = 0 if i == 0 else 3               # the total grows once: an ECC-UE incident
+            summary = collector.sweep()
+            writer.push(snaps.update(summary, store), summary.started + summary.duration_s)
+        _poll(lambda: writer.queued() == 0 and writer.sent >= sweeps, "the sweeps sent")
+        return summary
+    finally:
+        writer.close()
+        collector.close()
+        store.close()
+
+
+@pytest.mark.slow
+def test_snapshot_from_a_real_victoria_metrics_has_the_cards_values_na_and_the_failed_node(victoria, tmp_path):  # noqa: F811
+    url = f"http://127.0.0.1:{victoria}"
+    summary = _sweeps_into(f"{url}/api/v1/write", tmp_path, 2)
+    report = next(r for r in summary.reports if r.node == "mlu-1")
+    _poll(lambda: len(read_snapshot_prom(url, interval_s=1.0).card_node) == len(report.cards) and
+          read_snapshot_prom(url, interval_s=1.0).incidents, "the cards and the incident in VictoriaMetrics")
+    snap = read_snapshot_prom(url, interval_s=1.0)
+    assert snap.card_node == ["mlu-1"] * len(report.cards)
+    for card in report.cards:
+        i = snap.index_of("mlu-1", card.index)
+        assert i is not None
+        for field in ("temperature_c", "utilization_pct", "memory_used_mib", "memory_total_mib", "power_w"):
+            want = getattr(card, field)
+            got = float(snap.metrics[field][i])
+            if want is None:
+                assert math.isnan(got), (card.index, field)             # N/A: NaN, never 0
+            else:
+                assert got == pytest.approx(float(want), rel=1e-5), (card.index, field)
+    na = snap.index_of("mlu-1", 2)
+    assert na is not None and math.isnan(snap.metrics["temperature_c"][na])
+    assert not snap.stale.any()
+    status = {r.name: r.status for r in snap.nodes}
+    assert status == {"mlu-1": "ok", "mlu-2": "failed"}
+    assert snap.nodes_ok == 1 and snap.nodes_failed == 1
+    assert next(r for r in snap.nodes if r.name == "mlu-1").rack == "A01"
+    assert snap.last_sweep_at == pytest.approx(summary.started + summary.duration_s, abs=0.01)
+    (inc,) = [r for r in snap.incidents if r.code == "ECC-UE"]
+    assert inc.node == "mlu-1" and inc.state == "open" and inc.id // 10**12 == 1     # shard 1's ids
+    assert incident_id(str(inc.id % 10**12), "1/1") == inc.id and incident_id("x", "1/1") is None
+    assert inc.card_idx == 1 and inc.title
+    # later, nothing new written: the node is stale, never healthy, and its cards keep their places
+    later = read_snapshot_prom(url, interval_s=1.0, now=time.time() + 60)
+    assert {r.name: r.status for r in later.nodes}["mlu-1"] == "stale"
+    assert later.card_node == snap.card_node and later.stale.all()
+
+    hist = read_history_prom(url, "mlu-1", "0", 3600)
+    assert len(hist.t) >= 1 and np.all(np.diff(hist.t) > 0)
+    assert hist.metrics["temperature_c"][-1] == pytest.approx(float(report.cards[0].temperature_c))
+    assert hist.metrics["power_w"][np.isfinite(hist.metrics["power_w"])].size >= 1
+    gone = read_history_prom(url, "mlu-1", "2", 3600)              # a card that reports no temperature
+    assert not np.isfinite(gone.metrics["temperature_c"]).any()
+
+
+def test_history_step_keeps_range_queries_under_1500_points():
+    for seconds in (3600.0, 86400.0, 7 * 86400.0):
+        assert seconds / history_step(seconds) <= 1_500
+    assert history_step(3600.0) == 10.0
+
+
+@pytest.mark.slow
+def test_a_stopped_store_is_one_source_unavailable_line(tmp_path):
+    url = f"http://127.0.0.1:{_free_port()}"                     # nothing listens there
+    with pytest.raises(PromViewError) as exc:
+        read_snapshot_prom(url, timeout_s=2.0)
+    text = str(exc.value)
+    assert text.startswith(f"source unavailable: {url}: ") and "\n" not in text and "refused" in text
+
+
+class _Garbage(http.server.BaseHTTPRequestHandler):
+    body = b"<html>\x1b]0;owned\x07 not prometheus</html>"
+    delay = 0.0
+
+    def _answer(self) -> None:
+        time.sleep(self.delay)
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(self.body)))
+        self.end_headers()
+        self.wfile.write(self.body)
+
+    do_GET = do_POST = _answer
+
+    def log_message(self, *args: object) -> None:
+        return None
+
+
+def _serve(handler: type[http.server.BaseHTTPRequestHandler]):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
+@pytest.mark.parametrize("body", [b"<html>\x1b]0;owned\x07 not prometheus</html>", b'{"status": "success"}',
+                                  b'{"status":"success","data":{"resultType":"vector","result":[{"metric":{},'
+                                  b'"value":[1, 2]}]}}', b"[1, 2]"])
+def test_a_store_answering_garbage_is_one_plain_line(body):
+    handler = type("H", (_Garbage,), {"body": body})
+    server, url = _serve(handler)
+    try:
+        with pytest.raises(PromViewError) as exc:
+            read_snapshot_prom(url, timeout_s=2.0)
+    finally:
+        server.shutdown()
+        server.server_close()
+    text = str(exc.value)
+    assert text.startswith(f"source unavailable: {url}: ") and "\n" not in text and "\x1b" not in text
+
+
+def test_a_slow_store_is_one_line_within_the_timeout():
+    handler = type("H", (_Garbage,), {"delay": 3.0})
+    server, url = _serve(handler)
+    try:
+        t0 = time.monotonic()
+        with pytest.raises(PromViewError, match="source unavailable: .*timed out|no answer"):
+            read_snapshot_prom(url, timeout_s=0.5)
+        assert time.monotonic() - t0 < 10
+    finally:
+        server.shutdown()
+        server.server_close()
