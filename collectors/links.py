@@ -588,6 +588,17 @@ def _zeros_back(errors: tuple[Link, ...], status: list[Link]) -> tuple[Link, ...
     return tuple(Link("nvlink", link, card, counters=c) for (card, link), c in counters.items())
 
 
+def warned_sections(warnings: Iterable[str], sections: dict[str, str]) -> dict[str, str]:
+    """The link sections a warning is about (section → the warning), so the node's report keeps their text."""
+    out: dict[str, str] = {}
+    for w in warnings:
+        for s in SOURCES:
+            command = "hccn_tool -i" if s.name == "hccn" else s.command
+            if s.section in sections and f": {command}" in w and s.section not in out:
+                out[s.section] = w
+    return out
+
+
 def with_links(vendor: str, result: ParseResult, sections: dict[str, str]) -> ParseResult:
     """A vendor's ParseResult with the links of the sweep's link sections."""
     got = parse_sections(vendor, sections)

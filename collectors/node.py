@@ -11,7 +11,7 @@ from concurrent.futures import Executor
 from dataclasses import replace
 from typing import Protocol, TypeVar
 
-from collectors import registry
+from collectors import links, registry
 from collectors.model import Action, Command, Fault, NodeReport, ParseResult, Severity, first_line, strip_ansi
 from collectors.ssh import Endpoint, HostKeyChanged, NodeSession, Pending, SSHError, SweepOutput, clean_text
 
@@ -188,8 +188,10 @@ class NodeCollector:
                                                  for c in result.cards))
         self._previous = result
         faults = self._new_faults(result.faults)
-        keep_raw = bool(result.warnings) or not result.cards
+        link_warned = links.warned_sections(result.warnings, sections)    # a link text kept as the operator's evidence
+        keep_raw = bool(set(result.warnings) - set(link_warned.values())) or not result.cards
         raw = {primary.section: sections.get(primary.section, "")} if keep_raw else {}
+        raw.update({section: sections[section] for section in link_warned})
         if not result.cards and not result.warnings:
             return self._fail(started, t0, f"{primary.shell.split()[0]} listed no cards", raw)
         extra = {c.section: sections.get(c.section, "") for c in self.extra_commands}

@@ -127,3 +127,24 @@ def test_unchanged_links_travel_as_one_line_over_a_real_session(fleet):
     assert not [ln for ln in second.links if ln.kind == "nvlink"]
     assert [ln.state.value for ln in third.links if (ln.card_index, ln.link) == (1, "0")] == ["down"]
     assert "nvlink-errors" in third.links_same and "nvlink" not in third.links_same   # the counters did not change
+
+
+@pytest.mark.sshd
+def test_a_link_text_mixops_cannot_read_is_kept_for_the_operator(fleet):
+    """The node's nvidia-smi answers `nvlink --status` with something else (here: its query CSV): one warning
+    naming the command and the line, the text kept in the report's raw sections, the link source not asked
+    again; the GPU query is read as usual."""
+    (node,) = fleet.start(1, "nvidia")
+    endpoint = Endpoint(node.name, "127.0.0.1", node.port, getpass.getuser(), (str(fleet.client_key),),
+                        str(fleet.known_hosts), connect_timeout_s=2, command_timeout_s=4)
+    collector = NodeCollector(endpoint, "nvidia")
+    try:
+        first, second = collector.sweep(), collector.sweep()
+    finally:
+        collector.close()
+    assert first.ok and len(first.cards) == 4
+    status = [w for w in first.warnings if "nvlink --status" in w]
+    assert len(status) == 1 and status[0].startswith("nvidia: nvidia-smi nvlink --status: line not understood: ")
+    assert "links.nvlink" in first.raw and "query" not in first.raw
+    assert first.raw["links.nvlink"].startswith(status[0].split("line not understood: ")[1][:40])
+    assert not [w for w in second.warnings if "nvlink" in w]
