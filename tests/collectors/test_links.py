@@ -9,6 +9,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from collectors import links, registry
 from collectors.model import LinkState, ParseResult
@@ -51,10 +53,10 @@ TABLE = [
 
 @pytest.mark.parametrize(("name", "command", "n", "up", "down"), TABLE, ids=[t[0] for t in TABLE])
 def test_fixture_table(name, command, n, up, down):
-    for given in (command, None):       # with the command, and detected from the text alone
-        result = parse_capture(_text(name), None, given)
-        assert result.warnings == (), (given, result.warnings)
-        assert len(result.links) == n, given
+    for asked in (command, None):       # with the command, and detected from the text alone
+        result = parse_capture(_text(name), None, asked)
+        assert result.warnings == (), (asked, result.warnings)
+        assert len(result.links) == n, asked
         assert sum(ln.state is LinkState.UP for ln in result.links) == up
         assert sum(ln.state is LinkState.DOWN for ln in result.links) == down
 
@@ -362,3 +364,31 @@ def test_hccn_shell_keeps_errors_drops_traffic_and_the_clock_then_travels_as_one
                               "roce_cqe_err_num": 0, "roce_qp_status_err_num": 0}
     text, second = sweep(first)
     assert text.startswith("mixops-same ") and second.links_same == ("hccn",)
+
+
+# ---- fuzzing: garbage, truncation and shuffled lines only ever take the warning path ----------------------
+
+_TEXTS = [_text(p.name) for p in sorted(FIX.iterdir()) if not p.name.endswith(".source")]
+_PARSERS = [
+    lambda t: links.parse_nvlink_status(t), lambda t: links.parse_nvlink_errors(t),
+    lambda t: links.parse_hccn(t, "-link", 0), lambda t: links.parse_hccn(t, "-net_health", 0),
+    lambda t: links.parse_hccn(t, "-link_stat", 0), lambda t: links.parse_hccn(t, "-stat", 0),
+    lambda t: links.parse_hccn_sweep(t), lambda t: links.parse_rdma_sysfs(t),
+    lambda t: links.parse_topology(t, "nvidia", "nvidia-smi topo -m"),
+    lambda t: links.parse_sections("nvidia", {f"links.{s.name}": t for s in links.SOURCES}),
+    lambda t: links.parse_sections("ascend", {f"links.{s.name}": t for s in links.SOURCES}),
+]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.sampled_from(_TEXTS), st.integers(0, 20_000), st.randoms(use_true_random=False), st.text(max_size=200))
+def test_link_parsers_never_raise(text, cut, rnd, noise):
+    lines = text[:cut].splitlines()
+    rnd.shuffle(lines)
+    mangled = "\n".join(lines) + noise
+    for parse in _PARSERS:
+        for t in (mangled, text[:cut], noise):
+            result = parse(t)
+            for ln in getattr(result, "links", ()):
+                assert ln.speed_gbps is None or ln.speed_gbps >= 0
+                assert all(v is None or isinstance(v, int) for v in ln.counters.values())
