@@ -71,6 +71,14 @@ def test_bare_qpainter_calls_keep_singletons(qapp: QApplication) -> None:
         painter.end()
 
 
+def test_numpy_dtype_from_a_type_keeps_none() -> None:
+    """numpy 2.2.0-2.4.x add one reference to None at every np.dtype(tuple); pyqtgraph's mkColor does that
+    for every tuple colour (see pyproject.toml's numpy pin)."""
+    import numpy as np
+
+    _assert_steady(lambda _i: np.issubdtype(tuple, np.floating), 3000)
+
+
 def test_room_heatmap_in_every_colour_mode(qtbot, demo_db: str) -> None:
     from widgets.heatmap import METRICS, HeatmapView, attach_geometry
 
