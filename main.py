@@ -38,7 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     code = run_gui(site=getattr(ns, "site", None), db=getattr(ns, "db", None),
                    demo=ns.command == "demo" or bool(getattr(ns, "demo", False)),
                    language=getattr(ns, "lang", None), cards=cards,
-                   history_s=7200.0 if days is None else days * 86400.0)
+                   history_s=7200.0 if days is None else days * 86400.0,
+                   prometheus=getattr(ns, "prometheus", None))
     return code
 
 

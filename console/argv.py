@@ -161,6 +161,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--db", type=_path, help="database file (default: the site's database in ~/.local/share/mixops)")
     g.add_argument("--demo", action="store_true", help="open the simulated demo site")
     g.add_argument("--lang", choices=("en", "zh_CN"), help="UI language (default: setting, then system locale)")
+    g.add_argument("--prometheus", type=_url, metavar="URL",
+                   help="show the whole site from a Prometheus or VictoriaMetrics that `mixops collect "
+                        "--remote-write` (e.g. several --shard K/N collectors) or a scrape of --metrics-listen fills, "
+                        "e.g. http://127.0.0.1:8428; no database and no collector of the window's own (not with "
+                        "--site, --db or --demo)")
 
     d = sub.add_parser("demo", help="build or run the simulated demo site")
     d.add_argument("--db", type=_path, help="database file")

@@ -29,6 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from console.argv import printable
@@ -382,7 +383,7 @@ def read_history_prom(url: str, node: str, card: str, seconds: float, *, card_id
     times = sorted({t for fam in got for s in fam for t, _ in s.points})
     at = {t: i for i, t in enumerate(times)}
     t_arr = np.array(times, dtype=np.float64)
-    metrics: dict[str, np.ndarray] = {}
+    metrics: dict[str, npt.NDArray[np.float64]] = {}
     for m, fam in zip(METRICS, got, strict=True):
         arr = np.full(len(times), np.nan, dtype=np.float64)
         for s in fam:

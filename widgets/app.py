@@ -6,12 +6,14 @@ in a worker thread; the GUI thread only receives snapshots through queued signal
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 from PySide6.QtCore import (
     QCoreApplication,
     QEvent,
@@ -34,6 +36,8 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QSystemTrayIcon,
     QTabWidget,
+    QVBoxLayout,
+    QWidget,
 )
 
 from console import paths
@@ -47,6 +51,8 @@ from widgets.jobs import JobsView
 
 if TYPE_CHECKING:
     from console.incidents import Thresholds
+    from console.promview import PromSnapshotReader
+    from widgets.detail import CardHistory
     from widgets.heatmap import HeatmapView
     from widgets.incidents import IncidentsView
 
@@ -64,9 +70,15 @@ class MainWindow(QMainWindow):
     """One window for the shift: the room, the fleet, and what the collector is doing."""
 
     def __init__(self, db_path: str | None, site_name: str, demo: bool, interval_s: float = 10.0,
-                 runner: CollectorProcess | None = None, problem: str | None = None) -> None:
+                 runner: CollectorProcess | None = None, problem: str | None = None, *,
+                 prometheus: str | None = None) -> None:
         super().__init__()
         self.db_path = db_path
+        # `gui --prometheus URL`: the whole site from the store the shards write to; no database, no collector
+        self.prometheus = prometheus
+        self.has_source = db_path is not None or prometheus is not None
+        self.source_down: str | None = None     # the store's failure line while it cannot be read
+        self._prom_cards: dict[int, tuple[str, str]] = {}    # card id → (node, card label) of open details
         self.demo = demo
         self.interval_s = interval_s
         self.snapshot: Snapshot | None = None
@@ -94,11 +106,17 @@ class MainWindow(QMainWindow):
         self._threads: list[QThread] = []
         self.pool = QThreadPool(self)          # history reads of the card detail
         self.pool.setMaxThreadCount(2)
-        self.reader: SnapshotReader | None = None
+        self.reader: SnapshotReader | PromSnapshotReader | None = None
         self.runner = runner
-        if db_path is not None:
+        if prometheus is not None:
+            from console.promview import PromSnapshotReader
+
+            self.reader = PromSnapshotReader(prometheus, interval_s, period_s=min(2.0, max(0.5, interval_s / 5)),
+                                             prepare=_prepare_snapshot)
+        elif db_path is not None:
             self.reader = SnapshotReader(db_path, interval_s, period_s=min(2.0, max(0.5, interval_s / 5)),
                                          prepare=_prepare_snapshot)
+        if self.reader is not None:
             self.reader.snapshot.connect(self.set_snapshot, Qt.ConnectionType.QueuedConnection)
             self.reader.failed.connect(self._reader_failed, Qt.ConnectionType.QueuedConnection)
         if runner is not None:
@@ -139,7 +157,7 @@ class MainWindow(QMainWindow):
 
     def _build_views(self) -> None:
         """The tabs (built again, in the new language, when the language changes)."""
-        if self.db_path is None:
+        if not self.has_source:
             # Nothing to show but the problem (e.g. a broken site file): say it in the middle.
             text = QLabel(self.problem or "")
             text.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -155,7 +173,25 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self._room_placeholder, tr("Room"))
         self.tabs.addTab(self.fleet, tr("Fleet"))
         self.tabs.addTab(self.jobs, tr("Jobs"))
-        self.setCentralWidget(self.tabs if self.db_path is not None else self.problem_label)
+        # the store cannot be read (`gui --prometheus`): said above the tabs, in words, until it answers again
+        self.source_banner = QLabel("")
+        self.source_banner.setTextFormat(Qt.TextFormat.PlainText)
+        self.source_banner.setWordWrap(True)
+        self.source_banner.setStyleSheet("QLabel { background: #d73027; color: white; padding: 4px 8px; "
+                                         "font-weight: bold; }")
+        self.source_banner.hide()
+        if self.has_source:
+            central = QWidget()
+            box = QVBoxLayout(central)
+            box.setContentsMargins(0, 0, 0, 0)
+            box.setSpacing(0)
+            box.addWidget(self.source_banner)
+            box.addWidget(self.tabs, 1)
+            self.setCentralWidget(central)
+        else:
+            self.setCentralWidget(self.problem_label)
+        if self.source_down is not None:
+            self._show_source_down(self.source_down)
         self.fleet.node_activated.connect(self.show_node)
 
     def _build_late_views(self) -> None:
@@ -167,10 +203,13 @@ class MainWindow(QMainWindow):
         self.jobs.attach_timeline()
         if not self.loading:
             self._show_room()
-        if self.db_path is not None:
+        if self.has_source:
             from widgets.incidents import IncidentsView
 
-            self.incidents = IncidentsView(self.db_path, self.pool, i18n.current_language())
+            if self.db_path is not None:
+                self.incidents = IncidentsView(self.db_path, self.pool, i18n.current_language())
+            else:
+                self.incidents = _engine_incidents_view(self.pool, i18n.current_language())
             self.incidents.show_card.connect(self.show_card)
             self.incidents.show_job.connect(self.show_job)
             self.incidents.changed.connect(self._poll_now)
@@ -197,7 +236,7 @@ class MainWindow(QMainWindow):
         if not self._started:
             QTimer.singleShot(0, self.start_workers)
 
-    def _start_worker(self, worker: SnapshotReader) -> None:
+    def _start_worker(self, worker: SnapshotReader | PromSnapshotReader) -> None:
         thread = QThread(self)
         thread.setObjectName(f"mixops-{type(worker).__name__}")
         worker.moveToThread(thread)
@@ -209,6 +248,7 @@ class MainWindow(QMainWindow):
         """File, View and Help (rebuilt in the new language when the language changes)."""
         self.menuBar().clear()
         file_menu = self.menuBar().addMenu(tr("&File"))
+        file_menu.setToolTipsVisible(True)
         report = QAction(tr("Shift report…"), self)
         report.setShortcut(QKeySequence("Ctrl+P"))
         report.triggered.connect(lambda _checked=False: self.open_report())
@@ -217,6 +257,12 @@ class MainWindow(QMainWindow):
         # triggered(bool) must not arrive as the note's text
         note.triggered.connect(lambda _checked=False: self.add_handover_note())
         file_menu.addAction(note)
+        self.report_action, self.note_action = report, note
+        if self.prometheus is not None:         # they read and write a local database this mode does not have
+            for action in (report, note):
+                action.setEnabled(False)
+                action.setToolTip(tr("Needs a local database: not available with --prometheus (the window "
+                                     "reads the store of the collectors)"))
         export = QAction(tr("Export table as CSV…"), self)
         export.setShortcut(QKeySequence("Ctrl+E"))
         export.triggered.connect(lambda _checked=False: self.export_csv())
@@ -274,14 +320,14 @@ class MainWindow(QMainWindow):
         help_menu.addAction(about)
 
     def _retranslate_status(self) -> None:
-        self.mode_label.setText(tr("DEMO — simulated data") if self.demo else self.site_name)
+        self.mode_label.setText(tr("DEMO — simulated data") if self.demo else self._mode_text())
         self.incident_label.setToolTip(tr("Open incidents per severity"))
         self.progress.setFormat(tr("history %p%"))
         self._update_age()
 
     def _build_status(self, site_name: str, problem: str | None) -> None:
         bar = self.statusBar()
-        self.mode_label = QLabel(tr("DEMO — simulated data") if self.demo else site_name)
+        self.mode_label = QLabel(tr("DEMO — simulated data") if self.demo else self._mode_text())
         self.mode_label.setTextFormat(Qt.TextFormat.PlainText)
         if self.demo:
             self.mode_label.setStyleSheet("QLabel { background: #b8860b; color: black; padding: 1px 6px; "
@@ -305,6 +351,11 @@ class MainWindow(QMainWindow):
         bar.addPermanentWidget(self.sweep_label)
         bar.addPermanentWidget(self.collector_label)
 
+    def _mode_text(self) -> str:
+        if self.prometheus is not None:
+            return f"{tr('store')}: {self.prometheus}"
+        return self.site_name
+
     # ---- data ------------------------------------------------------------------------------------
 
     @Slot(object)
@@ -312,6 +363,10 @@ class MainWindow(QMainWindow):
         """A new view of the database arrived from the reader thread."""
         t0 = time.perf_counter()
         self.snapshot = snapshot
+        if self.source_down is not None:            # the store answers again: what is shown is live again
+            self.source_down = None
+            self.source_banner.hide()
+            self.message.setText("")
         if self.runner is None and self.loading:
             self.loading = False
         if self.loading:
@@ -355,6 +410,8 @@ class MainWindow(QMainWindow):
         if self.loading:
             self.sweep_label.setText(tr("loading…"))
             self.sweep_label.setStyleSheet("")
+            return
+        if self.source_down is not None:
             return
         if s is None or s.last_sweep_at is None:
             return
@@ -446,7 +503,25 @@ class MainWindow(QMainWindow):
 
     @Slot(str)
     def _reader_failed(self, text: str) -> None:
-        self.message.setText(f"{tr('database')}: {text}")
+        if self.prometheus is None:
+            self.message.setText(f"{tr('database')}: {text}")
+            return
+        self._show_source_down(text)
+
+    def _show_source_down(self, text: str) -> None:
+        """`gui --prometheus` and the store cannot be read: say so, and show the last values as not live (every
+        node stale, its cards grey) rather than as they were."""
+        first = self.source_down is None
+        self.source_down = text
+        shown = text.removeprefix("source unavailable: ")
+        self.source_banner.setText(f"{tr('Source unavailable')}: {shown} — "
+                                   f"{tr('the values shown are the last read, not live')}")
+        self.source_banner.show()
+        self.message.setText(f"{tr('Source unavailable')}: {shown}")
+        self.sweep_label.setText(tr("source unavailable"))
+        self.sweep_label.setStyleSheet("QLabel { color: #d73027; font-weight: bold; }")
+        if first and self.snapshot is not None and not self.loading:
+            self._feed(_not_live(self.snapshot))
 
     # ---- navigation ------------------------------------------------------------------------------
 
@@ -517,18 +592,35 @@ class MainWindow(QMainWindow):
         vendor = s.vendor[pos]
         title = (f"{node} · {tr('card')} {idx} · {vendor_name(vendor, i18n.current_language())} "
                  f"{s.model[pos] or ''} · {tr('serial')} {s.serial[pos] or tr('N/A')}")
-        assert self.db_path is not None
+        history = None
+        if self.prometheus is not None:
+            labels = s.derived.get("prom_cards")
+            if not isinstance(labels, list) or pos >= len(labels):
+                return None
+            self._prom_cards[int(s.card_id[pos])] = (node, str(labels[pos]))
+            history = self._read_prom_history
+        else:
+            assert self.db_path is not None
         if self._spare_details:
             # a closed detail is shown again for this card: no new plots on the GUI thread
             detail = self._spare_details.pop()
             detail.show_card(int(s.card_id[pos]), title, vendor)
         else:
             detail = CardDetail(self.db_path, int(s.card_id[pos]), title, self, self.pool, vendor=vendor,
-                                thresholds=self.thresholds)
+                                thresholds=self.thresholds, history=history)
             detail.finished.connect(lambda _result, d=detail: self._detail_closed(d))
         self.details.append(detail)
         detail.show()
         return detail
+
+    def _read_prom_history(self, card_id: int, seconds: float) -> CardHistory:
+        """In the pool: one card's range from the store (`gui --prometheus`)."""
+        from console.promview import read_history_prom
+        from widgets.detail import card_history_from
+
+        assert self.prometheus is not None
+        node, card = self._prom_cards[card_id]
+        return card_history_from(read_history_prom(self.prometheus, node, card, seconds, card_id=card_id), seconds)
 
     def _detail_closed(self, detail: QDialog) -> None:
         if detail in self.details:
@@ -616,7 +708,7 @@ class MainWindow(QMainWindow):
         for d in self._spare_details:           # built in the old language
             d.deleteLater()
         self._spare_details.clear()
-        current = self.tabs.currentIndex() if self.db_path is not None else 0
+        current = self.tabs.currentIndex() if self.has_source else 0
         started = self.heatmap is not None
         self.heatmap = None
         self.incidents = None
@@ -626,7 +718,7 @@ class MainWindow(QMainWindow):
         self._build_menus()
         self._retranslate_status()
         self._retitle()
-        if self.db_path is not None:
+        if self.has_source:
             self.tabs.setCurrentIndex(min(current, self.tabs.count() - 1))
         if self.snapshot is not None and not self.loading:
             self._feed(self.snapshot)
@@ -663,6 +755,60 @@ class MainWindow(QMainWindow):
         super().closeEvent(event)  # type: ignore[arg-type]
 
 
+def _not_live(snapshot: Snapshot) -> Snapshot:
+    """The last snapshot with every node stale: drawn grey, counted stale, never as live values."""
+    nodes = [dataclasses.replace(r, status="stale") for r in snapshot.nodes]
+    return dataclasses.replace(snapshot, stale=np.ones(len(snapshot.card_node), dtype=bool), nodes=nodes,
+                               nodes_ok=0, nodes_failed=0, nodes_stale=len(nodes), derived=dict(snapshot.derived))
+
+
+def _engine_incidents_view(pool: QThreadPool, language: str) -> IncidentsView:
+    """The incident list of `gui --prometheus`: the rows of every shard from the store; the detail is the row
+    itself, and acknowledge, resolve, note and silence (they write a collector's database) say why not."""
+    from widgets.incidents import IncidentsView
+
+    class EngineIncidentsView(IncidentsView):
+        def load_detail(self) -> None:
+            row = self.selected()
+            if row is None:
+                self.detail.clear()
+                return
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row.opened_at))
+            lines = [f"{row.severity} · {tr(row.state)} · {row.title}", f"{tr('opened')}: {when}",
+                     f"{tr('Node')}: {row.node or tr('N/A')}",
+                     f"{tr('card')}: {tr('N/A') if row.card_idx is None else row.card_idx}",
+                     f"{tr('Job')}: {row.job or tr('N/A')}", f"{tr('Code')}: {row.code or tr('N/A')}",
+                     f"{tr('Action')}: {row.action or tr('N/A')}"]
+            if row.acknowledged_by:
+                lines.append(f"{tr('acknowledged by')}: {row.acknowledged_by}")
+            self.detail.setPlainText("\n".join(lines))       # text from the store: never rich text
+
+        def _not_here(self) -> None:
+            self.status.setText(NOT_WITH_PROMETHEUS())
+
+        def acknowledge(self) -> None:
+            self._not_here()
+
+        def resolve(self) -> None:
+            self._not_here()
+
+        def note(self, text: str | None = None) -> None:
+            self._not_here()
+
+        def silence(self, minutes: int | None = None) -> None:
+            self._not_here()
+
+    view = EngineIncidentsView("", pool, language)
+    view.status.setText(tr("Enter show the card · J show the job") + " — " + NOT_WITH_PROMETHEUS())
+    view.status.setToolTip(NOT_WITH_PROMETHEUS())
+    return view
+
+
+def NOT_WITH_PROMETHEUS() -> str:  # noqa: N802 - reads as the constant it is, translated when called
+    return tr("Acknowledge, resolve, note and silence need the collector's database: not available with "
+              "--prometheus yet")
+
+
 def _prepare_snapshot(snapshot: Snapshot) -> None:
     """In the reader thread: the room layout, so a layout change costs the GUI thread nothing."""
     from widgets.heatmap import attach_geometry
@@ -674,9 +820,12 @@ DEMO_INTERVAL_S = 10.0   # the demo site's sweep period (console.demo.demo_site)
 
 
 def build_window(site: str | None, db: str | None, demo: bool, cards: int = 1280,
-                 history_s: float = 7200.0, demo_interval_s: float = DEMO_INTERVAL_S) -> MainWindow:
-    """The window for a site file, a database to watch, or the demo (whose sweeps may run faster than
-    the site's 10 s for a soak: `demo_interval_s`)."""
+                 history_s: float = 7200.0, demo_interval_s: float = DEMO_INTERVAL_S,
+                 prometheus: str | None = None) -> MainWindow:
+    """The window for a site file, a database to watch, the demo (whose sweeps may run faster than
+    the site's 10 s for a soak: `demo_interval_s`), or a Prometheus-compatible store (`prometheus`)."""
+    if prometheus is not None:
+        return MainWindow(None, prometheus, False, 10.0, None, prometheus=prometheus)
     site_path = site or (str(paths.configured_site()) if paths.configured_site() else None)
     if site_path is not None and not demo:
         try:
@@ -719,14 +868,18 @@ class _QuitAfterFirstPaint(QObject):
 
 
 def run_gui(site: str | None, db: str | None, demo: bool, language: str | None = None,
-            cards: int = 1280, history_s: float = 7200.0) -> int:
+            cards: int = 1280, history_s: float = 7200.0, prometheus: str | None = None) -> int:
     """Start Qt, install the language, show the window."""
+    if prometheus is not None and (site or db or demo):
+        print("mixops gui: --prometheus reads the whole site from the store: not with --site, --db or --demo",
+              file=sys.stderr)
+        return 2
     app = QApplication.instance() or QApplication(sys.argv)
     assert isinstance(app, QApplication)
     app.setApplicationName("mixops")
     i18n.install(app, i18n.chosen_language(language))
     theme.apply(app, theme.chosen())
-    window = build_window(site, db, demo, cards, history_s)
+    window = build_window(site, db, demo, cards, history_s, prometheus=prometheus)
     quitter = None
     if os.environ.get("MIXOPS_EXIT_AFTER_PAINT") == "1":
         quitter = _QuitAfterFirstPaint()

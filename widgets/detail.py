@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -64,6 +65,15 @@ def read_card_history(conn: sqlite3.Connection, card_id: int, seconds: float,
     finite = totals[np.isfinite(totals)]
     total = float(finite[-1]) if len(finite) and finite[-1] > 0 else None
     return CardHistory(history, seconds, rollups, total)
+
+
+def card_history_from(history: History, seconds: float) -> CardHistory:
+    """A history read elsewhere (range queries, `gui --prometheus`) as the detail draws it: the card's total
+    memory from its newest finite point."""
+    totals = history.metrics.get("memory_total_mib", np.array([]))
+    finite = totals[np.isfinite(totals)]
+    total = float(finite[-1]) if len(finite) and finite[-1] > 0 else None
+    return CardHistory(history, seconds, 0, total)
 
 
 def value_range(key: str, values: np.ndarray, limits: list[float], memory_total: float | None) -> tuple[float, float]:
@@ -124,21 +134,28 @@ def fault_tooltip(ts: float, code: str, message: str) -> str:
     return f"<p style='white-space:pre-wrap'><b>{escaped(code)}</b> · {when}<br>{escaped(message)}</p>"
 
 
+HistoryReader = Callable[[int, float], CardHistory]       # (card id, seconds) → the range, run in the pool
+
+
 class CardDetail(QDialog):
     """History of one card; opened from a click in the room view.
 
     `thresholds` and `vendor` give the warn/crit temperature lines and the vendor's power limit; without
-    them the defaults (85/95 °C) are drawn and no power limit.
+    them the defaults (85/95 °C) are drawn and no power limit. The history is read from the database at
+    `db_path`, or, given `history` (`gui --prometheus`: range queries), by that callable in the pool.
     """
 
     loaded = Signal()
 
-    def __init__(self, db_path: str, card_id: int, title: str, parent: QWidget | None = None,
+    def __init__(self, db_path: str | None, card_id: int, title: str, parent: QWidget | None = None,
                  pool: QThreadPool | None = None, *, vendor: str | None = None,
-                 thresholds: Thresholds | None = None) -> None:
+                 thresholds: Thresholds | None = None, history: HistoryReader | None = None) -> None:
         super().__init__(parent)
+        if db_path is None and history is None:
+            raise ValueError("CardDetail needs a database or a history reader")
         self.pool = pool or QThreadPool.globalInstance()
         self.db_path = db_path
+        self.history_reader = history
         self.card_id = card_id
         self.vendor = vendor
         self.thresholds = thresholds or Thresholds()
@@ -214,8 +231,12 @@ class CardDetail(QDialog):
         self.range_index = which
         seconds = RANGES[which][1]
         self.status.setText(tr("Loading…"))
-        path, card = self.db_path, self.card_id
-        loader = Task(lambda: read_with(path, lambda conn: read_card_history(conn, card, seconds)))
+        path, card, reader = self.db_path, self.card_id, self.history_reader
+        if reader is not None:
+            loader = Task(lambda: reader(card, seconds))
+        else:
+            assert path is not None
+            loader = Task(lambda: read_with(path, lambda conn: read_card_history(conn, card, seconds)))
         loader.signals.done.connect(self.show_history)
         loader.signals.failed.connect(self.status.setText)
         loader.start(self.pool)
