@@ -30,6 +30,7 @@ LADDER = [a.value for a in Action]
 SNAPSHOT_S = 900.0          # samples kept with an incident: 15 min before it opened and 15 min after
 GROUP_CARDS = 3             # this many cards of one node with the same new fault → one node incident
 GROUP_NODES = 3             # this many nodes of one rack lost in one sweep → one rack incident
+SOURCE_DOWN = "source unavailable: "    # console.promsource's error for the nodes of a source that did not answer
 _CONNECT_WORDS = ("timed out", "refused", "unreachable", "no route", "connection", "host key", "authentication",
                   "reset by peer", "eof", "closed")
 
@@ -235,6 +236,7 @@ class IncidentEngine:
         self._critical_cards = set()
         lost: dict[str | None, list[NodeReport]] = defaultdict(list)
         unavailable: dict[str, list[str]] = defaultdict(list)      # a link source a node lacks → the nodes
+        sources_down: dict[str, list[NodeReport]] = defaultdict(list)   # a Prometheus source's URL → its nodes
         for r in reports:
             rack = self.rack_of.get(r.node)
             if not r.ok:
@@ -247,7 +249,11 @@ class IncidentEngine:
                         f"hostkey:{r.node}", "hostkey", "ssh-hostkey-changed", "P2",
                         f"{r.node}: SSH host key CHANGED", r.node, rack=rack, action=Action.ISOLATE.value,
                         evidence=error)
-                elif not _tool_error(error) and any(w in error.lower() for w in _CONNECT_WORDS):
+                elif error.startswith(SOURCE_DOWN):
+                    # a Prometheus source that did not answer: one incident for the source, not one per node
+                    sources_down[error[len(SOURCE_DOWN):].split(": ", 1)[0]].append(r)
+                elif error.startswith(("stale: ", "exporter target down")) or (
+                        not _tool_error(error) and any(w in error.lower() for w in _CONNECT_WORDS)):
                     lost[rack].append(r)
                 else:
                     conds[f"collector:{r.node}"] = _Cond(
@@ -263,6 +269,14 @@ class IncidentEngine:
                     f"collector:{r.node}", "collector", "COLLECTOR", "P4", f"{r.node}: output mixops cannot fully read",
                     r.node, rack=rack, vendor=r.vendor, action=Action.WATCH.value, evidence="; ".join(warnings))
             self._card_conditions(r, rack, conds)
+        for url, reports in sources_down.items():
+            key = f"source:{url}"
+            in_job = any(self.jobs_of.get(n.node) for n in reports)
+            conds[key] = _Cond(key, "source", "SOURCE-UNAVAILABLE", "P1" if in_job else "P2",
+                               f"Prometheus source {url}: {len(reports)} node(s) not read", None,
+                               action=Action.WATCH.value,
+                               evidence=(reports[0].error or "")[:500] + "; nodes: "
+                               + ", ".join(n.node for n in reports)[:1500])
         for text, names in unavailable.items():
             # said once per node (the source is not asked again): one incident for the whole sweep, not one per node
             key = f"links-unavailable:{text}"

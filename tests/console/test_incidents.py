@@ -288,3 +288,16 @@ def test_a_hot_card_is_one_incident_not_a_threshold_and_a_thermal_fault(env):
     hot = Fault("THERMAL", Severity.CRITICAL, Action.RESTART_JOB, "nvidia card 0: at or above 95 °C", 0)
     sweep([ok("n5", cards=[card(0, temp=97.0)], faults=[hot])])
     assert [r["code"] for r in rows(store)] == ["TEMP"]
+
+
+def test_a_prometheus_source_down_is_one_incident_not_one_per_node(env):
+    store, _engine, sweep = env
+    err = "source unavailable: http://127.0.0.1:9/: [Errno 111] Connection refused"
+    sweep([down(f"n{i}", err) for i in range(6)] + [ok("n6")])
+    open_ = rows(store, "state = 'open'")
+    assert [r["title"] for r in open_] == ["Prometheus source http://127.0.0.1:9/: 6 node(s) not read"]
+    assert open_[0]["severity"] == "P1"                 # n0 and n1 run the job llm
+    # a node of a source with no fresh series is a node that does not answer, not a failed vendor tool
+    sweep([down("n4", "stale: no series for n4 newer than 20 s in http://127.0.0.1:9/"), ok("n6")])
+    titles = {r["title"] for r in rows(store, "state = 'open'")}
+    assert "n4: not answering" in titles
