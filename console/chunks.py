@@ -35,8 +35,12 @@ import struct
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
+
+Array = npt.NDArray[Any]                # numpy arrays of any dtype in annotations
 
 MAGIC = b"MXC1"
 # the stored columns of one card-sample, in the `samples` table's order (card_id aside)
@@ -58,8 +62,8 @@ class Columns:
     """Samples as columns: `ts` float64 seconds, metrics float64 with NaN for NULL, `health` as codes
     (uint8, HEALTH order; 255 unknown value), `ecc_uncorrected` float64 with NaN for NULL."""
 
-    ts: np.ndarray
-    values: dict[str, np.ndarray]
+    ts: Array
+    values: dict[str, Array]
 
     def __len__(self) -> int:
         return int(self.ts.shape[0])
@@ -69,7 +73,7 @@ class Columns:
         """From rows in COLUMNS order (as `SELECT ts, temperature_c, … FROM samples` returns them)."""
         n = len(rows)
         ts = np.fromiter((float(r[0]) for r in rows), dtype=np.float64, count=n)  # type: ignore[arg-type]
-        values: dict[str, np.ndarray] = {}
+        values: dict[str, Array] = {}
         for k, name in enumerate(COLUMNS[1:], start=1):
             if name == "health":
                 values[name] = np.fromiter((HEALTH_CODE.get(r[k], 3) for r in rows),  # type: ignore[call-overload]
@@ -95,7 +99,7 @@ class Columns:
                     row.append(None if v != v else v)
         return [tuple(r) for r in out]
 
-    def select(self, mask: np.ndarray) -> Columns:
+    def select(self, mask: Array) -> Columns:
         """The samples where `mask` is true."""
         return Columns(self.ts[mask], {k: v[mask] for k, v in self.values.items()})
 
@@ -115,7 +119,7 @@ def empty() -> Columns:
                    {k: np.empty(0, dtype=np.uint8 if k == "health" else np.float64) for k in COLUMNS[1:]})
 
 
-def _narrowest(values: np.ndarray) -> tuple[int, np.ndarray]:
+def _narrowest(values: Array) -> tuple[int, Array]:
     if values.size == 0:
         return 1, values.astype(np.int8)
     lo, hi = int(values.min()), int(values.max())
@@ -126,7 +130,7 @@ def _narrowest(values: np.ndarray) -> tuple[int, np.ndarray]:
     raise AssertionError("int64 always fits")
 
 
-def _as_scaled_ints(present: np.ndarray) -> tuple[int, np.ndarray] | None:
+def _as_scaled_ints(present: Array) -> tuple[int, Array] | None:
     """(decimals, integers) such that integers / 10**decimals gives every value back exactly, or None."""
     if not np.all(np.isfinite(present)) or (present.size and float(np.abs(present).max()) >= 2.0**52 / 10**MAX_DECIMALS):
         return None
@@ -141,7 +145,7 @@ def _as_scaled_ints(present: np.ndarray) -> tuple[int, np.ndarray] | None:
 _HEAD = struct.Struct("<BBBBB")
 
 
-def _encode_column(out: list[bytes], name: str, col: np.ndarray) -> None:
+def _encode_column(out: list[bytes], name: str, col: Array) -> None:
     n = col.shape[0]
     if name == "health":
         out.append(_HEAD.pack(3, 0, 1, 0, 0))
@@ -202,7 +206,7 @@ def decode(blob: bytes) -> Columns:
         raise ChunkError("not a sample chunk: bad magic")
     (n,) = struct.unpack_from("<I", raw, 4)
     pos = 8
-    cols: dict[str, np.ndarray] = {}
+    cols: dict[str, Array] = {}
     try:
         for name in COLUMNS:
             kind, decimals, width, order, has_nulls = _HEAD.unpack_from(raw, pos)
@@ -211,7 +215,7 @@ def decode(blob: bytes) -> Columns:
                 cols[name] = np.frombuffer(raw, dtype=np.uint8, count=n, offset=pos).copy()
                 pos += n
                 continue
-            mask: np.ndarray | None = None
+            mask: Array | None = None
             if has_nulls:
                 nbytes = (n + 7) // 8
                 mask = np.unpackbits(np.frombuffer(raw, dtype=np.uint8, count=nbytes, offset=pos))[:n].astype(bool)

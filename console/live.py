@@ -17,14 +17,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
+import numpy.typing as npt
 from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, QTimer, Signal, Slot
 
 from console.argv import printable
 from console.jobview import JobRow, read_jobs
 from console.samples import read_card
+
+Array = npt.NDArray[Any]                # numpy arrays of any dtype in annotations
 
 T = TypeVar("T")
 
@@ -76,15 +79,15 @@ class Snapshot:
 
     taken_at: float
     card_node: list[str]
-    card_idx: np.ndarray
-    card_id: np.ndarray
+    card_idx: Array
+    card_id: Array
     vendor: list[str | None]
     model: list[str | None]
     serial: list[str | None]
-    ts: np.ndarray                      # unix s of the latest sample, NaN when none
-    metrics: dict[str, np.ndarray]      # temperature_c, utilization_pct, memory_used_mib, memory_total_mib, power_w
-    health: np.ndarray                  # HEALTH_CODES
-    stale: np.ndarray                   # bool: the card's node is failed/stale/not answering
+    ts: Array                      # unix s of the latest sample, NaN when none
+    metrics: dict[str, Array]      # temperature_c, utilization_pct, memory_used_mib, memory_total_mib, power_w
+    health: Array                  # HEALTH_CODES
+    stale: Array                   # bool: the card's node is failed/stale/not answering
     nodes: list[NodeRow] = field(default_factory=list)
     last_sweep_at: float | None = None
     nodes_ok: int = 0
@@ -188,7 +191,7 @@ class IncidentDetail:
     row: dict[str, object]
     notes: list[tuple[float, str | None, str]]
     history: list[tuple[float, str, str, str]]          # earlier incidents of the same card or node
-    samples: dict[str, np.ndarray]                        # t, temperature_c, utilization_pct, power_w
+    samples: dict[str, Array]                        # t, temperature_c, utilization_pct, power_w
 
 
 def read_incident_detail(conn: sqlite3.Connection, incident: int) -> IncidentDetail | None:
@@ -220,8 +223,8 @@ class History:
     card_id: int
     start: float
     end: float
-    t: np.ndarray
-    metrics: dict[str, np.ndarray]
+    t: Array
+    metrics: dict[str, Array]
     faults: list[tuple[float, str, str]]    # (ts, code, message)
     rolled_up: bool
 
