@@ -30,6 +30,10 @@ LADDER = [a.value for a in Action]
 SNAPSHOT_S = 900.0          # samples kept with an incident: 15 min before it opened and 15 min after
 GROUP_CARDS = 3             # this many cards of one node with the same new fault → one node incident
 GROUP_NODES = 3             # this many nodes of one rack lost in one sweep → one rack incident
+# A P1 of a node becomes P2 once each of its jobs has made progress this long after the incident opened: a job
+# hit by the fault stops progressing at once (a card off the bus hangs its collectives), one that trains on
+# without the card or node does not
+TRAINS_AGAIN_AFTER_S = 120.0
 SOURCE_DOWN = "source unavailable: "    # console.promsource's error for the nodes of a source that did not answer
 _CONNECT_WORDS = ("timed out", "refused", "unreachable", "no route", "connection", "host key", "authentication",
                   "reset by peer", "eof", "closed")
@@ -228,8 +232,33 @@ class IncidentEngine:
                 "(CASE code WHEN 'LINK-FLAPPING' THEN 0 WHEN 'LINK-DOWN' THEN 1 WHEN 'LINK-ERRORS' THEN 2 ELSE 3 END) > ?",
                 escalations)
             self._clear_and_expire(now, conds, open_rows)
+            self._lower_when_jobs_train(now)
             self._snapshot_after(now)
         return new_ids
+
+    def _lower_when_jobs_train(self, now: float) -> None:
+        """P1 says a job is hurt now. An open P1 of a node (a card fault, the node down, a link) whose every
+        job has trained since it opened — the job resumed without that card or node, or finished — becomes P2,
+        with a note saying why: the hardware still needs its action, the job is no longer at risk from it."""
+        jobs = {str(name): (state, last) for name, state, last in
+                self.conn.execute("SELECT name, state, last_progress_at FROM jobs")}
+        rows = self.conn.execute(
+            "SELECT id, opened_at, node FROM incidents WHERE state != 'resolved' AND severity = 'P1' "
+            "AND node IS NOT NULL AND source IN ('fault', 'health', 'node', 'link', 'threshold')").fetchall()
+        for incident, opened_at, node in rows:
+            names = self.jobs_of.get(str(node)) or []
+            if not names:
+                continue
+            trained = all(
+                (jobs.get(j, (None, None))[0] == "finished")
+                or (jobs.get(j, (None, None))[0] == "running"
+                    and (jobs.get(j, (None, None))[1] or 0.0) > float(opened_at) + TRAINS_AGAIN_AFTER_S)
+                for j in names)
+            if trained:
+                self.conn.execute("UPDATE incidents SET severity = 'P2' WHERE id = ?", (incident,))
+                self.conn.execute("INSERT INTO incident_notes VALUES (?,?,?,?)", (
+                    incident, now, "mixops",
+                    f"P1 → P2: job {', '.join(names)} trains again since this opened (or has finished)"))
 
     def _conditions(self, reports: Sequence[NodeReport], stale: Sequence[str]) -> dict[str, _Cond]:
         conds: dict[str, _Cond] = {}

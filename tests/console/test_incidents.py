@@ -301,3 +301,26 @@ def test_a_prometheus_source_down_is_one_incident_not_one_per_node(env):
     sweep([down("n4", "stale: no series for n4 newer than 20 s in http://127.0.0.1:9/"), ok("n6")])
     titles = {r["title"] for r in rows(store, "state = 'open'")}
     assert "n4: not answering" in titles
+
+
+def test_a_p1_becomes_p2_once_the_job_trains_again_without_the_card(env):
+    store, _engine, sweep = env
+    store.conn.execute("INSERT INTO jobs(name, state, last_progress_at) VALUES ('llm', 'running', ?)", (T0,))
+    store.conn.commit()
+    sweep([ok("n0", faults=[xid(3)])])
+    (inc,) = rows(store, "state = 'open'")
+    assert inc["severity"] == "P1"
+    # the job hangs on the lost card: no progress since, it stays P1
+    store.conn.execute("UPDATE jobs SET state = 'stalled'")
+    store.conn.commit()
+    sweep([ok("n0", faults=[xid(3)])])
+    assert rows(store, f"id = {inc['id']}")[0]["severity"] == "P1"
+    # it resumed from its checkpoint without that card and trains: the card still needs its action, the job
+    # is no longer at risk
+    store.conn.execute("UPDATE jobs SET state = 'running', last_progress_at = ?", (inc["opened_at"] + 600,))
+    store.conn.commit()
+    sweep([ok("n0", faults=[xid(3)])])
+    after = rows(store, f"id = {inc['id']}")[0]
+    assert after["severity"] == "P2" and after["state"] == "open"
+    notes = store.conn.execute("SELECT author, text FROM incident_notes WHERE incident_id = ?", (inc["id"],)).fetchall()
+    assert notes == [("mixops", "P1 → P2: job llm trains again since this opened (or has finished)")]
