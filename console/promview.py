@@ -27,6 +27,7 @@ import zlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -96,8 +97,8 @@ def _number(text: object) -> float:
     return float(text)          # "NaN", "+Inf" included
 
 
-def _parse(body: bytes) -> list[Series]:
-    """The `data.result` of a Prometheus HTTP API answer (vector or matrix)."""
+def _result(body: bytes) -> list[Any]:
+    """The `data.result` list of a Prometheus HTTP API answer (vector or matrix)."""
     try:
         doc = json.loads(body)
     except ValueError as exc:
@@ -110,8 +111,14 @@ def _parse(body: bytes) -> list[Series]:
     if not isinstance(data, dict) or data.get("resultType") not in ("vector", "matrix") \
             or not isinstance(data.get("result"), list):
         raise ValueError("not a vector or matrix answer")
+    result: list[Any] = data["result"]
+    return result
+
+
+def _parse(body: bytes) -> list[Series]:
+    """The series of an answer, checked item by item."""
     out: list[Series] = []
-    for item in data["result"]:
+    for item in _result(body):
         if not isinstance(item, dict) or not isinstance(item.get("metric"), dict):
             raise ValueError("a result without its labels")
         labels = {str(k): str(v) for k, v in item["metric"].items()}
@@ -127,9 +134,24 @@ def _parse(body: bytes) -> list[Series]:
     return out
 
 
+def by_card(body: bytes) -> dict[tuple[str, str], float]:
+    """A vector whose series carry only `node` and `card` (`max by (node, card) (…)`) as {(node, card): value}:
+    one tight loop, no objects per series (10,240 cards × 6 families a poll)."""
+    out: dict[tuple[str, str], float] = {}
+    try:
+        for item in _result(body):
+            labels = item["metric"]
+            out[(str(labels.get("node", "")), str(labels.get("card", "")))] = _number(item["value"][1])
+    except (KeyError, TypeError, IndexError, AttributeError):
+        raise ValueError("a result that is not {metric, value: [time, value]}") from None
+    return out
+
+
 def query(url: str, promql: str, *, at: float | None = None, timeout_s: float = TIMEOUT_S,
-          range_: tuple[float, float, float] | None = None) -> list[Series]:
-    """One instant query (or, with range_=(start, end, step), one range query); PromViewError on any failure."""
+          range_: tuple[float, float, float] | None = None,
+          parse: Callable[[bytes], Any] = _parse) -> Any:
+    """One instant query (or, with range_=(start, end, step), one range query), its answer through `parse`
+    (the series by default); PromViewError on any failure."""
     params: dict[str, str] = {"query": promql}
     if range_ is not None:
         params.update(start=f"{range_[0]:.3f}", end=f"{range_[1]:.3f}", step=f"{range_[2]:g}")
@@ -148,7 +170,7 @@ def query(url: str, promql: str, *, at: float | None = None, timeout_s: float = 
             raise ValueError(f"an answer over {MAX_BODY // 1048576} MiB")
         if encoding == "gzip":
             body = gzip.decompress(body)
-        return _parse(body)
+        return parse(body)
     except urllib.error.HTTPError as exc:
         detail = exc.read(300).decode("utf-8", "replace")
         try:
@@ -168,11 +190,34 @@ def _line(url: str, reason: str) -> str:
     return printable(f"source unavailable: {url}: {' '.join(reason.split())}")[:400]
 
 
-def _queries(url: str, promqls: Sequence[str], at: float, timeout_s: float) -> list[list[Series]]:
+def _queries(url: str, promqls: Sequence[tuple[str, Callable[[bytes], Any]]], at: float,
+             timeout_s: float) -> list[Any]:
     """The queries side by side; the first failure is the read's."""
     with ThreadPoolExecutor(max_workers=min(PARALLEL, len(promqls))) as pool:
-        futures = [pool.submit(query, url, q, at=at, timeout_s=timeout_s) for q in promqls]
+        futures = [pool.submit(query, url, q, at=at, timeout_s=timeout_s, parse=parse) for q, parse in promqls]
         return [f.result() for f in futures]
+
+
+CardKey = tuple[str, int, int, str]     # node, index, chip (-1: none), the card label as exported
+
+
+@dataclass(frozen=True, slots=True)
+class CardLayout:
+    """Every card seen in the last LAYOUT_LOOKBACK_S, in room order, with its labels (vendor, model, serial)."""
+
+    keys: tuple[CardKey, ...]
+    labels: tuple[dict[str, str], ...]
+    read_at: float
+
+
+LAYOUT_REFRESH_S = 60.0          # the layout's full-label query is repeated this often (cards rarely come and go)
+
+
+def _key_of(node: str, card: str) -> CardKey | None:
+    parsed = _card_label(card)
+    if not node or parsed is None:
+        return None
+    return node, parsed[0], -1 if parsed[1] is None else parsed[1], card
 
 
 def _card_label(text: str) -> tuple[int, int | None] | None:
@@ -189,24 +234,30 @@ def _opt(labels: dict[str, str], key: str) -> str | None:
 
 
 def read_snapshot_prom(url: str, *, interval_s: float = 10.0, now: float | None = None,
-                       timeout_s: float = TIMEOUT_S) -> Snapshot:
-    """The room, fleet, incidents and jobs of every shard, from ~16 instant queries (one per family)."""
+                       timeout_s: float = TIMEOUT_S, layout: CardLayout | None = None) -> Snapshot:
+    """The room, fleet, incidents and jobs of every shard, from 15 instant queries (one per family; the card
+    values with only their node and card labels), plus the layout's query when `layout` is None or old, or a
+    card is not in it. The layout used is in `derived["prom_layout"]`, for the next read."""
     now = time.time() if now is None else now
-    families = [
-        "mixops_node_up",                                                       # 0
-        "timestamp(mixops_node_up)",                                            # 1
-        f"last_over_time(mixops_card_health[{int(LAYOUT_LOOKBACK_S)}s])",       # 2: the layout
-        "mixops_card_health",                                                   # 3
-        *(CARD_VALUES[m][0] for m in METRICS),                                  # 4..8
-        "mixops_job_state == 1",                                                # 9
-        "mixops_job_last_progress_timestamp_seconds",                           # 10
-        "mixops_job_checkpoint_age_seconds",                                    # 11
-        "mixops_job_ettr_ratio",                                                # 12
-        "mixops_incident_open",                                                 # 13
-        "mixops_incident_acknowledged_timestamp_seconds",                       # 14
-        "mixops_incident_faults",                                               # 15
-        "mixops_collector_last_sweep_timestamp_seconds",                        # 16
+    lean = [(f"max by (node, card) ({CARD_VALUES[m][0]})", by_card) for m in METRICS]
+    families: list[tuple[str, Callable[[bytes], Any]]] = [
+        ("mixops_node_up", _parse),                                             # 0
+        ("timestamp(mixops_node_up)", _parse),                                  # 1
+        ("vector(0)", _parse),                                                  # 2: the layout when due
+        ("max by (node, card) (mixops_card_health)", by_card),                  # 3
+        *lean,                                                                  # 4..8
+        ("mixops_job_state == 1", _parse),                                      # 9
+        ("mixops_job_last_progress_timestamp_seconds", _parse),                 # 10
+        ("mixops_job_checkpoint_age_seconds", _parse),                          # 11
+        ("mixops_job_ettr_ratio", _parse),                                      # 12
+        ("mixops_incident_open", _parse),                                       # 13
+        ("mixops_incident_acknowledged_timestamp_seconds", _parse),             # 14
+        ("mixops_incident_faults", _parse),                                     # 15
+        ("mixops_collector_last_sweep_timestamp_seconds", _parse),              # 16
     ]
+    if layout is None or now - layout.read_at > LAYOUT_REFRESH_S or now < layout.read_at:
+        families[2] = (f"last_over_time(mixops_card_health[{int(LAYOUT_LOOKBACK_S)}s])", _parse)
+        layout = None
     got = _queries(url, families, now, timeout_s)
     stale_after = max(30.0, STALE_AFTER_INTERVALS * interval_s)
 
@@ -231,41 +282,45 @@ def read_snapshot_prom(url: str, *, interval_s: float = 10.0, now: float | None 
             bad.add(name)
 
     # cards: the layout from the lookback, the values only where an instant series is there now
-    def key_of(labels: dict[str, str]) -> tuple[str, int, int, str] | None:
-        node, card = labels.get("node", ""), labels.get("card", "")
-        parsed = _card_label(card)
-        if not node or parsed is None:
-            return None
-        return node, parsed[0], -1 if parsed[1] is None else parsed[1], card
-
-    layout: dict[tuple[str, int, int, str], dict[str, str]] = {}
-    for s in got[2]:
-        k = key_of(s.labels)
-        if k is not None:
-            layout[k] = s.labels
-    for s in (*got[3], *(x for fam in got[4:9] for x in fam)):
-        k = key_of(s.labels)
-        if k is not None and k not in layout:
-            layout[k] = s.labels
-    keys = sorted(layout)
+    if layout is None:
+        found: dict[CardKey, dict[str, str]] = {}
+        for s in got[2]:
+            k = _key_of(s.labels.get("node", ""), s.labels.get("card", ""))
+            if k is not None:
+                found[k] = s.labels
+        ordered = tuple(sorted(found))
+        layout = CardLayout(ordered, tuple(found[k] for k in ordered), now)
+    known = {k[0:1] + k[3:4] for k in layout.keys}
+    extra: dict[CardKey, dict[str, str]] = {}
+    for values in got[3:9]:                 # a card new since the layout was read: placed now, its labels later
+        for node, card in values.keys() - known:
+            k = _key_of(node, card)
+            if k is not None:
+                extra[k] = {"node": node, "card": card}
+    if extra:
+        merged = {**dict(zip(layout.keys, layout.labels, strict=True)), **extra}
+        ordered = tuple(sorted(merged))
+        # read_at kept: the full labels of the new cards come with the next layout read
+        layout = CardLayout(ordered, tuple(merged[k] for k in ordered), layout.read_at if layout.keys else 0.0)
+    keys = layout.keys
     pos = {k[0:1] + k[3:4]: i for i, k in enumerate(keys)}          # (node, card label) → position
     n = len(keys)
     metrics = {m: np.full(n, np.nan, dtype=np.float32) for m in METRICS}
     health = np.full(n, HEALTH_CODES["unknown"], dtype=np.int8)
     ts = np.full(n, np.nan, dtype=np.float64)
-    for s in got[3]:
-        i = pos.get((s.labels.get("node", ""), s.labels.get("card", "")))
-        if i is not None and math.isfinite(s.value):
-            code = int(s.value)
+    for where, value in got[3].items():
+        i = pos.get(where)
+        if i is not None and math.isfinite(value):
+            code = int(value)
             health[i] = code if code in HEALTH_BY_CODE else HEALTH_CODES["unknown"]
-            ts[i] = seen_at.get(keys[i][0], math.nan)
-    for m, fam in zip(METRICS, got[4:9], strict=True):
+            ts[i] = seen_at.get(where[0], math.nan)
+    for m, values in zip(METRICS, got[4:9], strict=True):
         factor = CARD_VALUES[m][1]
         arr = metrics[m]
-        for s in fam:
-            i = pos.get((s.labels.get("node", ""), s.labels.get("card", "")))
+        for where, value in values.items():
+            i = pos.get(where)
             if i is not None:
-                arr[i] = s.value * factor           # NaN stays NaN
+                arr[i] = value * factor             # NaN stays NaN
     card_node = [k[0] for k in keys]
     for name in set(card_node) - set(node_info):      # cards whose node_up is gone: not answering
         bad.add(name)
@@ -277,18 +332,19 @@ def read_snapshot_prom(url: str, *, interval_s: float = 10.0, now: float | None 
     nodes: list[NodeRow] = []
     for name in sorted(set(node_info) | set(card_node),
                        key=lambda x: (node_info.get(x, ({}, 0.0))[0].get("rack", ""), x)):
-        labels = node_info.get(name, ({}, math.nan))[0] or layout[next(k for k in keys if k[0] == name)]
+        labels = node_info.get(name, ({}, math.nan))[0] or layout.labels[card_node.index(name)]
         seen = seen_at.get(name)
         nodes.append(NodeRow(name, status[name], _opt(labels, "vendor"), _opt(labels, "rack"), None,
                              counts.get(name, 0), seen if seen is not None and math.isfinite(seen) else None,
                              None if status[name] != "stale" else "no fresh series in the store", None))
     snap = Snapshot(now, card_node, np.array([k[1] for k in keys], dtype=np.int32),
-                    np.arange(1, n + 1, dtype=np.int64), [_opt(layout[k], "vendor") for k in keys],
-                    [_opt(layout[k], "model") for k in keys], [_opt(layout[k], "serial") for k in keys],
+                    np.arange(1, n + 1, dtype=np.int64), [_opt(lab, "vendor") for lab in layout.labels],
+                    [_opt(lab, "model") for lab in layout.labels], [_opt(lab, "serial") for lab in layout.labels],
                     ts, metrics, health, stale, nodes)
     snap.layout_key = hash((tuple(keys), tuple((r.name, r.rack) for r in nodes)))
     snap.derived["prom_cards"] = [k[3] for k in keys]          # the card label of each position (history reads)
     snap.derived["prom_url"] = url
+    snap.derived["prom_layout"] = layout
     snap.nodes_ok = sum(1 for r in nodes if r.status == "ok")
     snap.nodes_failed = sum(1 for r in nodes if r.status == "failed")
     snap.nodes_stale = sum(1 for r in nodes if r.status in ("stale", "unknown"))
@@ -410,6 +466,7 @@ class PromSnapshotReader(QObject):
         self.prepare = prepare
         self.timeout_s = timeout_s
         self._timer: QTimer | None = None
+        self._layout: CardLayout | None = None
 
     @Slot()
     def start(self) -> None:
@@ -429,10 +486,13 @@ class PromSnapshotReader(QObject):
     def poll(self) -> None:
         """One read; any failure of the store becomes one line on `failed`."""
         try:
-            snap = read_snapshot_prom(self.url, interval_s=self.interval_s, timeout_s=self.timeout_s)
+            snap = read_snapshot_prom(self.url, interval_s=self.interval_s, timeout_s=self.timeout_s,
+                                      layout=self._layout)
         except PromViewError as exc:
             self.failed.emit(str(exc))
             return
+        layout = snap.derived.get("prom_layout")
+        self._layout = layout if isinstance(layout, CardLayout) else None
         if self.prepare is not None:
             self.prepare(snap)
         self.snapshot.emit(snap)
