@@ -872,7 +872,8 @@ class Store:
     def write_history(self, hour: float, cards: dict[int, Columns]) -> None:
         """Write one finished hour of known cards' samples straight into chunks and rollups, in one
         transaction: the fast path for an importer or a bench that fills days of history (the chunks and
-        rollups are what compaction would have made of the same samples written sweep by sweep)."""
+        rollups are what compaction would have made of the same samples written sweep by sweep), with a
+        `sweeps` row for each sampling time."""
         if hour % HOUR:
             raise ValueError(f"hour {hour} is not on an hour boundary")
         chunks: list[tuple[int, float, int, float, float, bytes]] = []
@@ -886,8 +887,19 @@ class Store:
             cols = cols.select(order) if not bool((order == np.arange(len(cols))).all()) else cols
             chunks.append((cid, hour, len(cols), float(cols.ts[0]), float(cols.ts[-1]), encode(cols)))
             rollups.append(rollup_row(cid, hour, cols))
+        # the sweeps that took these samples, so coverage and collector gaps read the hour as they would have
+        # from live sweeps: one row per sampling time not already recorded, its card count; what the samples do
+        # not tell (nodes answering, duration, the collector's CPU) stays NULL
+        times = [c.ts for c in cards.values() if len(c)]
+        sweeps: list[tuple[float, float, int]] = []
+        if times:
+            stamps, counts = np.unique(np.concatenate(times), return_counts=True)
+            known = {float(r[0]) for r in self.conn.execute(
+                "SELECT started FROM sweeps WHERE started >= ? AND started < ?", (hour, hour + HOUR))}
+            sweeps = [(float(t), float(t), int(n)) for t, n in zip(stamps, counts, strict=True) if float(t) not in known]
         try:
             with self._tx("history"):
+                self.conn.executemany("INSERT INTO sweeps(started, finished, cards) VALUES (?,?,?)", sweeps)
                 self.conn.executemany("DELETE FROM sample_chunks WHERE card_id = ? AND hour = ?",
                                       [(c[0], c[1]) for c in chunks])
                 self.conn.executemany(

@@ -313,3 +313,30 @@ def test_a_compaction_killed_at_any_moment_loses_nothing(tmp_path):
         assert conn.execute("SELECT count(*) FROM sample_chunks").fetchone()[0] == total
         conn.close()
     assert any(0 < m < total for m in moved), moved    # at least one kill landed in the middle of the move
+
+
+def test_history_written_by_the_fast_path_reads_like_live_sweeps(tmp_path):
+    """Store.write_history (importers, benches): every sample reads back, and the hour has its sweeps, so
+    the report's coverage is 100 % and no collector gap is invented."""
+    from console import reports
+
+    db = str(tmp_path / "ops.db")
+    store = Store(db)
+    _sweep(store, T0 - 10.0, [50.0, 51.0])                  # the cards exist (a first live sweep)
+    cids = [r[0] for r in store.conn.execute("SELECT id FROM cards ORDER BY idx")]
+    ts = T0 + 10.0 * np.arange(360)
+    temp = 60.0 + np.arange(360) % 7
+    rows = [(float(t), float(v), 90.0, 1000.0, 80000.0, None if k % 5 == 0 else 300.0, "ok", None)
+            for k, (t, v) in enumerate(zip(ts, temp, strict=True))]
+    cols = {cid: Columns.from_rows(rows) for cid in cids}
+    store.write_history(T0, cols)
+    store.write_history(T0, cols)                          # again: no sweep twice
+    assert store.conn.execute("SELECT count(*), min(cards), max(cards) FROM sweeps WHERE started >= ?",
+                              (T0,)).fetchone() == (360, 2, 2)
+    got = _all(db, T0, T0 + HOUR)
+    assert sorted(got) == cids and all(len(v) == 360 for v in got.values())
+    assert got[cids[0]][0][5] is None                       # power not reported: NULL, never 0
+    rep = reports.build(store.conn, T0, T0 + HOUR, now=T0 + HOUR + 1)
+    coverage = next(v for k, v in rep.summary.items() if k.startswith("Collector coverage"))
+    assert coverage.startswith("100.0 %"), coverage
+    store.close()
