@@ -184,3 +184,69 @@ def test_a_slow_store_is_one_line_within_the_timeout():
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.mark.slow
+def test_two_shards_in_one_store_keep_their_incidents_apart(victoria, tmp_path):  # noqa: F811
+    url = f"http://127.0.0.1:{victoria}"
+    for k in (1, 2):
+        (tmp_path / f"s{k}").mkdir()
+        _sweeps_into(f"{url}/api/v1/write", tmp_path / f"s{k}", 2, shard=f"{k}/2")
+    _poll(lambda: {r.id // 10**12 for r in read_snapshot_prom(url, interval_s=1.0).incidents} == {1, 2},
+          "both shards' incidents")
+    snap = read_snapshot_prom(url, interval_s=1.0)
+    ecc = [r for r in snap.incidents if r.code == "ECC-UE"]
+    assert len(ecc) == 2 and len({r.id for r in ecc}) == 2        # the same local id, two shards: two rows
+
+
+def _canned(answers: dict[str, bytes]):
+    """A store on 127.0.0.1 answering each query with canned JSON (the query text picks it; else empty)."""
+    import urllib.parse
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length", "0"))
+            promql = urllib.parse.parse_qs(self.rfile.read(length).decode())["query"][0]
+            body = next((v for k, v in answers.items() if k in promql),
+                        b'{"status":"success","data":{"resultType":"vector","result":[]}}')
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            return None
+
+    return _serve(Handler)
+
+
+def _vector(series: list[tuple[dict[str, str], str]], at: float) -> bytes:
+    import json
+
+    return json.dumps({"status": "success", "data": {"resultType": "vector", "result": [
+        {"metric": m, "value": [at, v]} for m, v in series]}}).encode()
+
+
+def test_a_kept_layout_is_reused_and_a_new_card_is_placed_at_once():
+    now = time.time()
+    node = {"node": "g1", "rack": "R1", "vendor": "nvidia"}
+    answers = {
+        "timestamp(mixops_node_up)": _vector([({"node": "g1"}, str(now - 1))], now),
+        "mixops_node_up": _vector([(node, "1")], now),
+        "last_over_time": _vector([({**node, "card": "0", "model": "H100", "serial": "S0"}, "0")], now),
+        "max by (node, card) (mixops_card_health)": _vector([({"node": "g1", "card": c}, "0") for c in ("0", "1")], now),
+        "max by (node, card) (mixops_card_temperature_celsius)": _vector([({"node": "g1", "card": "1"}, "NaN")], now),
+    }
+    server, url = _canned(answers)
+    try:
+        first = read_snapshot_prom(url, now=now)
+        assert first.card_node == ["g1", "g1"] and first.model == ["H100", None]     # card 1: labels later
+        assert np.isnan(first.metrics["temperature_c"]).all()                       # NaN stays NaN, never 0
+        layout = first.derived["prom_layout"]
+        del answers["last_over_time"]                                               # not asked again
+        again = read_snapshot_prom(url, now=now + 1, layout=layout)
+        assert again.card_node == ["g1", "g1"] and again.serial[0] == "S0"
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -108,3 +108,11 @@ def test_window_over_a_real_store_shows_the_room_then_source_unavailable(qtbot, 
 def test_prometheus_with_a_database_is_one_line_exit_2(capsys):
     assert run_gui(None, "x.db", False, prometheus="http://127.0.0.1:1") == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+@pytest.mark.parametrize("url", ["ftp://127.0.0.1/", "not a url", "http://"])
+def test_gui_prometheus_with_a_bad_url_is_one_line_exit_2(url, capsys):
+    from main import main
+
+    assert main(["gui", "--prometheus", url]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
