@@ -89,11 +89,25 @@ def escaped(text: object) -> str:
 # The title formats of console/incidents.py (read there, not imported: they are f-strings), most specific
 # first. Each English template is a catalogue key; its Chinese keeps the {fields} verbatim.
 _NODE = r"(?P<node>.+?)"
+# a link: "node [card N] kind link", as console/incidents.py writes it
+_LINK = r"(?P<where>.+? (?:nvlink|hccs|roce|ib|mlulink|metaxlink|mtlink|xgmi|pcie|\w+link) \S+)"
 TITLE_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = tuple((re.compile(rx, re.DOTALL), template) for rx, template in (
     (r"job (?P<job>.+?): training stopped \((?P<state>[\w ]+)\)", "job {job}: training stopped ({state})"),
     (_NODE + r": SSH host key CHANGED", "{node}: SSH host key CHANGED"),
     (_NODE + r": vendor tool failed", "{node}: vendor tool failed"),
     (_NODE + r": output mixops cannot fully read", "{node}: output mixops cannot fully read"),
+    (r"Prometheus source (?P<url>.+?): (?P<count>\d+) node\(s\) not read", "Prometheus source {url}: {count} node(s) not read"),
+    (r"links not collected on (?P<count>\d+) node\(s\): (?P<what>.+)", "links not collected on {count} node(s): {what}"),
+    (r"P1 → P2: job (?P<job>.+?) trains again since this opened \(or has finished\)",
+     "P1 → P2: job {job} trains again since this opened (or has finished)"),
+    (_LINK + r": flapping \((?P<count>\d+) changes in (?P<min>[\d.]+) min\)", "{where}: flapping ({count} changes in {min} min)"),
+    (_LINK + r": down since (?P<since>.+) UTC", "{where}: down since {since} UTC"),
+    (_LINK + r": down", "{where}: down"),
+    (_LINK + r": errors at (?P<rate>\d+)/min over (?P<min>[\d.]+) min \((?P<names>.+); limit (?P<limit>[\d.e+]+)/min\)",
+     "{where}: errors at {rate}/min over {min} min ({names}; limit {limit}/min)"),
+    (_LINK + r": slower than its peers \((?P<speed>[\d.e+]+) Gb/s, best of its kind on the node (?P<best>[\d.e+]+) Gb/s\)",
+     "{where}: slower than its peers ({speed} Gb/s, best of its kind on the node {best} Gb/s)"),
+    (_NODE + r": (?P<count>\d+) links \((?P<counts>.+)\)", "{node}: {count} links ({counts})"),
     (r"rack (?P<rack>.+?): (?P<count>\d+) nodes not answering", "rack {rack}: {count} nodes not answering"),
     (_NODE + r": not answering \(jobs: (?P<jobs>.+)\)", "{node}: not answering (jobs: {jobs})"),
     (_NODE + r": not answering", "{node}: not answering"),
@@ -120,6 +134,8 @@ def display_title(title: str) -> str:
         fields = m.groupdict()
         if "state" in fields:
             fields["state"] = tr(fields["state"])
+        if fields.get("where"):
+            fields["where"] = re.sub(r" card (\d+) ", lambda c: f" {tr('card')} {c.group(1)} ", fields["where"])
         # fields are substituted by name, so a node called "{card}" stays "{card}"
         return re.sub(r"\{(\w+)\}", lambda f, values=fields: values.get(f.group(1)) or f.group(0), translated)
     return title
@@ -550,7 +566,8 @@ class IncidentsView(QWidget):
         if detail.notes:
             parts.append(f"<p><b>{tr('Notes')}:</b></p><ul>")
             parts += [f"<li>{time.strftime('%m-%d %H:%M', time.localtime(t))} {esc(a or '?')}: "
-                      f"<span style='white-space:pre-wrap'>{esc(text)}</span></li>" for t, a, text in detail.notes]
+                      f"<span style='white-space:pre-wrap'>{esc(display_title(text) if a == 'mixops' else text)}"
+                      "</span></li>" for t, a, text in detail.notes]
             parts.append("</ul>")
         self.detail.setHtml("".join(parts))
         s = detail.samples

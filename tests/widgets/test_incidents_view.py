@@ -294,15 +294,27 @@ def _scenario_titles(tmp_path):
                                                             Action.ISOLATE, "key changed", None, t),),
                    error="host key changed"),
         *(NodeReport(n, False, t, 5.0, "nvidia", error="connection refused") for n in ("r1", "r2", "r3")),
+        NodeReport("n8", False, t, 0.0, "nvidia", error="source unavailable: http://127.0.0.1:9/: connection refused"),
     ]
     store.write_sweep(t, t + 1, reports)
     engine.process(t + 1, reports, (), stopped_jobs=[("llm-70b", "down", "no progress for 12 min")])
     titles = [row[0] for row in store.conn.execute("SELECT title FROM incidents")]
     store.close()
-    return titles
+    # link incidents (tests/console/test_links_incidents.py raises them from real link tables), the collector's
+    # links-unavailable roll-up and the engine's P1 -> P2 note, in the formats console/incidents.py writes
+    return titles + [
+        "n1 card 3 nvlink 2: flapping (4 changes in 10 min)",
+        "n1 card 3 nvlink 2: down since 2026-12-02 03:10:00 UTC",
+        "n2 roce eth0: down",
+        "n1 card 1 hccs 0: errors at 75/min over 5 min (crc_errors; limit 60/min)",
+        "n2 ib mlx5_0/1: slower than its peers (100 Gb/s, best of its kind on the node 400 Gb/s)",
+        "n1: 5 links (3 down, 2 flapping)",
+        "links not collected on 12 node(s): hccn_tool not found",
+        "P1 → P2: job llm-70b trains again since this opened (or has finished)",
+    ]
 
 
-def test_incident_titles_in_chinese_keep_names_and_values(tmp_path):
+def test_incident_titles_in_chinese_keep_names_and_values(qapp, tmp_path):
     from widgets import i18n
     from widgets.incidents import TITLE_PATTERNS, display_title
 
@@ -314,8 +326,10 @@ def test_incident_titles_in_chinese_keep_names_and_values(tmp_path):
         for title in titles:
             shown = display_title(title)
             assert shown != title and re.search(r"[\u4e00-\u9fff]", shown), title
-            node = re.match(r"(?:job |rack )?([\w-]+)", title).group(1)
-            assert node in shown, (title, shown)                                   # names kept verbatim
+            name = re.match(r"Prometheus source (\S+):|(?:job |rack |links not collected on |P1 → P2: job )?([\w-]+)",
+                            title)
+            name = name.group(1) or name.group(2)
+            assert name in shown, (title, shown)                                   # names kept verbatim
             for number in re.findall(r"\d+(?:\.\d+)?", title):
                 assert number in shown, (title, shown)
             used |= {template for pattern, template in TITLE_PATTERNS if pattern.fullmatch(title)}
