@@ -354,6 +354,29 @@ def read_xids(conn: sqlite3.Connection) -> dict[tuple[str, int], int]:
     return out
 
 
+def read_links(conn: sqlite3.Connection, answered: set[str]) -> list[tuple[str, int | None, str, str, int]]:
+    """(node, card, kind, link, 1 up / 0 down) of every state link of the nodes that answered; a link in
+    state unknown, a topology pair (it has a peer) or a node that did not answer is left out."""
+    if not answered:
+        return []
+    return [(str(node), None if card is None else int(card), str(kind), str(link), 1 if state == "up" else 0)
+            for node, card, kind, link, state in conn.execute(
+                "SELECT node, card_idx, kind, link, state FROM links WHERE peer IS NULL AND state IN ('up', 'down')")
+            if node in answered]
+
+
+def _link_family(site_name: str, where: Mapping[str, Place],
+                 links: Sequence[tuple[str, int | None, str, str, int]]) -> GaugeMetricFamily:
+    fam = GaugeMetricFamily("mixops_link_up", "1: the link is up; 0: down (NVLink, HCCS, RoCE/IB ports, …).",
+                            labels=("site", "row", "rack", "node", "vendor", "card", "kind", "link"))
+    for node, card, kind, link, up in links:
+        place = where.get(node)
+        fam.add_metric([site_name, (place.row if place else None) or "", (place.rack if place else None) or "",
+                        node, (place.vendor if place else None) or "", "" if card is None else str(card),
+                        kind, link], float(up))
+    return fam
+
+
 class SnapshotCollector(Collector):
     """A prometheus_client collector that returns the last snapshot; swapping it is one assignment."""
 
@@ -384,6 +407,7 @@ class Snapshots:
         incidents: dict[str, dict[str, int]] | None = None
         jobs: list[JobFigures] | None = None
         open_incidents: list[IncidentInfo] | None = None
+        links: list[tuple[str, int | None, str, str, int]] | None = None
         if store is not None:
             try:
                 if self._xids is None:
@@ -391,8 +415,10 @@ class Snapshots:
                 incidents = read_incidents(store.conn)
                 open_incidents = read_open_incidents(store.conn)
                 jobs = read_jobs(store.conn, now)
+                # from the store: links that did not change arrive as one "same as last sweep" line
+                links = read_links(store.conn, {r.node for r in summary.reports if r.ok})
             except sqlite3.Error:
-                incidents, jobs, open_incidents = None, None, None   # not known now: left out, never shown as 0
+                incidents, jobs, open_incidents, links = None, None, None, None   # not known now: left out, never 0
         xids = self._xids if self._xids is not None else {}
         for report in summary.reports:
             place = self._where.get(report.node)
@@ -412,7 +438,8 @@ class Snapshots:
         figures = SweepFigures(now, summary.duration_s, len(self._where), failed, len(summary.stale),
                                sum(len(r.cards) for r in summary.reports if r.ok), self._sweeps, summary.held,
                                summary.store_problem is None, time.perf_counter() - t0)
-        return (*families, *_sweep_families(figures, self.shard))
+        extra = (_link_family(self.site.name, self._where, links),) if links is not None else ()
+        return (*families, *extra, *_sweep_families(figures, self.shard))
 
 
 class Exporter:

@@ -682,3 +682,23 @@ def test_collect_once_sends_its_sweep_before_it_exits(fleet, victoria, tmp_path)
         {"query": 'mixops_card_temperature_celsius{node="n001",card="3"}'})
     got = _poll(lambda: json.loads(_get(url))["data"]["result"], "the sweep in VictoriaMetrics")
     assert float(got[0]["value"][1]) == 83
+
+
+def test_link_up_from_the_store_absent_for_unknown_topology_and_nodes_that_did_not_answer(tmp_path):
+    from console.metrics import Snapshots
+    from console.store import Store
+
+    store = Store(str(tmp_path / "ops.db"))
+    rows = [("n1", 0, "nvlink", "0", None, "up"), ("n1", 0, "nvlink", "1", None, "down"),
+            ("n1", None, "roce", "eth0", None, "unknown"), ("n1", 0, "nvlink", "topo", "GPU1", "up"),
+            ("n2", None, "ib", "mlx5_0/1", None, "up")]
+    store.conn.executemany("INSERT INTO links(node, card_idx, kind, link, peer, state, first_seen) "
+                           "VALUES (?,?,?,?,?,?,0)", rows)
+    store.conn.commit()
+    snaps = Snapshots(_site())
+    reports = (NodeReport("n1", True, 0.0, 0.1, "nvidia", _cards()), NodeReport("n2", False, 0.0, 5.0, None,
+                                                                                 error="timeout"))
+    got = _samples(_render(snaps.update(SweepSummary(1, 0.0, 0.1, reports, ()), store)))["mixops_link_up"]
+    assert sorted((lab["node"], lab["card"], lab["kind"], lab["link"], v) for lab, v in got) == [
+        ("n1", "0", "nvlink", "0", 1.0), ("n1", "0", "nvlink", "1", 0.0)]
+    store.close()
