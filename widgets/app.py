@@ -759,7 +759,8 @@ def _not_live(snapshot: Snapshot) -> Snapshot:
     """The last snapshot with every node stale: drawn grey, counted stale, never as live values."""
     nodes = [dataclasses.replace(r, status="stale") for r in snapshot.nodes]
     return dataclasses.replace(snapshot, stale=np.ones(len(snapshot.card_node), dtype=bool), nodes=nodes,
-                               nodes_ok=0, nodes_failed=0, nodes_stale=len(nodes), derived=dict(snapshot.derived))
+                               nodes_ok=0, nodes_failed=0, nodes_stale=len(nodes),
+                               derived={k: v for k, v in snapshot.derived.items() if k != "failed_cards"})
 
 
 def _engine_incidents_view(pool: QThreadPool, language: str) -> IncidentsView:

@@ -285,12 +285,17 @@ def card_values(snapshot: Snapshot, metric: str) -> np.ndarray:
 
 
 def failed_cards(snapshot: Snapshot) -> np.ndarray:
-    """Cards whose node failed (answered with an error, or not at all), as opposed to merely stale."""
+    """Cards whose node failed (answered with an error, or not at all), as opposed to merely stale (once per
+    snapshot: every recolour of the room asks)."""
+    cached = snapshot.derived.get("failed_cards")
+    if isinstance(cached, np.ndarray):
+        return cached
     failed = np.zeros(len(snapshot.card_node), dtype=bool)
     names = {r.name for r in snapshot.nodes if r.status == "failed"}
     if names:
         idx = np.flatnonzero(snapshot.stale)
         failed[idx] = [snapshot.card_node[i] in names for i in idx.tolist()]
+    snapshot.derived["failed_cards"] = failed
     return failed
 
 
@@ -311,9 +316,13 @@ def class_colours(snapshot: Snapshot, metric: str, low_zoom: bool = False) -> np
         base = HEALTH_COLOURS[np.clip(snapshot.health, 0, 3)]
         na = snapshot.health == 3
     elif metric == "vendor":
-        lut = {v: (*VENDOR_COLOURS.get(v or "", (0, 0, 0)), 255) for v in set(snapshot.vendor)}
-        base = np.array([lut[v] for v in snapshot.vendor], dtype=np.uint8).reshape(n, 4)
-        na = np.fromiter((v not in VENDOR_COLOURS for v in snapshot.vendor), dtype=bool, count=n)
+        cached = snapshot.derived.get("vendor_colours")
+        if not isinstance(cached, tuple):
+            lut = {v: (*VENDOR_COLOURS.get(v or "", (0, 0, 0)), 255) for v in set(snapshot.vendor)}
+            cached = (np.array([lut[v] for v in snapshot.vendor], dtype=np.uint8).reshape(n, 4),
+                      np.fromiter((v not in VENDOR_COLOURS for v in snapshot.vendor), dtype=bool, count=n))
+            snapshot.derived["vendor_colours"] = cached
+        base, na = cached
     else:
         spec = METRICS[metric]
         values = card_values(snapshot, metric)
@@ -791,7 +800,9 @@ class HeatmapView(QWidget):
         self.metric_key = key
         i = self.metric_box.findData(key)
         if i >= 0 and i != self.metric_box.currentIndex():
+            blocked = self.metric_box.blockSignals(True)     # one recolour, not a second one from the box
             self.metric_box.setCurrentIndex(i)
+            self.metric_box.blockSignals(blocked)
         self.legend.set_metric(METRICS[key])
         self._recolour()
 

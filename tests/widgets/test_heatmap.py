@@ -4,6 +4,7 @@ palette and the Chinese strings — checked on the image's and the screen's pixe
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import re
@@ -306,7 +307,7 @@ def test_vendor_legend_lists_present_vendors_in_distinct_colours(qtbot):
     for c in hm.VENDOR_COLOURS.values():
         assert max(c) - min(c) > 60, "no grey vendor (grey is N/A)"
     # the card of an unknown vendor is N/A, not a vendor colour
-    snap.vendor[0] = None
+    snap = dataclasses.replace(snap, vendor=[None, *snap.vendor[1:]], derived={})    # the next snapshot
     view.set_snapshot(snap)
     assert _cell(view, 0) <= {hm.NA_A, hm.NA_B}
 
