@@ -152,12 +152,13 @@ class JobsView(QWidget):
         if len(rows) != count:
             self._fit_table()
 
-    def table_height(self, rows: int | None = None) -> int:
+    def table_height(self, rows: int | None = None, resize: bool = True) -> int:
         """The height that shows the header and `rows` rows (all of them by default), with the scroll bar
-        when the columns are wider than the table."""
+        when the columns are wider than the table (`resize`: measure the rows' text first)."""
         table = self.table
         n = self.model.rowCount() if rows is None else rows
-        table.resizeRowsToContents()
+        if resize:
+            table.resizeRowsToContents()
         header = table.horizontalHeader()
         height = header.sizeHint().height() if header.isVisible() else 0
         row_h = table.verticalHeader().defaultSectionSize()
@@ -166,11 +167,19 @@ class JobsView(QWidget):
             height += table.horizontalScrollBar().sizeHint().height()
         return height + 2 * table.frameWidth()
 
-    def _fit_table(self) -> None:
-        """Make the table exactly as tall as its rows (up to MAX_FIT_ROWS of them, then it scrolls)."""
+    def _fit_table(self, force: bool = False) -> None:
+        """Make the table exactly as tall as its rows (up to MAX_FIT_ROWS of them, then it scrolls).
+
+        Measuring every cell's text costs the GUI thread ~10 ms per job table at each call, and the tab's
+        show, resizes and scroll-range changes all ask: done again only when what it depends on changed."""
+        table = self.table
+        key = (self.model.rowCount(), table.viewport().width(), table.horizontalHeader().length(),
+               table.font().key(), self.timeline is not None, tuple(self.split.sizes()))
+        if not force and key == getattr(self, "_fitted", None):
+            return
         shown = max(1, min(self.model.rowCount(), MAX_FIT_ROWS))
         full = self.table_height()
-        fit = self.table_height(shown)
+        fit = self.table_height(shown, resize=False)
         self.table.setMinimumHeight(fit)
         self.table.setMaximumHeight(max(fit, full))
         if self.timeline is not None:
@@ -178,17 +187,19 @@ class JobsView(QWidget):
             if len(sizes) == 2 and sizes[0] != fit:
                 total = sum(sizes)
                 self.split.setSizes([fit, max(0, total - fit)])
+        self._fitted = (self.model.rowCount(), table.viewport().width(), table.horizontalHeader().length(),
+                        table.font().key(), self.timeline is not None, tuple(self.split.sizes()))
 
     def changeEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt API
         if event.type() in (QEvent.Type.FontChange, QEvent.Type.StyleChange):
-            QTimer.singleShot(0, self, self._fit_table)
+            QTimer.singleShot(0, self, lambda: self._fit_table(force=True))
         elif event.type() == QEvent.Type.LanguageChange:
             self.empty.setText(tr("No training jobs with a log or checkpoint directory in the site file."))
             self.goals.setText(tr("Goals: resume ≤ 10 min · 15 days without interruption · ETTR ≥ 90 %"))
             self.model.headerDataChanged.emit(Qt.Orientation.Horizontal, 0, len(COLUMNS) - 1)
             self.model.dataChanged.emit(self.model.index(0, 0),
                                         self.model.index(max(0, self.model.rowCount() - 1), len(COLUMNS) - 1))
-            QTimer.singleShot(0, self, self._fit_table)
+            QTimer.singleShot(0, self, lambda: self._fit_table(force=True))
         super().changeEvent(event)
 
     def resizeEvent(self, event: Any) -> None:  # noqa: N802 - Qt API
