@@ -321,6 +321,12 @@ class MainWindow(QMainWindow):
 
     def _retranslate_status(self) -> None:
         self.mode_label.setText(tr("DEMO — simulated data") if self.demo else self._mode_text())
+        notice = getattr(self, "_last_notice", None)
+        if notice is not None and self.message.text().startswith(f"{notice[0]} #{notice[1]}: "):
+            from widgets.incidents import display_title
+
+            # the last new-incident line, said again in the new language
+            self.message.setText(f"{notice[0]} #{notice[1]}: {display_title(notice[2])}")
         self.incident_label.setToolTip(tr("Open incidents per severity"))
         self.progress.setFormat(tr("history %p%"))
         self._update_age()
@@ -436,6 +442,7 @@ class MainWindow(QMainWindow):
         for inc in fresh:
             # the title in the UI's language, control sequences dropped (as the incident list shows it)
             text = f"{inc.severity} #{inc.id}: {display_title(inc.title)}"
+            self._last_notice = (inc.severity, inc.id, inc.title)
             self.notifications.append(text)
             if self.tray is None and QSystemTrayIcon.isSystemTrayAvailable():
                 self.tray = QSystemTrayIcon(self.windowIcon(), self)

@@ -111,6 +111,13 @@ def test_new_p1_p2_notify_and_silenced_do_not(qtbot, db):
 
     titles = dict(store.conn.execute("SELECT id, title FROM incidents"))
     assert all(any(n.endswith(f"#{i}: {display_title(titles[i])}") for n in window.notifications) for i in new)
+    # the status line's last notice follows a language change
+    window.set_language("zh_CN")
+    try:
+        assert "卡" in window.message.text() and "温度" in window.message.text(), window.message.text()
+    finally:
+        window.set_language("en")
+    assert "card" in window.message.text()
     # an incident that appears already silenced (one statement, so no read can fall in between)
     cur = store.conn.execute(
         "INSERT INTO incidents(opened_at, severity, state, title, node, key, source, silenced_until) "
