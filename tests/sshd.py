@@ -96,7 +96,7 @@ class Fleet:
         started = []
         for _ in range(count):
             i = len(self.nodes) + 1
-            node = FakeNode(f"n{i:03d}", free_port(), self.root / f"n{i:03d}", vendor)
+            node = FakeNode(f"n{i:03d}", self._port(), self.root / f"n{i:03d}", vendor)
             (node.root / "bin").mkdir(parents=True)
             (node.root / "out").mkdir()
             keygen(node.root / "host_key")
@@ -136,11 +136,33 @@ class Fleet:
             node.proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(node.root / "sshd_config")],
                                          stdout=log, stderr=log)
 
+    def _port(self) -> int:
+        """A free port no node of this fleet has (two picks of bind(0) can return the same port)."""
+        taken = {n.port for n in self.nodes}
+        while (port := free_port()) in taken:
+            pass
+        return port
+
+    def _move(self, node: FakeNode) -> None:
+        """The node's port was taken between picking it and sshd's bind (an outgoing connection's ephemeral
+        port, another process): the node moves to a new port, its known_hosts lines with it."""
+        old, node.port = node.port, self._port()
+        text = self.known_hosts.read_text()
+        self.known_hosts.write_text(text.replace(f"[127.0.0.1]:{old} ", f"[127.0.0.1]:{node.port} "))
+        self._write_config(node)
+        self._launch(node)
+
     def _wait(self, node: FakeNode) -> None:
         deadline = time.monotonic() + 10
+        moves = 0
         while time.monotonic() < deadline:
             if node.proc is not None and node.proc.poll() is not None:
-                raise RuntimeError(f"sshd for {node.name} exited: {(node.root / 'sshd.log').read_text()}")
+                log = (node.root / "sshd.log").read_text()
+                if "Address already in use" in log and moves < 3:
+                    moves += 1
+                    self._move(node)
+                    continue
+                raise RuntimeError(f"sshd for {node.name} exited: {log}")
             try:
                 with socket.create_connection(("127.0.0.1", node.port), timeout=0.5):
                     return
