@@ -24,6 +24,7 @@ import numpy.typing as npt
 from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, QTimer, Signal, Slot
 
 from console.argv import printable
+from console.incidents import IncidentRow, read_open_incidents
 from console.jobview import JobRow, read_jobs
 from console.samples import read_card
 
@@ -51,26 +52,6 @@ class NodeRow:
     last_seen: float | None
     last_error: str | None
     duration_s: float | None
-
-
-@dataclass(frozen=True, slots=True)
-class IncidentRow:
-    """One incident in the on-call list."""
-
-    id: int
-    opened_at: float
-    severity: str
-    state: str
-    title: str
-    node: str | None
-    card_idx: int | None
-    job: str | None
-    code: str | None
-    action: str | None
-    count: int
-    acknowledged_by: str | None
-    silenced_until: float | None
-    serial: str | None
 
 
 @dataclass(slots=True)
@@ -175,11 +156,7 @@ def read_snapshot(conn: sqlite3.Connection, interval_s: float = 10.0, now: float
     except sqlite3.Error:
         snap.demo = False
     snap.jobs = read_jobs(conn, now)
-    snap.incidents = [IncidentRow(*r) for r in conn.execute(
-        """SELECT id, opened_at, severity, state, title, node, card_idx, job, code, action, count, acknowledged_by,
-                  silenced_until, serial
-           FROM incidents WHERE state != 'resolved' AND suppressed_by IS NULL
-           ORDER BY severity, opened_at LIMIT 2000""")]
+    snap.incidents = read_open_incidents(conn)
     return snap
 
 
@@ -259,22 +236,33 @@ def read_history(conn: sqlite3.Connection, card_id: int, seconds: float, now: fl
     return History(card_id, start, now, t, metrics, faults, rolled)
 
 
-class SnapshotReader(QObject):
-    """Reads a snapshot every `period_s` in its own thread and emits it; the GUI only receives."""
+class PollingReader(QObject):
+    """Reads a snapshot every `period_s` in its own thread and emits it; the GUI only receives.
+
+    A subclass gives `read()` (one snapshot, or one of `ERRORS`) and may give `describe` (the one line
+    shown for such an error) and `close`. `source` is what the window names as where it reads from."""
 
     snapshot = Signal(object)
     failed = Signal(str)
+    ERRORS: tuple[type[Exception], ...] = ()
 
-    def __init__(self, db_path: str, interval_s: float = 10.0, period_s: float = 2.0,
-                 prepare: Callable[[Snapshot], None] | None = None) -> None:
+    def __init__(self, source: str, interval_s: float, period_s: float,
+                 prepare: Callable[[Snapshot], None] | None) -> None:
         super().__init__()
-        self.db_path = db_path
+        self.db_path = source
         self.prepare = prepare          # runs in this worker thread: views precompute layouts here
         self.interval_s = interval_s
         self.period_ms = int(period_s * 1000)
-        self._conn: sqlite3.Connection | None = None
-        self._inode: int | None = None
         self._timer: QTimer | None = None
+
+    def read(self) -> Snapshot:
+        raise NotImplementedError
+
+    def describe(self, exc: Exception) -> str:
+        return f"{self.db_path}: {exc}"
+
+    def close(self) -> None:
+        """Release what `read` holds open (worker thread)."""
 
     @Slot()
     def start(self) -> None:
@@ -286,33 +274,52 @@ class SnapshotReader(QObject):
 
     @Slot()
     def stop(self) -> None:
-        """Stop polling and close the connection (call in the worker thread)."""
+        """Stop polling and release the source (call in the worker thread)."""
         if self._timer is not None:
             self._timer.stop()
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        self.close()
 
     @Slot()
     def poll(self) -> None:
         """One read; errors become one line on the `failed` signal."""
         try:
+            snap = self.read()
+        except self.ERRORS as exc:
+            self.failed.emit(self.describe(exc))
+            return
+        if self.prepare is not None:
+            self.prepare(snap)
+        self.snapshot.emit(snap)
+
+
+class SnapshotReader(PollingReader):
+    """Polls the SQLite store read-only; a replaced file (a new demo build) is opened again."""
+
+    ERRORS = (sqlite3.Error,)
+
+    def __init__(self, db_path: str, interval_s: float = 10.0, period_s: float = 2.0,
+                 prepare: Callable[[Snapshot], None] | None = None) -> None:
+        super().__init__(db_path, interval_s, period_s, prepare)
+        self._conn: sqlite3.Connection | None = None
+        self._inode: int | None = None
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def read(self) -> Snapshot:
+        try:
             inode = _inode(self.db_path)
             if self._conn is not None and inode != self._inode:
-                self._conn.close()          # the file was replaced (a new demo build): read the new one
-                self._conn = None
+                self.close()            # the file was replaced (a new demo build): read the new one
             if self._conn is None:
                 self._conn = open_readonly(self.db_path)
                 self._inode = inode
-            snap = read_snapshot(self._conn, self.interval_s)
-            if self.prepare is not None:
-                self.prepare(snap)
-            self.snapshot.emit(snap)
-        except sqlite3.Error as exc:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
-            self.failed.emit(f"{self.db_path}: {exc}")
+            return read_snapshot(self._conn, self.interval_s)
+        except sqlite3.Error:
+            self.close()
+            raise
 
 
 def _inode(path: str) -> int | None:

@@ -31,18 +31,18 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from console.argv import printable
 from console.continuity import JobModel
+from console.incidents import IncidentRow
 from console.jobview import JobRow
 from console.live import (
     HEALTH_CODES,
     METRICS,
     STALE_AFTER_INTERVALS,
     History,
-    IncidentRow,
     NodeRow,
+    PollingReader,
     Snapshot,
 )
 
@@ -394,6 +394,7 @@ def _incidents(opened: list[Series], acked: list[Series], faults: list[Series]) 
         return labels.get("shard", ""), labels.get("key", "")
 
     by = {ident(s.labels): s.labels.get("by", "") for s in acked}
+    acked_at = {ident(s.labels): s.value for s in acked if math.isfinite(s.value)}
     count = {ident(s.labels): s.value for s in faults}
     out: list[IncidentRow] = []
     for s in opened:
@@ -406,8 +407,8 @@ def _incidents(opened: list[Series], acked: list[Series], faults: list[Series]) 
         out.append(IncidentRow(iid, s.value, lab.get("severity", "P4"), lab.get("state", "open"),
                                lab.get("title", ""), _opt(lab, "node"), int(card) if card.isdigit() else None,
                                _opt(lab, "job"), _opt(lab, "code"), _opt(lab, "action"),
-                               int(n) if math.isfinite(n) and n >= 1 else 1, by.get(ident(lab)) or None,
-                               None, _opt(lab, "serial")))
+                               int(n) if math.isfinite(n) and n >= 1 else 1, acked_at.get(ident(lab)),
+                               by.get(ident(lab)) or None, None, _opt(lab, "serial")))
     out.sort(key=lambda r: (r.severity, r.opened_at))
     return out
 
@@ -449,50 +450,25 @@ def read_history_prom(url: str, node: str, card: str, seconds: float, *, card_id
     return History(card_id, start, now, t_arr, metrics, [], rolled)
 
 
-class PromSnapshotReader(QObject):
-    """`console.live.SnapshotReader` over a Prometheus-compatible store: polls in its own thread, emits
-    `snapshot(Snapshot)` or `failed("source unavailable: URL: reason")`."""
+class PromSnapshotReader(PollingReader):
+    """`console.live.PollingReader` over a Prometheus-compatible store: emits `snapshot(Snapshot)` or
+    `failed("source unavailable: URL: reason")`."""
 
-    snapshot = Signal(object)
-    failed = Signal(str)
+    ERRORS = (PromViewError,)
 
     def __init__(self, url: str, interval_s: float = 10.0, period_s: float = 2.0,
                  prepare: Callable[[Snapshot], None] | None = None, timeout_s: float = TIMEOUT_S) -> None:
-        super().__init__()
+        super().__init__(url, interval_s, period_s, prepare)
         self.url = url
-        self.db_path = url                  # what the window names as its source
-        self.interval_s = interval_s
-        self.period_ms = int(period_s * 1000)
-        self.prepare = prepare
         self.timeout_s = timeout_s
-        self._timer: QTimer | None = None
         self._layout: CardLayout | None = None
 
-    @Slot()
-    def start(self) -> None:
-        """Begin polling (call in the worker thread)."""
-        self._timer = QTimer(self)
-        self._timer.timeout.connect(self.poll)
-        self._timer.start(self.period_ms)
-        self.poll()
+    def describe(self, exc: Exception) -> str:
+        return str(exc)
 
-    @Slot()
-    def stop(self) -> None:
-        """Stop polling (call in the worker thread)."""
-        if self._timer is not None:
-            self._timer.stop()
-
-    @Slot()
-    def poll(self) -> None:
-        """One read; any failure of the store becomes one line on `failed`."""
-        try:
-            snap = read_snapshot_prom(self.url, interval_s=self.interval_s, timeout_s=self.timeout_s,
-                                      layout=self._layout)
-        except PromViewError as exc:
-            self.failed.emit(str(exc))
-            return
+    def read(self) -> Snapshot:
+        snap = read_snapshot_prom(self.url, interval_s=self.interval_s, timeout_s=self.timeout_s,
+                                  layout=self._layout)
         layout = snap.derived.get("prom_layout")
         self._layout = layout if isinstance(layout, CardLayout) else None
-        if self.prepare is not None:
-            self.prepare(snap)
-        self.snapshot.emit(snap)
+        return snap

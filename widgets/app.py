@@ -41,7 +41,7 @@ from PySide6.QtWidgets import (
 )
 
 from console import paths
-from console.live import CollectorProcess, Snapshot, SnapshotReader, SweepEvent
+from console.live import CollectorProcess, PollingReader, Snapshot, SnapshotReader, SweepEvent
 from console.site import SiteError, load_site
 from widgets import i18n, theme
 from widgets.common import shown_duration
@@ -51,7 +51,6 @@ from widgets.jobs import JobsView
 
 if TYPE_CHECKING:
     from console.incidents import Thresholds
-    from console.promview import PromSnapshotReader
     from widgets.detail import CardHistory
     from widgets.heatmap import HeatmapView
     from widgets.incidents import IncidentsView
@@ -106,7 +105,7 @@ class MainWindow(QMainWindow):
         self._threads: list[QThread] = []
         self.pool = QThreadPool(self)          # history reads of the card detail
         self.pool.setMaxThreadCount(2)
-        self.reader: SnapshotReader | PromSnapshotReader | None = None
+        self.reader: PollingReader | None = None
         self.runner = runner
         if prometheus is not None:
             from console.promview import PromSnapshotReader
@@ -236,7 +235,7 @@ class MainWindow(QMainWindow):
         if not self._started:
             QTimer.singleShot(0, self.start_workers)
 
-    def _start_worker(self, worker: SnapshotReader | PromSnapshotReader) -> None:
+    def _start_worker(self, worker: PollingReader) -> None:
         thread = QThread(self)
         thread.setObjectName(f"mixops-{type(worker).__name__}")
         worker.moveToThread(thread)
