@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.engines import PROMETHEUS, VICTORIA, Prometheus, Victoria
 from tests.sshd import SSHD, Fleet, keygen
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -42,3 +43,27 @@ def fleet(tmp_path: Path, client_keys: tuple[Path, Path]) -> Iterator[Fleet]:
         yield f
     finally:
         f.stop()
+
+
+@pytest.fixture
+def prometheus(tmp_path: Path) -> Iterator[Prometheus]:
+    """A real prometheus on 127.0.0.1, not yet started (`start` or `scrape`); stopped after the test."""
+    if not os.path.exists(PROMETHEUS):
+        pytest.skip(f"{PROMETHEUS} not installed (Debian package prometheus; .ci/setup.sh installs it)")
+    p = Prometheus(tmp_path / "prometheus")
+    try:
+        yield p
+    finally:
+        p.stop()
+
+
+@pytest.fixture
+def victoria(tmp_path: Path) -> Iterator[Victoria]:
+    """A real single-node VictoriaMetrics on 127.0.0.1, started; stopped after the test."""
+    if not os.path.exists(VICTORIA):
+        pytest.skip(f"{VICTORIA} not installed (Debian package victoria-metrics; .ci/setup.sh installs it)")
+    v = Victoria(tmp_path / "victoria")
+    try:
+        yield v.start()
+    finally:
+        v.stop()

@@ -8,13 +8,11 @@ Debian package) scraping it every second and answering PromQL over its HTTP API.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -35,11 +33,9 @@ from console.metrics import (
 )
 from console.service import SweepSummary
 from console.site import Node, Rack, Site, SSHDefaults
+from tests.engines import MAX_POLLS, free_port, get, poll
 
 ROOT = Path(__file__).resolve().parents[2]
-PROMETHEUS = "/usr/bin/prometheus"
-POLL_S = 0.1
-MAX_POLLS = 300             # 30 s on an idle machine: a bound on waiting, never an assertion on time
 
 H100 = "NVIDIA H100 80GB HBM3"
 WHERE = {"n1": Place("A", "R01", "nvidia"), "n2": Place("A", "R01", "nvidia"), "n3": Place("B", "R02", "ascend"),
@@ -168,7 +164,8 @@ def test_read_incidents_counts_open_and_acknowledged_by_severity(tmp_path):
 
 
 def test_open_incidents_travel_as_info_series_with_plain_bounded_titles(tmp_path):
-    from console.metrics import MAX_TITLE, read_open_incidents
+    from console.incidents import read_open_incidents
+    from console.metrics import MAX_TITLE
     from console.store import Store
 
     store = Store(str(tmp_path / "i.db"))
@@ -225,20 +222,15 @@ def _site(nodes=("n1", "n2", "n3", "n4")) -> Site:
                       for i, n in enumerate(nodes, 1)))
 
 
-def _get(url: str) -> str:
-    with urllib.request.urlopen(url, timeout=10) as r:
-        return r.read().decode()
-
-
 def test_exporter_serves_the_last_snapshot_and_frees_its_port():
     exporter = Exporter(_site(), "127.0.0.1", 0)
     try:
         host, port = exporter.address
         assert host == "127.0.0.1" and port > 0
-        before = _samples(_get(exporter.url))   # before the first sweep nothing is known: nothing said
+        before = _samples(get(exporter.url))   # before the first sweep nothing is known: nothing said
         assert not any(name.startswith(("mixops_", "DCGM_")) for name in before)
         exporter.update(SweepSummary(1, 1_700_000_000.0, 0.5, _sweep(), ("n4",)), None)
-        s = _samples(_get(exporter.url))
+        s = _samples(get(exporter.url))
         assert len(s["mixops_card_temperature_celsius"]) == 3
         assert s["mixops_collector_nodes_stale"] == [({}, 1)]
         assert {lab["gpu"]: v for lab, v in s["DCGM_FI_DEV_XID_ERRORS"]} == {"2": 79}   # from the sweep's fault
@@ -288,92 +280,6 @@ def test_port_in_use_or_unknown_host_is_one_line_exit_2(tmp_path, capsys):
 
 # ---- a real Prometheus scraping a real collector ---------------------------------------------------------
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _poll(condition, what: str, polls: int = MAX_POLLS):
-    for _ in range(polls):
-        value = condition()
-        if value:
-            return value
-        time.sleep(POLL_S)
-    raise AssertionError(f"never happened: {what}")
-
-
-class Prometheus:
-    """A real prometheus on 127.0.0.1 with its own config and data directory, scraping every second."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.port = 0
-
-    def start(self, target: str | None, port: int | None = None, receiver: bool = False) -> None:
-        """Scrape `target` every second (None: no scrape), on `port` (None: a free one); `receiver`: take
-        remote writes at /api/v1/write."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        config = self.root / "prometheus.yml"
-        text = "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n"
-        if target is not None:
-            text += ("scrape_configs:\n  - job_name: mixops\n    static_configs:\n"
-                     f"      - targets: ['{target}']\n"
-                     # the README's relabelling for dcgm-exporter dashboards that select by instance
-                     "    metric_relabel_configs:\n      - source_labels: [__name__, Hostname]\n"
-                     "        regex: 'DCGM_FI_.+;(.+)'\n        target_label: instance\n"
-                     "        replacement: '$1'\n")
-        config.write_text(text)
-        self.port = port or _free_port()
-        extra = ["--web.enable-remote-write-receiver"] if receiver else []
-        with (self.root / "prometheus.log").open("wb") as log:
-            self.proc = subprocess.Popen(
-                [PROMETHEUS, f"--config.file={config}", f"--storage.tsdb.path={self.root / 'data'}",
-                 f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn", *extra], stdout=log, stderr=log)
-
-        def ready() -> bool:
-            assert self.proc is not None and self.proc.poll() is None, self.log()
-            try:
-                return "Ready" in _get(f"http://127.0.0.1:{self.port}/-/ready")
-            except OSError:
-                return False
-
-        _poll(ready, "prometheus ready")
-
-    def log(self) -> str:
-        return (self.root / "prometheus.log").read_text(errors="replace")
-
-    def query(self, promql: str) -> list[dict]:
-        url = f"http://127.0.0.1:{self.port}/api/v1/query?" + urllib.parse.urlencode({"query": promql})
-        body = json.loads(_get(url))
-        assert body["status"] == "success", body
-        return list(body["data"]["result"])
-
-    def values(self, promql: str) -> dict[tuple[str, ...], float]:
-        return {tuple(sorted(r["metric"].items())): float(r["value"][1]) for r in self.query(promql)}
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(30)
-
-
-@pytest.fixture
-def prometheus(tmp_path):
-    if not os.path.exists(PROMETHEUS):
-        pytest.skip(f"{PROMETHEUS} not installed (Debian package prometheus; .ci/setup.sh installs it)")
-    p = Prometheus(tmp_path / "prometheus")
-    try:
-        yield p
-    finally:
-        p.stop()
-
-
 @pytest.mark.sshd
 @pytest.mark.slow
 def test_real_prometheus_scrapes_a_real_collector(fleet, prometheus, tmp_path):
@@ -384,14 +290,14 @@ def test_real_prometheus_scrapes_a_real_collector(fleet, prometheus, tmp_path):
                                  "--db", str(tmp_path / "ops.db"), "--interval", "1", "--quiet",
                                  "--metrics-listen", "127.0.0.1:0"], cwd=ROOT, stdout=out, stderr=err)
     try:
-        line = _poll(lambda: next((x for x in err_path.read_text().splitlines() if "serving /metrics" in x), None),
+        line = poll(lambda: next((x for x in err_path.read_text().splitlines() if "serving /metrics" in x), None),
                      "the collector says where it serves /metrics")
         url = line.split(" on ", 1)[1]
         target = urllib.parse.urlparse(url).netloc
         prometheus.start(target)
         api = prometheus
 
-        _poll(lambda: len(api.query("mixops_card_temperature_celsius")) == 4 + 4 + 3, "11 cards in Prometheus")
+        poll(lambda: len(api.query("mixops_card_temperature_celsius")) == 4 + 4 + 3, "11 cards in Prometheus")
         temps = {(dict(k)["node"], dict(k)["card"]): v for k, v in api.values("mixops_card_temperature_celsius").items()}
         assert temps[("n001", "0")] == 61 and temps[("n002", "3")] == 83 and temps[("n003", "6.0")] == 48
         one = dict(next(k for k in api.values('mixops_card_temperature_celsius{node="n001",card="0"}')))
@@ -418,9 +324,9 @@ def test_real_prometheus_scrapes_a_real_collector(fleet, prometheus, tmp_path):
 
         # a node that fails: node_up 0 and its cards gone from the next scrape (Prometheus marks them stale)
         nodes[1].set_mode("fail")
-        _poll(lambda: api.values('mixops_node_up{node="n002"}') and
+        poll(lambda: api.values('mixops_node_up{node="n002"}') and
               list(api.values('mixops_node_up{node="n002"}').values()) == [0], "n002 down in Prometheus")
-        _poll(lambda: api.query('mixops_card_temperature_celsius{node="n002"}') == [], "n002's cards absent")
+        poll(lambda: api.query('mixops_card_temperature_celsius{node="n002"}') == [], "n002's cards absent")
         assert api.query('DCGM_FI_DEV_GPU_TEMP{Hostname="n002"}') == []
         assert len(api.query('mixops_card_temperature_celsius{node="n001"}')) == 4
         assert list(api.values("mixops_collector_nodes_failed").values()) == [1]
@@ -473,14 +379,14 @@ def test_remote_write_request_is_prompb_with_sorted_labels_and_stale_markers(tmp
     from console.metrics import RemoteWriter, _prompb
 
     told: list[str] = []
-    port = _free_port()                         # nobody listens: every sweep stays queued
+    port = free_port()                         # nobody listens: every sweep stays queued
     writer = RemoteWriter(f"http://127.0.0.1:{port}/api/v1/write", str(tmp_path / "q"), tell=told.append,
                           timeout_s=1)
     try:
         writer.push(build("s", WHERE, _sweep(), ()), 1_700_000_000.0)
         reports = (_sweep()[0], NodeReport("n3", False, 0.0, 1.0, "ascend", error="timeout"))
         writer.push(build("s", WHERE, reports, ()), 1_700_000_010.0)
-        _poll(lambda: told, "the writer says it cannot send")
+        poll(lambda: told, "the writer says it cannot send")
         assert "cannot send" in told[0] and "queued on disk" in told[0]
         assert writer.queued() == 2
     finally:
@@ -511,7 +417,7 @@ def test_remote_write_queue_is_bounded_and_says_when_it_drops(tmp_path):
     from console.metrics import RemoteWriter
 
     told: list[str] = []
-    writer = RemoteWriter(f"http://127.0.0.1:{_free_port()}/api/v1/write", str(tmp_path / "q"), max_bytes=1,
+    writer = RemoteWriter(f"http://127.0.0.1:{free_port()}/api/v1/write", str(tmp_path / "q"), max_bytes=1,
                           tell=told.append, timeout_s=1)
     try:
         for k in range(3):
@@ -526,7 +432,7 @@ def test_remote_write_queue_is_bounded_and_says_when_it_drops(tmp_path):
 @pytest.mark.slow
 def test_remote_write_to_a_real_prometheus_loses_nothing_across_its_outage(fleet, prometheus, tmp_path):
     fleet.start(1, "nvidia")
-    port = _free_port()
+    port = free_port()
     err_path = tmp_path / "collect.err"
     out_path = tmp_path / "collect.out"
     with out_path.open("w") as out, err_path.open("w") as err:
@@ -536,19 +442,19 @@ def test_remote_write_to_a_real_prometheus_loses_nothing_across_its_outage(fleet
                                 cwd=ROOT, stdout=out, stderr=err)
     try:
         # Prometheus is not there yet: the sweeps queue on disk
-        _poll(lambda: "cannot send" in err_path.read_text(), "the collector says it cannot send", MAX_POLLS * 2)
-        _poll(lambda: out_path.read_text().count("sweep ") >= 3, "three sweeps while the store is down",
+        poll(lambda: "cannot send" in err_path.read_text(), "the collector says it cannot send", MAX_POLLS * 2)
+        poll(lambda: out_path.read_text().count("sweep ") >= 3, "three sweeps while the store is down",
               MAX_POLLS * 2)
         before = out_path.read_text().count("sweep ")
         prometheus.start(None, port=port, receiver=True)
         api = prometheus
-        _poll(lambda: "sending again" in err_path.read_text(), "the collector says it sends again", MAX_POLLS * 2)
+        poll(lambda: "sending again" in err_path.read_text(), "the collector says it sends again", MAX_POLLS * 2)
 
         def held() -> float:
             got = api.values('count_over_time(mixops_card_temperature_celsius{node="n001",card="0"}[10m])')
             return max(got.values(), default=0.0)
 
-        _poll(lambda: held() >= before, f"the {before} sweeps of the outage in Prometheus", MAX_POLLS * 2)
+        poll(lambda: held() >= before, f"the {before} sweeps of the outage in Prometheus", MAX_POLLS * 2)
         temps = {dict(k)["card"]: v for k, v in api.values('mixops_card_temperature_celsius{node="n001"}').items()}
         assert temps == {"0": 61, "1": 58, "2": 44, "3": 83}
         assert len(api.query('mixops_card_power_watts{node="n001"}')) == 3      # card 2: N/A, no series
@@ -567,7 +473,7 @@ def test_remote_write_to_a_real_prometheus_loses_nothing_across_its_outage(fleet
 def test_remote_write_queue_outlives_a_restart(tmp_path):
     from console.metrics import RemoteWriter
 
-    url = f"http://127.0.0.1:{_free_port()}/api/v1/write"
+    url = f"http://127.0.0.1:{free_port()}/api/v1/write"
     first = RemoteWriter(url, str(tmp_path / "q"), timeout_s=1)
     first.push(build("s", WHERE, _sweep(), ()), 1_700_000_000.0)
     first.close()
@@ -587,40 +493,6 @@ def test_bad_remote_write_url_is_one_line_exit_2(value, tmp_path, capsys):
     assert len(err.splitlines()) == 1 and "--remote-write" in err, err
 
 
-VICTORIA = "/usr/bin/victoria-metrics"
-
-
-@pytest.fixture
-def victoria(tmp_path):
-    """A real single-node VictoriaMetrics on 127.0.0.1 with its own data directory."""
-    if not os.path.exists(VICTORIA):
-        pytest.skip(f"{VICTORIA} not installed (Debian package victoria-metrics; .ci/setup.sh installs it)")
-    port = _free_port()
-    log = (tmp_path / "vm.log").open("wb")
-    proc = subprocess.Popen([VICTORIA, f"-storageDataPath={tmp_path / 'vm'}", f"-httpListenAddr=127.0.0.1:{port}",
-                             "-search.latencyOffset=1s", "-search.disableCache", "-loggerLevel=ERROR"],
-                            stdout=log, stderr=log)
-
-    def ready() -> bool:
-        assert proc.poll() is None, (tmp_path / "vm.log").read_text(errors="replace")
-        try:
-            return _get(f"http://127.0.0.1:{port}/health").strip() == "OK"
-        except OSError:
-            return False
-
-    try:
-        _poll(ready, "victoria-metrics ready")
-        yield port
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(30)
-        log.close()
-
-
 @pytest.mark.sshd
 @pytest.mark.slow
 def test_remote_write_to_a_real_victoria_metrics(fleet, victoria, tmp_path):
@@ -629,18 +501,18 @@ def test_remote_write_to_a_real_victoria_metrics(fleet, victoria, tmp_path):
     with (tmp_path / "collect.out").open("w") as out, err_path.open("w") as err:
         proc = subprocess.Popen([sys.executable, str(ROOT / "main.py"), "collect", "--site", str(fleet.site_toml()),
                                  "--db", str(tmp_path / "ops.db"), "--interval", "1", "--quiet",
-                                 "--remote-write", f"http://127.0.0.1:{victoria}/api/v1/write"],
+                                 "--remote-write", f"{victoria.url}/api/v1/write"],
                                 cwd=ROOT, stdout=out, stderr=err)
 
     def query(promql: str) -> dict[str, float]:
-        url = f"http://127.0.0.1:{victoria}/api/v1/query?" + urllib.parse.urlencode({"query": promql})
-        body = json.loads(_get(url))
+        url = f"{victoria.url}/api/v1/query?" + urllib.parse.urlencode({"query": promql})
+        body = json.loads(get(url))
         assert body["status"] == "success", body
         return {r["metric"].get("card", r["metric"].get("gpu", "")): float(r["value"][1])
                 for r in body["data"]["result"]}
 
     try:
-        _poll(lambda: len(query('mixops_card_temperature_celsius{node="n001"}')) == 4, "4 cards in VictoriaMetrics",
+        poll(lambda: len(query('mixops_card_temperature_celsius{node="n001"}')) == 4, "4 cards in VictoriaMetrics",
               MAX_POLLS * 2)
         assert query('mixops_card_temperature_celsius{node="n001"}') == {"0": 61, "1": 58, "2": 44, "3": 83}
         assert set(query('mixops_card_power_watts{node="n001"}')) == {"0", "1", "3"}     # card 2: N/A
@@ -676,11 +548,11 @@ def test_node_up_keeps_its_labels_when_a_detected_vendor_node_fails():
 def test_collect_once_sends_its_sweep_before_it_exits(fleet, victoria, tmp_path):
     fleet.start(1, "nvidia")
     out = _mixops("collect", "--site", fleet.site_toml(), "--db", tmp_path / "ops.db", "--once", "--quiet",
-                  "--remote-write", f"http://127.0.0.1:{victoria}/api/v1/write", timeout=120)
+                  "--remote-write", f"{victoria.url}/api/v1/write", timeout=120)
     assert out.returncode == 0 and "still queued" not in out.stderr, out.stderr
-    url = f"http://127.0.0.1:{victoria}/api/v1/query?" + urllib.parse.urlencode(
+    url = f"{victoria.url}/api/v1/query?" + urllib.parse.urlencode(
         {"query": 'mixops_card_temperature_celsius{node="n001",card="3"}'})
-    got = _poll(lambda: json.loads(_get(url))["data"]["result"], "the sweep in VictoriaMetrics")
+    got = poll(lambda: json.loads(get(url))["data"]["result"], "the sweep in VictoriaMetrics")
     assert float(got[0]["value"][1]) == 83
 
 

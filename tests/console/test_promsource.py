@@ -28,14 +28,7 @@ from console.service import Collector
 from console.site import Node, load_site
 from console.store import Store
 from tests.console.test_counters import _Node
-from tests.console.test_metrics import (
-    PROMETHEUS,
-    Prometheus,
-    _free_port,
-    _get,
-    _poll,
-    victoria,  # noqa: F401 -- the fixture: a real VictoriaMetrics
-)
+from tests.engines import Prometheus, free_port, get, poll
 
 H100 = "NVIDIA H100 80GB HBM3"
 UUID0 = "GPU-5fa4a2e4-8b26-0d34-9c3c-1f2a5c4d9e01"
@@ -216,47 +209,6 @@ def _npu() -> dict[str, list[tuple[dict[str, str], float]]]:
             "npu_chip_info_serial_number": [({**lab, "serial_number": "102A0C2A8F11"}, 1)]}
 
 
-class _SourcePrometheus(Prometheus):
-    """test_metrics's real Prometheus, scraping the test's exporters as a site's Prometheus would."""
-
-    def scrape(self, jobs: dict[str, tuple[int, dict[str, str]]]) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-        config = self.root / "prometheus.yml"
-        text = "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\nscrape_configs:\n"
-        for job, (port, labels) in jobs.items():
-            text += f"  - job_name: {job}\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n"
-            if labels:
-                text += "        labels:\n" + "".join(f"          {k}: '{v}'\n" for k, v in labels.items())
-        config.write_text(text)
-        self.port = self.port or _free_port()
-        with (self.root / "prometheus.log").open("ab") as log:
-            self.proc = subprocess.Popen(
-                [PROMETHEUS, f"--config.file={config}", f"--storage.tsdb.path={self.root / 'data'}",
-                 f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn"], stdout=log, stderr=log)
-
-        def ready() -> bool:
-            assert self.proc is not None and self.proc.poll() is None, self.log()
-            try:
-                return "Ready" in _get(f"http://127.0.0.1:{self.port}/-/ready")
-            except OSError:
-                return False
-
-        _poll(ready, "prometheus ready")
-
-
-@pytest.fixture
-def source_prometheus(tmp_path: Path) -> Iterator[_SourcePrometheus]:
-    import os
-
-    if not os.path.exists(PROMETHEUS):
-        pytest.skip(f"{PROMETHEUS} not installed (Debian package prometheus; .ci/setup.sh installs it)")
-    p = _SourcePrometheus(tmp_path / "prometheus")
-    try:
-        yield p
-    finally:
-        p.stop()
-
-
 @pytest.fixture
 def exporters() -> Iterator[tuple[_Exporter, _Exporter]]:
     dcgm, npu = _Exporter(), _Exporter()
@@ -301,19 +253,19 @@ def _rows(db: Path, sql: str) -> list[tuple]:
 
 
 def _scraped(prom: Prometheus, promql: str, count: int = 1) -> None:
-    _poll(lambda: len(prom.query(promql)) >= count, f"prometheus has {promql}")
+    poll(lambda: len(prom.query(promql)) >= count, f"prometheus has {promql}")
 
 
 @pytest.mark.slow
-def test_a_real_prometheus_feeds_cards_faults_and_failures_like_ssh_nodes(source_prometheus, exporters, tmp_path):
+def test_a_real_prometheus_feeds_cards_faults_and_failures_like_ssh_nodes(prometheus, exporters, tmp_path):
     dcgm, npu = exporters
     dcgm.values = _dcgm("gpu-1")
     npu.values = _npu()
     # npu-exporter labels no host: the scrape config's target label names the node (or its instance's host would)
-    source_prometheus.scrape({"dcgm": (dcgm.port, {}), "npu": (npu.port, {"node": "npu-1"})})
-    _scraped(source_prometheus, "DCGM_FI_DEV_GPU_TEMP", 2)
-    _scraped(source_prometheus, "npu_chip_info_temperature")
-    url = f"http://127.0.0.1:{source_prometheus.port}"
+    prometheus.scrape({"dcgm": (dcgm.port, {}), "npu": (npu.port, {"node": "npu-1"})})
+    _scraped(prometheus, "DCGM_FI_DEV_GPU_TEMP", 2)
+    _scraped(prometheus, "npu_chip_info_temperature")
+    url = f"http://127.0.0.1:{prometheus.port}"
     # a window wide enough that the npu target's last samples are still in it when its up turns 0 (a loaded
     # machine scrapes late); the default, 2 x interval_s, is what the other tests use
     site, db = _site(tmp_path, url, extra="max_age_s = 10\n"), tmp_path / "ops.db"
@@ -342,7 +294,7 @@ def test_a_real_prometheus_feeds_cards_faults_and_failures_like_ssh_nodes(source
 
     # an Xid: one fault when the gauge changes to it, none again, none after a restart
     dcgm.values = _dcgm("gpu-1", xid0=79)
-    _scraped(source_prometheus, "DCGM_FI_DEV_XID_ERRORS == 79")
+    _scraped(prometheus, "DCGM_FI_DEV_XID_ERRORS == 79")
     time.sleep(0.3)
     first, again = _sweep(site, db, sweeps=2)
     assert [f.code for r in first.reports for f in r.faults if r.node == "gpu-1"] == ["Xid 79"]
@@ -356,13 +308,13 @@ def test_a_real_prometheus_feeds_cards_faults_and_failures_like_ssh_nodes(source
 
     # the npu-exporter target goes down: Prometheus's up == 0 fails the node at once
     npu.stop()
-    _scraped(source_prometheus, 'up{job="npu"} == 0')
+    _scraped(prometheus, 'up{job="npu"} == 0')
     (down,) = _sweep(site, db)
     by = {r.node: r for r in down.reports}
     assert not by["npu-1"].ok and "exporter target down" in by["npu-1"].error and by["gpu-1"].ok
 
     # Prometheus itself stops: its nodes fail with one clear line, the SSH node does not notice
-    source_prometheus.stop()
+    prometheus.stop()
     (gone,) = _sweep(site, db)
     by = {r.node: r for r in gone.reports}
     for name in ("gpu-1", "npu-1", "gone-1"):
@@ -423,14 +375,14 @@ def test_a_source_down_slow_or_answering_garbage_fails_its_nodes_with_one_line(s
     assert elapsed < 30            # a bound on a hung source, not a benchmark
 
 
-def test_check_reads_a_source_only_site_through_its_query(source_prometheus, exporters, tmp_path, capsys):
+def test_check_reads_a_source_only_site_through_its_query(prometheus, exporters, tmp_path, capsys):
     from console.cli import run
 
     dcgm, _npu_exporter = exporters
     dcgm.values = _dcgm("gpu-1")
-    source_prometheus.scrape({"dcgm": (dcgm.port, {})})
-    _scraped(source_prometheus, "DCGM_FI_DEV_GPU_TEMP", 2)
-    url = f"http://127.0.0.1:{source_prometheus.port}"
+    prometheus.scrape({"dcgm": (dcgm.port, {})})
+    _scraped(prometheus, "DCGM_FI_DEV_GPU_TEMP", 2)
+    url = f"http://127.0.0.1:{prometheus.port}"
     site = tmp_path / "site.toml"
     site.write_text(f'[site]\nname = "only"\n[ssh]\nknown_hosts = "{tmp_path}/kh"\nconfig_file = "{tmp_path}/no"\n'
                     '[[nodes]]\nname = "gpu-1"\n[[nodes]]\nname = "gpu-2"\n'
@@ -447,19 +399,19 @@ def test_check_reads_a_source_only_site_through_its_query(source_prometheus, exp
 
 
 @pytest.mark.slow
-def test_collect_and_report_of_a_source_only_site_need_nothing_else(source_prometheus, exporters, tmp_path):
+def test_collect_and_report_of_a_source_only_site_need_nothing_else(prometheus, exporters, tmp_path):
     import sys
 
     root = Path(__file__).resolve().parents[2]
     dcgm, _npu_exporter = exporters
     dcgm.values = _dcgm("gpu-1")
-    source_prometheus.scrape({"dcgm": (dcgm.port, {})})
-    _scraped(source_prometheus, "DCGM_FI_DEV_GPU_TEMP", 2)
+    prometheus.scrape({"dcgm": (dcgm.port, {})})
+    _scraped(prometheus, "DCGM_FI_DEV_GPU_TEMP", 2)
     site = tmp_path / "site.toml"
     site.write_text(f'[site]\nname = "only"\ninterval_s = 2\n[ssh]\nknown_hosts = "{tmp_path}/kh"\n'
                     f'config_file = "{tmp_path}/no"\n[[racks]]\nname = "A01"\nrow = "A"\n'
                     '[[nodes]]\nname = "gpu-1"\nrack = "A01"\nslot = 1\n'
-                    f'[[sources]]\nkind = "prometheus"\nurl = "http://127.0.0.1:{source_prometheus.port}"\n'
+                    f'[[sources]]\nkind = "prometheus"\nurl = "http://127.0.0.1:{prometheus.port}"\n'
                     'nodes = ["gpu-*"]\n')
     db = tmp_path / "only.db"
 
@@ -470,7 +422,7 @@ def test_collect_and_report_of_a_source_only_site_need_nothing_else(source_prome
     first = mixops("collect", "--site", site, "--db", db, "--once")
     assert first.returncode == 0 and "1 ok, 0 failed" in first.stdout and "2 cards" in first.stdout, first.stderr
     dcgm.values = _dcgm("gpu-1", xid0=79)
-    _scraped(source_prometheus, "DCGM_FI_DEV_XID_ERRORS == 79")
+    _scraped(prometheus, "DCGM_FI_DEV_XID_ERRORS == 79")
     time.sleep(0.3)
     assert mixops("collect", "--site", site, "--db", db, "--once").returncode == 0
     out = tmp_path / "report.md"
@@ -484,19 +436,19 @@ def test_collect_and_report_of_a_source_only_site_need_nothing_else(source_prome
 
 
 @pytest.mark.slow
-def test_victoria_metrics_is_a_source_too(victoria, tmp_path):  # noqa: F811 -- the fixture
+def test_victoria_metrics_is_a_source_too(victoria, tmp_path):
     now_ms = int((time.time() - 3) * 1000)
     lines = []
     for name, samples in _dcgm("gpu-1").items():
         for labels, value in samples:
             text = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
             lines.append(f"{name}{{{text}}} {value} {now_ms}")
-    req = urllib.request.Request(f"http://127.0.0.1:{victoria}/api/v1/import/prometheus",
+    req = urllib.request.Request(f"{victoria.url}/api/v1/import/prometheus",
                                  data="\n".join(lines).encode(), method="POST")
     with urllib.request.urlopen(req, timeout=10) as resp:
         assert resp.status == 204
-    url = f"http://127.0.0.1:{victoria}"
-    _poll(lambda: "DCGM_FI_DEV_GPU_TEMP" in _get(f"{url}/api/v1/query?query=DCGM_FI_DEV_GPU_TEMP"), "imported")
+    url = f"{victoria.url}"
+    poll(lambda: "DCGM_FI_DEV_GPU_TEMP" in get(f"{url}/api/v1/query?query=DCGM_FI_DEV_GPU_TEMP"), "imported")
     site = _site(tmp_path, url, extra="max_age_s = 30\n")
 
     (summary,) = _sweep(site, tmp_path / "ops.db")
@@ -508,7 +460,7 @@ def test_victoria_metrics_is_a_source_too(victoria, tmp_path):  # noqa: F811 -- 
 
 
 @pytest.mark.slow
-def test_two_shards_read_a_prometheus_and_write_one_victoria_metrics(source_prometheus, exporters, victoria,  # noqa: F811
+def test_two_shards_read_a_prometheus_and_write_one_victoria_metrics(prometheus, exporters, victoria,
                                                                      tmp_path):
     import json
     import sys
@@ -523,35 +475,35 @@ def test_two_shards_read_a_prometheus_and_write_one_victoria_metrics(source_prom
     for name in names:                       # one exporter server standing in for four hosts' dcgm-exporters
         for fam, samples in _dcgm(name).items():
             dcgm.values.setdefault(fam, []).extend(samples)
-    source_prometheus.scrape({"dcgm": (dcgm.port, {})})
-    _scraped(source_prometheus, "DCGM_FI_DEV_GPU_TEMP", 8)
+    prometheus.scrape({"dcgm": (dcgm.port, {})})
+    _scraped(prometheus, "DCGM_FI_DEV_GPU_TEMP", 8)
     site = tmp_path / "site.toml"
     site.write_text(f'[site]\nname = "hall"\ninterval_s = 2\n[ssh]\nknown_hosts = "{tmp_path}/kh"\n'
                     f'config_file = "{tmp_path}/no"\n'
                     '[[racks]]\nname = "A01"\nrow = "A"\n[[racks]]\nname = "B01"\nrow = "B"\n'
                     + "".join(f'[[nodes]]\nname = "{n}"\nrack = "{n[4].upper()}01"\nslot = {n[5]}\n' for n in names)
-                    + f'[[sources]]\nkind = "prometheus"\nurl = "http://127.0.0.1:{source_prometheus.port}"\n'
+                    + f'[[sources]]\nkind = "prometheus"\nurl = "http://127.0.0.1:{prometheus.port}"\n'
                     'nodes = ["gpu-*"]\n')
     halves = [{n.name for n in shard_site(load_site(site), k, 2).nodes} for k in (1, 2)]
     assert sorted(map(sorted, halves)) == [["gpu-a1", "gpu-a2"], ["gpu-b1", "gpu-b2"]]        # a row each
     for k in (1, 2):
         out = subprocess.run([sys.executable, str(root / "main.py"), "collect", "--site", str(site), "--db",
                               str(tmp_path / f"s{k}.db"), "--once", "--shard", f"{k}/2", "--remote-write",
-                              f"http://127.0.0.1:{victoria}/api/v1/write"], capture_output=True, text=True,
+                              f"{victoria.url}/api/v1/write"], capture_output=True, text=True,
                              cwd=root, timeout=120)
         assert out.returncode == 0 and "2 ok, 0 failed, 0 stale, 4 cards" in out.stdout, out.stderr
 
     def temps() -> dict[tuple[str, str], float]:
         q = urllib.parse.urlencode({"query": "mixops_card_temperature_celsius"})
-        body = json.loads(_get(f"http://127.0.0.1:{victoria}/api/v1/query?{q}"))
+        body = json.loads(get(f"{victoria.url}/api/v1/query?{q}"))
         return {(r["metric"]["node"], r["metric"]["card"]): float(r["value"][1]) for r in body["data"]["result"]}
 
-    _poll(lambda: len(temps()) == 8, "both shards' cards in VictoriaMetrics")
+    poll(lambda: len(temps()) == 8, "both shards' cards in VictoriaMetrics")
     assert temps() == {(n, c): t for n in names for c, t in (("0", 61.0), ("1", 44.0))}
 
 
 def test_a_job_on_source_nodes_only_says_why_it_cannot_be_read(tmp_path):
-    url = f"http://127.0.0.1:{_free_port()}"            # nobody listens: the nodes fail, the job says why
+    url = f"http://127.0.0.1:{free_port()}"            # nobody listens: the nodes fail, the job says why
     site = _site(tmp_path, url, extra='[[jobs]]\nname = "serve"\nnodes = ["gpu-*"]\nlog = "/var/log/serve.log"\n')
     db = tmp_path / "ops.db"
     (summary,) = _sweep(site, db)

@@ -30,7 +30,7 @@ from console.service import Collector
 from console.site import load_site
 from console.store import Store
 from tests.console.test_counters import _Node
-from tests.console.test_metrics import _free_port, _poll, victoria  # noqa: F401 - the victoria fixture
+from tests.engines import free_port, poll
 
 SITE = ('[site]\nname = "t"\ninterval_s = 1\n[[racks]]\nname = "A01"\nrow = "A"\nslots = 2\n'
         '[[nodes]]\nname = "mlu-1"\nhost = "127.0.0.1"\nrack = "A01"\nslot = 1\nvendor = "cambricon"\n'
@@ -62,7 +62,7 @@ def _sweeps_into(url: str, tmp_path: Path, sweeps: int, shard: str | None = "1/1
             state["ecc"] = 0 if i == 0 else 3               # the total grows once: an ECC-UE incident
             summary = collector.sweep()
             writer.push(snaps.update(summary, store), summary.started + summary.duration_s)
-        _poll(lambda: writer.queued() == 0 and writer.sent >= sweeps, "the sweeps sent")
+        poll(lambda: writer.queued() == 0 and writer.sent >= sweeps, "the sweeps sent")
         return summary
     finally:
         writer.close()
@@ -71,11 +71,11 @@ def _sweeps_into(url: str, tmp_path: Path, sweeps: int, shard: str | None = "1/1
 
 
 @pytest.mark.slow
-def test_snapshot_from_a_real_victoria_metrics_has_the_cards_values_na_and_the_failed_node(victoria, tmp_path):  # noqa: F811
-    url = f"http://127.0.0.1:{victoria}"
+def test_snapshot_from_a_real_victoria_metrics_has_the_cards_values_na_and_the_failed_node(victoria, tmp_path):
+    url = victoria.url
     summary = _sweeps_into(f"{url}/api/v1/write", tmp_path, 2)
     report = next(r for r in summary.reports if r.node == "mlu-1")
-    _poll(lambda: len(read_snapshot_prom(url, interval_s=1.0).card_node) == len(report.cards) and
+    poll(lambda: len(read_snapshot_prom(url, interval_s=1.0).card_node) == len(report.cards) and
           read_snapshot_prom(url, interval_s=1.0).incidents, "the cards and the incident in VictoriaMetrics")
     snap = read_snapshot_prom(url, interval_s=1.0)
     assert snap.card_node == ["mlu-1"] * len(report.cards)
@@ -108,7 +108,7 @@ def test_snapshot_from_a_real_victoria_metrics_has_the_cards_values_na_and_the_f
 
     # a range query's points fall on multiples of its step, and VictoriaMetrics leaves out the newest
     # second (-search.latencyOffset=1s): right after the write the last sample may not be on a point yet
-    _poll(lambda: len(read_history_prom(url, "mlu-1", "0", 3600).t) >= 1, "the history in VictoriaMetrics")
+    poll(lambda: len(read_history_prom(url, "mlu-1", "0", 3600).t) >= 1, "the history in VictoriaMetrics")
     hist = read_history_prom(url, "mlu-1", "0", 3600)
     assert len(hist.t) >= 1 and np.all(np.diff(hist.t) > 0)
     assert hist.metrics["temperature_c"][-1] == pytest.approx(float(report.cards[0].temperature_c))
@@ -125,7 +125,7 @@ def test_history_step_keeps_range_queries_under_1500_points():
 
 @pytest.mark.slow
 def test_a_stopped_store_is_one_source_unavailable_line(tmp_path):
-    url = f"http://127.0.0.1:{_free_port()}"                     # nothing listens there
+    url = f"http://127.0.0.1:{free_port()}"                     # nothing listens there
     with pytest.raises(PromViewError) as exc:
         read_snapshot_prom(url, timeout_s=2.0)
     text = str(exc.value)
@@ -190,12 +190,12 @@ def test_a_slow_store_is_one_line_within_the_timeout():
 
 
 @pytest.mark.slow
-def test_two_shards_in_one_store_keep_their_incidents_apart(victoria, tmp_path):  # noqa: F811
-    url = f"http://127.0.0.1:{victoria}"
+def test_two_shards_in_one_store_keep_their_incidents_apart(victoria, tmp_path):
+    url = victoria.url
     for k in (1, 2):
         (tmp_path / f"s{k}").mkdir()
         _sweeps_into(f"{url}/api/v1/write", tmp_path / f"s{k}", 2, shard=f"{k}/2")
-    _poll(lambda: {r.id // 10**12 for r in read_snapshot_prom(url, interval_s=1.0).incidents} == {1, 2},
+    poll(lambda: {r.id // 10**12 for r in read_snapshot_prom(url, interval_s=1.0).incidents} == {1, 2},
           "both shards' incidents")
     snap = read_snapshot_prom(url, interval_s=1.0)
     ecc = [r for r in snap.incidents if r.code == "ECC-UE"]

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from console.site import load_site, shard_assignment, shard_group, shard_site
-from tests.console.test_metrics import _free_port
+from tests.engines import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -106,7 +106,7 @@ def test_a_shard_without_nodes_is_one_line_exit_2(tmp_path, capsys):
 def test_collect_shard_sweeps_its_nodes_only(tmp_path):
     # the nodes are read from a source that is down: no SSH needed, each node's outcome is still stored
     path = tmp_path / "site.toml"
-    path.write_text(_site_text(tmp_path, f"http://127.0.0.1:{_free_port()}"))
+    path.write_text(_site_text(tmp_path, f"http://127.0.0.1:{free_port()}"))
     site = load_site(path)
     mine = {n.name for n in shard_site(site, 2, 3).nodes}
     db = tmp_path / "s2.db"
@@ -130,7 +130,7 @@ def test_a_shard_has_its_own_default_database(tmp_path, monkeypatch, capsys):
     from console.cli import run
 
     path = tmp_path / "site.toml"
-    path.write_text(_site_text(tmp_path, f"http://127.0.0.1:{_free_port()}"))
+    path.write_text(_site_text(tmp_path, f"http://127.0.0.1:{free_port()}"))
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     assert run(["collect", "--site", str(path), "--once", "--shard", "1/2"]) == 1      # its nodes' source is down
     assert run(["collect", "--site", str(path), "--once", "--shard", "2/2"]) == 1

@@ -5,37 +5,14 @@ says "source unavailable" and shows the last values as not live."""
 from __future__ import annotations
 
 import os
-import subprocess
 
 import numpy as np
 import pytest
 
-from tests.console.test_metrics import VICTORIA, _free_port, _get, _poll
 from tests.console.test_promview import _sweeps_into
 from widgets.app import MainWindow, run_gui
 
 SHOT = os.environ.get("MIXOPS_PROM_SHOT")       # a path: the window is saved there as a PNG (a look at it)
-
-
-def _start_victoria(tmp_path) -> tuple[int, subprocess.Popen[bytes]]:
-    if not os.path.exists(VICTORIA):
-        pytest.skip(f"{VICTORIA} not installed (Debian package victoria-metrics)")
-    port = _free_port()
-    log = (tmp_path / "vm.log").open("wb")
-    proc = subprocess.Popen([VICTORIA, f"-storageDataPath={tmp_path / 'vm'}", f"-httpListenAddr=127.0.0.1:{port}",
-                             "-search.latencyOffset=1s", "-search.disableCache", "-loggerLevel=ERROR"],
-                            stdout=log, stderr=log)
-    log.close()
-
-    def ready() -> bool:
-        assert proc.poll() is None, (tmp_path / "vm.log").read_text(errors="replace")
-        try:
-            return _get(f"http://127.0.0.1:{port}/health").strip() == "OK"
-        except OSError:
-            return False
-
-    _poll(ready, "victoria-metrics ready")
-    return port, proc
 
 
 def _wait(qtbot, window):
@@ -48,61 +25,47 @@ def _wait(qtbot, window):
                               window.incidents, window.heatmap, window.loading)) from None
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(30)
-
-
 @pytest.mark.slow
-def test_window_over_a_real_store_shows_the_room_then_source_unavailable(qtbot, tmp_path, monkeypatch):
+def test_window_over_a_real_store_shows_the_room_then_source_unavailable(qtbot, tmp_path, monkeypatch, victoria):
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    port, proc = _start_victoria(tmp_path)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _sweeps_into(f"{url}/api/v1/write", tmp_path, 2)
-        window = MainWindow(None, url, False, 10.0, prometheus=url)
-        qtbot.addWidget(window)
-        window.resize(1200, 760)
-        window.show()
-        _wait(qtbot, window)
-        snap = window.snapshot
-        assert snap is not None and set(snap.card_node) == {"mlu-1"} and not snap.stale.any()
-        assert window.heatmap.snapshot is snap
-        window.tabs.setCurrentWidget(window.fleet)
-        assert {window.fleet.model.row_name(i) for i in range(window.fleet.model.rowCount())} == {"mlu-1", "mlu-2"}
-        window.tabs.setCurrentWidget(window.incidents)
-        qtbot.waitUntil(lambda: window.incidents.model.rowCount() >= 1, timeout=10_000)   # ECC-UE, from the store
-        window.incidents.table.selectRow(0)
-        assert "Node: mlu-" in window.incidents.detail.toPlainText()   # the row itself, plain text
-        assert not window.report_action.isEnabled() and "--prometheus" in window.report_action.toolTip()
-        assert not window.note_action.isEnabled()
-        window.incidents.acknowledge()                                # says why not; writes nothing
-        assert "not available with --prometheus" in window.incidents.status.text()
-        detail = window.open_card("mlu-1", 0)
-        assert detail is not None
-        qtbot.waitUntil(lambda: detail.data is not None, timeout=20_000)
-        assert np.isfinite(detail.data.history.metrics["temperature_c"]).any()
-        detail.close()
-        window.tabs.setCurrentIndex(0)
+    url = victoria.url
+    _sweeps_into(f"{url}/api/v1/write", tmp_path, 2)
+    window = MainWindow(None, url, False, 10.0, prometheus=url)
+    qtbot.addWidget(window)
+    window.resize(1200, 760)
+    window.show()
+    _wait(qtbot, window)
+    snap = window.snapshot
+    assert snap is not None and set(snap.card_node) == {"mlu-1"} and not snap.stale.any()
+    assert window.heatmap.snapshot is snap
+    window.tabs.setCurrentWidget(window.fleet)
+    assert {window.fleet.model.row_name(i) for i in range(window.fleet.model.rowCount())} == {"mlu-1", "mlu-2"}
+    window.tabs.setCurrentWidget(window.incidents)
+    qtbot.waitUntil(lambda: window.incidents.model.rowCount() >= 1, timeout=10_000)   # ECC-UE, from the store
+    window.incidents.table.selectRow(0)
+    assert "Node: mlu-" in window.incidents.detail.toPlainText()   # the row itself, plain text
+    assert not window.report_action.isEnabled() and "--prometheus" in window.report_action.toolTip()
+    assert not window.note_action.isEnabled()
+    window.incidents.acknowledge()                                # says why not; writes nothing
+    assert "not available with --prometheus" in window.incidents.status.text()
+    detail = window.open_card("mlu-1", 0)
+    assert detail is not None
+    qtbot.waitUntil(lambda: detail.data is not None, timeout=20_000)
+    assert np.isfinite(detail.data.history.metrics["temperature_c"]).any()
+    detail.close()
+    window.tabs.setCurrentIndex(0)
 
-        _stop(proc)
-        qtbot.waitUntil(lambda: window.source_down is not None, timeout=30_000)
-        assert window.source_down.startswith(f"source unavailable: {url}: ")
-        assert window.source_banner.isVisible() and "Source unavailable" in window.source_banner.text()
-        assert "not live" in window.source_banner.text()
-        shown = window.heatmap.snapshot
-        assert shown is not snap and shown.stale.all() and shown.nodes_ok == 0     # grey, never as live values
-        assert window.sweep_label.text() == "source unavailable"
-        if SHOT:
-            window.grab().save(SHOT)
-        window.close()
-    finally:
-        _stop(proc)
+    victoria.stop()
+    qtbot.waitUntil(lambda: window.source_down is not None, timeout=30_000)
+    assert window.source_down.startswith(f"source unavailable: {url}: ")
+    assert window.source_banner.isVisible() and "Source unavailable" in window.source_banner.text()
+    assert "not live" in window.source_banner.text()
+    shown = window.heatmap.snapshot
+    assert shown is not snap and shown.stale.all() and shown.nodes_ok == 0     # grey, never as live values
+    assert window.sweep_label.text() == "source unavailable"
+    if SHOT:
+        window.grab().save(SHOT)
+    window.close()
 
 
 def test_prometheus_with_a_database_is_one_line_exit_2(capsys):
