@@ -12,7 +12,7 @@ tool) from a link that is down. A text the same as the node's last sweep's trave
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 
 from collectors.model import Command, Link, LinkState, ParseResult, first_line, integer, is_na, number
@@ -225,9 +225,22 @@ _NV_NO_LINKS = ("unable to retrieve nvlink information", "nvlink queries are not
                 "does not have or support nvlink")
 
 
-def _no_links_line(line: str) -> bool:
-    low = line.lower()
-    return any(t in low for t in _NV_NO_LINKS)
+def _gpu_lines(text: str) -> Iterator[tuple[int | None, str]]:
+    """The stripped lines of a per-GPU nvidia-smi listing with the GPU they are under (None before the
+    first `GPU N:` header); blank lines, the headers and the "no links here" lines are left out."""
+    gpu: int | None = None
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line:
+            continue
+        m = _GPU.match(line)
+        if m:
+            gpu = int(m.group(1))
+            continue
+        low = line.lower()
+        if any(t in low for t in _NV_NO_LINKS):
+            continue
+        yield gpu, line
 
 
 def parse_nvlink_status(text: str, command: str = NVLINK_STATUS) -> ParseResult:
@@ -235,11 +248,7 @@ def parse_nvlink_status(text: str, command: str = NVLINK_STATUS) -> ParseResult:
     down. A GPU without NVLink prints nothing (A10): no links, no warning."""
     links: list[Link] = []
     warnings: list[str] = []
-    gpu: int | None = None
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line:
-            continue
+    for gpu, line in _gpu_lines(text):
         if line.startswith("Link ") and gpu is not None and line.endswith(" GB/s"):
             name, sep, value = line.partition(": ")
             try:                            # the common line, `Link N: 26.562 GB/s`, without a regex
@@ -250,10 +259,6 @@ def parse_nvlink_status(text: str, command: str = NVLINK_STATUS) -> ParseResult:
                 if sep and name[5:].isdigit():
                     links.append(Link("nvlink", name[5:], gpu, None, LinkState.UP, round(gbps, 3)))
                     continue
-        m = _GPU.match(line)
-        if m:
-            gpu = int(m.group(1))
-            continue
         m = _NV_STATUS.match(line)
         if m and gpu is not None:
             value = m.group(2)
@@ -268,8 +273,6 @@ def parse_nvlink_status(text: str, command: str = NVLINK_STATUS) -> ParseResult:
                 if not warnings:
                     warnings.append(f"nvidia: {command}: link state not understood: {first_line(line)}")
             continue
-        if _no_links_line(line):
-            continue
         if not warnings:
             warnings.append(f"nvidia: {command}: line not understood: {first_line(line)}")
     return ParseResult("nvidia", command, links=tuple(links), warnings=tuple(warnings))
@@ -280,11 +283,7 @@ def parse_nvlink_errors(text: str, command: str = NVLINK_ERRORS) -> ParseResult:
     separated by commas) → counters replay_errors, recovery_errors, crc_errors, … per link."""
     found: dict[tuple[int, str], dict[str, int | None]] = {}
     warnings: list[str] = []
-    gpu: int | None = None
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line:
-            continue
+    for gpu, line in _gpu_lines(text):
         if line.startswith("Link ") and gpu is not None:
             parts = line.split(":")
             if len(parts) == 3 and parts[0][5:].strip().isdigit():   # `Link N: Name Errors: N`, no regex
@@ -296,12 +295,6 @@ def parse_nvlink_errors(text: str, command: str = NVLINK_ERRORS) -> ParseResult:
             if m and pairs:
                 found.setdefault((gpu, m.group(1)), {}).update((_counter_name(k), _count(v)) for k, v in pairs)
                 continue
-        m = _GPU.match(line)
-        if m:
-            gpu = int(m.group(1))
-            continue
-        if _no_links_line(line):
-            continue
         if not warnings:
             warnings.append(f"nvidia: {command}: line not understood: {first_line(line)}")
     links = tuple(Link("nvlink", link, card, counters=counters) for (card, link), counters in found.items())
