@@ -55,6 +55,39 @@ LINK_CODES = (LINK_FLAPPING, LINK_DOWN, LINK_ERRORS, LINK_SLOW)     # worst firs
 
 
 @dataclass(frozen=True, slots=True)
+class IncidentRow:
+    """One incident not resolved, as the on-call list and the /metrics info series show it."""
+
+    id: int
+    opened_at: float
+    severity: str
+    state: str
+    title: str
+    node: str | None
+    card_idx: int | None
+    job: str | None
+    code: str | None
+    action: str | None
+    count: int
+    acknowledged_at: float | None
+    acknowledged_by: str | None
+    silenced_until: float | None
+    serial: str | None
+
+
+def read_open_incidents(conn: sqlite3.Connection, limit: int = 2000) -> list[IncidentRow]:
+    """The incidents the window's list shows (not resolved, not suppressed), most severe first, then oldest."""
+    return [IncidentRow(int(r[0]), float(r[1]), str(r[2]), str(r[3]), str(r[4] or ""), r[5],
+                        None if r[6] is None else int(r[6]), r[7], r[8], r[9], int(r[10] or 1),
+                        None if r[11] is None else float(r[11]), r[12],
+                        None if r[13] is None else float(r[13]), r[14]) for r in conn.execute(
+        """SELECT id, opened_at, severity, state, title, node, card_idx, job, code, action, count, acknowledged_at,
+                  acknowledged_by, silenced_until, serial
+           FROM incidents WHERE state != 'resolved' AND suppressed_by IS NULL
+           ORDER BY severity, opened_at LIMIT ?""", (limit,))]
+
+
+@dataclass(frozen=True, slots=True)
 class LinkSettings:
     """When links become incidents (console.incidents defaults; a site can pass its own to the engine)."""
 

@@ -30,6 +30,7 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
 from collectors.model import CardSample, Health, NodeReport
+from console.incidents import IncidentRow, read_open_incidents
 
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
@@ -97,7 +98,7 @@ def build(site_name: str, where: Mapping[str, Place], reports: Sequence[NodeRepo
           *, xids: Mapping[tuple[str, int], int] | None = None,
           incidents: Mapping[str, Mapping[str, int]] | None = None,
           jobs: Sequence[JobFigures] | None = None, sweep: SweepFigures | None = None,
-          open_incidents: Sequence[IncidentInfo] | None = None, shard: str | None = None) -> tuple[Metric, ...]:
+          open_incidents: Sequence[IncidentRow] | None = None, shard: str | None = None) -> tuple[Metric, ...]:
     """The metric families of one sweep. `where` gives each node's row/rack/vendor; a node of `where` that is
     in neither `reports` (ok) nor answered gets node_up 0. `xids`: the last Xid per (node, card index);
     `incidents`: counts by state then severity; `jobs`: the jobs' figures; `open_incidents`: one info series
@@ -185,30 +186,10 @@ def label_text(text: str | None, limit: int = MAX_TITLE) -> str:
     return plain if len(plain) <= limit else plain[: limit - 1] + "…"
 
 
-@dataclass(frozen=True, slots=True)
-class IncidentInfo:
-    """One incident not resolved, as its info series carry it (console.incidents' row)."""
-
-    id: int
-    opened_at: float
-    severity: str
-    state: str
-    title: str
-    node: str | None
-    card_idx: int | None
-    job: str | None
-    code: str | None
-    action: str | None
-    count: int
-    acknowledged_at: float | None
-    acknowledged_by: str | None
-    serial: str | None
-
-
 INCIDENT_LABELS = ("key", "severity", "state", "title", "node", "card", "job", "code", "action", "serial")
 
 
-def _incident_families(rows: Sequence[IncidentInfo], shard: str | None) -> list[Metric]:
+def _incident_families(rows: Sequence[IncidentRow], shard: str | None) -> list[Metric]:
     extra = ("shard",) if shard is not None else ()
     tag = [shard] if shard is not None else []
     opened = GaugeMetricFamily("mixops_incident_open", "An incident not resolved (info series; value: when it "
@@ -227,17 +208,6 @@ def _incident_families(rows: Sequence[IncidentInfo], shard: str | None) -> list[
         if r.acknowledged_at is not None:
             acked.add_metric([key, label_text(r.acknowledged_by), *tag], r.acknowledged_at)
     return [opened, acked, faults]
-
-
-def read_open_incidents(conn: sqlite3.Connection) -> list[IncidentInfo]:
-    """The incidents the window's list shows (not resolved, not suppressed), most severe first."""
-    return [IncidentInfo(int(r[0]), float(r[1]), str(r[2]), str(r[3]), str(r[4] or ""), r[5],
-                         None if r[6] is None else int(r[6]), r[7], r[8], r[9], int(r[10] or 1),
-                         None if r[11] is None else float(r[11]), r[12], r[13]) for r in conn.execute(
-        """SELECT id, opened_at, severity, state, title, node, card_idx, job, code, action, count, acknowledged_at,
-                  acknowledged_by, serial
-           FROM incidents WHERE state != 'resolved' AND suppressed_by IS NULL
-           ORDER BY severity, opened_at LIMIT ?""", (MAX_INCIDENT_SERIES,))]
 
 
 @dataclass(frozen=True, slots=True)
@@ -406,14 +376,14 @@ class Snapshots:
         now = summary.started + summary.duration_s
         incidents: dict[str, dict[str, int]] | None = None
         jobs: list[JobFigures] | None = None
-        open_incidents: list[IncidentInfo] | None = None
+        open_incidents: list[IncidentRow] | None = None
         links: list[tuple[str, int | None, str, str, int]] | None = None
         if store is not None:
             try:
                 if self._xids is None:
                     self._xids = read_xids(store.conn)
                 incidents = read_incidents(store.conn)
-                open_incidents = read_open_incidents(store.conn)
+                open_incidents = read_open_incidents(store.conn, MAX_INCIDENT_SERIES)
                 jobs = read_jobs(store.conn, now)
                 # from the store: links that did not change arrive as one "same as last sweep" line
                 links = read_links(store.conn, {r.node for r in summary.reports if r.ok})

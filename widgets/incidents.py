@@ -51,7 +51,8 @@ from PySide6.QtWidgets import (
 
 from console import incidents as engine
 from console import knowledge
-from console.live import IncidentDetail, IncidentRow, read_incident_detail, read_with
+from console.incidents import IncidentRow
+from console.live import IncidentDetail, read_incident_detail, read_with
 from console.store import connect
 from widgets.axes import DateAxis, TickGrid
 from widgets.common import Index, RowModel, Task, shown_duration, write_csv

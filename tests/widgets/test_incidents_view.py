@@ -149,10 +149,10 @@ def test_every_literal_ui_string_has_a_chinese_translation():
 
 def _row(ident, severity="P2", state="open", title="gpu-1 card 2: Xid 79", node="gpu-1", card=2, job="llm",
          code="Xid 79", by=None, count=1, age=600.0):
-    from console.live import IncidentRow
+    from console.incidents import IncidentRow
 
     return IncidentRow(ident, time.time() - age, severity, state, title, node, card, job, code, "reboot_node", count,
-                       by, None, f"SN{ident}")
+                       None if by is None else time.time(), by, None, f"SN{ident}")
 
 
 @pytest.fixture
