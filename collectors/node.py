@@ -69,7 +69,39 @@ class Session(Protocol):
     def close(self) -> None: ...
 
 
-class NodeCollector:
+class SweptNode:
+    """What the service calls on every node, whatever it is read from: `begin` (send), `end` (the
+    report; never raises), `sweep` (both), `close`; `cursor`, `vendor`, `tools` and `extra_commands`."""
+
+    vendor: str | None
+    clock: Callable[[], float]
+    _started: float
+    _t0: float
+
+    def sweep(self) -> NodeReport:
+        """Collect once; never raises for node-side problems: they become a failed NodeReport."""
+        self.begin()
+        return self.end()
+
+    def begin(self) -> None:
+        self._mark()
+
+    def end(self) -> NodeReport:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release the node's connection, if any."""
+
+    def _mark(self) -> None:
+        """The sweep starts now: its wall-clock time and the start of its elapsed time."""
+        self._started = self.clock()
+        self._t0 = time.perf_counter()
+
+    def _elapsed(self) -> float:
+        return time.perf_counter() - self._t0
+
+
+class NodeCollector(SweptNode):
     """Sweeps one node over its kept-open session and turns the answer into a NodeReport."""
 
     def __init__(self, endpoint: Endpoint, vendor: str | None = None, cursor: float | None = None,
@@ -97,15 +129,9 @@ class NodeCollector:
         """Close the node's session."""
         self.session.close()
 
-    def sweep(self) -> NodeReport:
-        """Collect once; never raises for node-side problems: they become a failed NodeReport."""
-        self.begin()
-        return self.end()
-
     def begin(self) -> None:
         """Send this sweep's commands (connecting and detecting first when needed); never raises."""
-        self._started = self.clock()
-        self._t0 = time.perf_counter()
+        self._mark()
         self._pending = None
         self._early = None
         try:
@@ -124,7 +150,7 @@ class NodeCollector:
         return self._build(out)
 
     def _error(self, exc: SSHError) -> NodeReport:
-        elapsed = time.perf_counter() - self._t0
+        elapsed = self._elapsed()
         if isinstance(exc, HostKeyChanged) and exc.presented:
             # A fault is an event: the node showed the wrong key in this attempt. While the session waits
             # for its next attempt the refusal is repeated (same error) without a new fault; the incident

@@ -77,6 +77,7 @@ from collectors.model import (
     norm_bus_id,
     sanity,
 )
+from collectors.node import SweptNode
 from collectors.nvidia import xid_ladder
 from console.argv import printable
 from console.counters import CounterKey
@@ -323,9 +324,9 @@ class PromSource:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
-class PromNodeCollector:
-    """A node read from a PromSource: the NodeCollector interface (begin, end, sweep, close, cursor, vendor,
-    tools, extra_commands), so the service sweeps it like any other node."""
+class PromNodeCollector(SweptNode):
+    """A node read from a PromSource, swept by the service like any other node (collectors.node.SweptNode).
+    `begin` only marks the sweep's start: the query itself is the source's (PromSource.start)."""
 
     def __init__(self, source: PromSource, node: Node, cursor: float | None = None,
                  baseline: dict[CounterKey, int] | None = None, clock: Callable[[], float] = time.time) -> None:
@@ -340,19 +341,6 @@ class PromNodeCollector:
         self._changes: list[tuple[str, int, int, str, int, float]] = []
         self._started = 0.0
         self._t0 = 0.0
-
-    def close(self) -> None:
-        """Nothing of its own to close (the source is closed by the service)."""
-
-    def sweep(self) -> NodeReport:
-        """Read once (the source must have been started for this sweep)."""
-        self.begin()
-        return self.end()
-
-    def begin(self) -> None:
-        """Mark the sweep's start; the query itself is the source's (PromSource.start)."""
-        self._started = self.clock()
-        self._t0 = time.perf_counter()
 
     def take_changes(self) -> list[tuple[str, int, int, str, int, float]]:
         """The counter totals this node changed since the last call, for card_counters."""
@@ -375,8 +363,7 @@ class PromNodeCollector:
         return self._build(mine.series)
 
     def _fail(self, error: str) -> NodeReport:
-        return NodeReport(self.node.name, False, self._started, time.perf_counter() - self._t0, self.vendor,
-                          error=error)
+        return NodeReport(self.node.name, False, self._started, self._elapsed(), self.vendor, error=error)
 
     def _build(self, series: list[Series]) -> NodeReport:
         counts: dict[str, int] = {}
@@ -422,7 +409,7 @@ class PromNodeCollector:
             cards.append(sanity(card, warnings, command))
         if not cards:
             return self._fail(f"no card series of {vendor} for {self.node.name} in {self.source.source.url}")
-        return NodeReport(self.node.name, True, self._started, time.perf_counter() - self._t0, vendor,
+        return NodeReport(self.node.name, True, self._started, self._elapsed(), vendor,
                           cards=tuple(cards), faults=tuple(faults), warnings=tuple(warnings), tools=("prometheus",))
 
     @staticmethod
