@@ -14,8 +14,12 @@ import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from collectors.links import counted
+import numpy as np
+import numpy.typing as npt
+
+from collectors.links import FLAP_COUNTERS, counted
 from collectors.model import LinkState, NodeReport
+from console.incidents import LINK_SETTINGS
 
 LinkKey = tuple[str, int, str, str]     # node, card index (-1: a NIC of no card), kind, link
 # the kinds whose counters a link source reads (a source whose text is unchanged: their increase is 0)
@@ -166,3 +170,52 @@ class LinkBook:
                 else:
                     self._counting.get(key[0], set()).discard(key)
             self._rows.update(changed)
+
+
+# Worst link state of a card, as the room's "links" colour mode draws it (console.live.Snapshot.link_state).
+LINK_OK, LINK_WARNING, LINK_CRITICAL, LINK_NA = 0, 1, 2, 3
+
+
+def read_link_states(conn: sqlite3.Connection, card_node: Sequence[str], card_idx: Sequence[int],
+                     now: float) -> npt.NDArray[np.int8]:
+    """The worst link state of every card (LINK_* codes), in one query: down → critical; flapping (the
+    incidents' flap rule), error counters rising above the kind's limit → warning; up → ok. A node-level
+    link (a RoCE/IB NIC, no card) counts for every card of its node. A card with no link in any known
+    state is LINK_NA, never ok."""
+    s = LINK_SETTINGS
+    marks = ",".join("?" * len(FLAP_COUNTERS))
+    flap_names = sorted(FLAP_COUNTERS)
+    rows = conn.execute(
+        f"""SELECT l.node, l.card_idx, l.kind, l.state, coalesce(e.n, 0), coalesce(d.flaps, 0), coalesce(r.errs, 0)
+            FROM links l
+            LEFT JOIN (SELECT link_id, count(*) AS n FROM link_events WHERE ts > ? GROUP BY link_id) e
+                   ON e.link_id = l.id
+            LEFT JOIN (SELECT link_id, sum(delta) AS flaps FROM link_counter_deltas WHERE ts > ? AND name IN ({marks})
+                       GROUP BY link_id) d ON d.link_id = l.id
+            LEFT JOIN (SELECT link_id, sum(delta) AS errs FROM link_counter_deltas WHERE ts > ?
+                       AND name NOT IN ({marks}) GROUP BY link_id) r ON r.link_id = l.id""",
+        (now - s.flap_window_s, now - s.flap_window_s, *flap_names, now - s.rate_window_s, *flap_names)).fetchall()
+    per_card: dict[tuple[str, int], int] = {}
+    per_node: dict[str, int] = {}
+    minutes = s.rate_window_s / 60.0
+    for node, card, kind, state, events, flaps, errs in rows:
+        if state == "down":
+            rank = LINK_CRITICAL
+        elif state == "up":
+            flapping = max(int(events), 2 * int(flaps)) >= s.flap_changes
+            rank = LINK_WARNING if flapping or int(errs) / minutes > s.error_limit(kind) else LINK_OK
+        else:
+            continue                                  # unknown: says nothing about the card
+        if card is None:
+            if rank > per_node.get(node, -1):
+                per_node[node] = rank
+        elif rank > per_card.get((node, card), -1):
+            per_card[(node, card)] = rank
+    out = np.full(len(card_node), LINK_NA, dtype=np.int8)
+    if not rows:
+        return out
+    for i, (node, idx) in enumerate(zip(card_node, card_idx, strict=True)):
+        rank = max(per_card.get((node, idx), -1), per_node.get(node, -1))
+        if rank >= 0:
+            out[i] = rank
+    return out

@@ -26,6 +26,7 @@ from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, QTimer, Signa
 from console.argv import printable
 from console.incidents import IncidentRow, read_open_incidents
 from console.jobview import JobRow, read_jobs
+from console.links import read_link_states
 from console.samples import read_card
 
 Array = npt.NDArray[Any]                # numpy arrays of any dtype in annotations
@@ -81,6 +82,7 @@ class Snapshot:
     incidents: list[IncidentRow] = field(default_factory=list)   # not resolved, not suppressed
     jobs: list[JobRow] = field(default_factory=list)
     derived: dict[str, object] = field(default_factory=dict)   # what views precomputed off the GUI thread
+    link_state: Array | None = None     # int8 console.links LINK_* per card (worst link); None: not read
 
     def index_of(self, node: str, idx: int) -> int | None:
         """Position of a card in the arrays."""
@@ -157,6 +159,7 @@ def read_snapshot(conn: sqlite3.Connection, interval_s: float = 10.0, now: float
         snap.demo = False
     snap.jobs = read_jobs(conn, now)
     snap.incidents = read_open_incidents(conn)
+    snap.link_state = read_link_states(conn, snap.card_node, card_idx.tolist(), now)
     return snap
 
 

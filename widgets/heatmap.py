@@ -100,6 +100,8 @@ METRICS: dict[str, Metric] = {
     "power_w": Metric("power_w", "Power", "W", 0.0, 700.0),
     "health": Metric("health", "Health", "", 0.0, 2.0),
     "vendor": Metric("vendor", "Vendor", "", 0.0, 1.0),
+    # the worst link state of each card (console.links.read_link_states); node-level NICs count for every card
+    "links": Metric("links", "Links", "", 0.0, 2.0),
 }
 
 # Twelve vendors, pairwise distinct (CIE76 ΔE ≥ 30, tested); none grey (grey is N/A).
@@ -315,6 +317,11 @@ def class_colours(snapshot: Snapshot, metric: str, low_zoom: bool = False) -> np
     if metric == "health":
         base = HEALTH_COLOURS[np.clip(snapshot.health, 0, 3)]
         na = snapshot.health == 3
+    elif metric == "links":
+        # ok / warning (degraded, errors, flapping) / critical (down) / N/A: no link reported (or not read)
+        state = snapshot.link_state if snapshot.link_state is not None else np.full(n, 3, dtype=np.int8)
+        base = HEALTH_COLOURS[np.clip(state, 0, 3)]
+        na = state == 3
     elif metric == "vendor":
         cached = snapshot.derived.get("vendor_colours")
         if not isinstance(cached, tuple):
@@ -463,6 +470,8 @@ class Legend(QWidget):
         texts: list[str]
         if spec.key == "health":
             texts = [tr("ok"), tr("warning"), tr("critical")]
+        elif spec.key == "links":
+            texts = [tr("links up"), tr("link degraded, errors or flapping"), tr("link down")]
         elif spec.key == "vendor":
             lang = current_language()
             texts = [vendor_name(v, lang) for v in self.vendors]
@@ -479,7 +488,7 @@ class Legend(QWidget):
         spec = self.spec
         texts = self.items()
         out: list[tuple[str, object, str]] = []
-        if spec.key == "health":
+        if spec.key in ("health", "links"):
             out += [("fill", c, t) for c, t in zip(self._health, texts[:3], strict=True)]
             rest = texts[3:]
         elif spec.key == "vendor":
@@ -953,6 +962,9 @@ class HeatmapView(QWidget):
         age = tr("never") if not math.isfinite(ts) else shown_duration(s.taken_at - ts)
         lines.append(f"{tr('Health')}: {tr(health)}   {tr('last sample %1 ago').replace('%1', age)}"
                      if math.isfinite(ts) else f"{tr('Health')}: {tr(health)}   {tr('no sample yet')}")
+        if s.link_state is not None:
+            link = ("links up", "link degraded, errors or flapping", "link down", "no links reported")
+            lines.append(f"{tr('Links')}: {tr(link[int(np.clip(s.link_state[pos], 0, 3))])}")
         return "\n".join(lines)
 
     def hover_at(self, x: float, y: float) -> None:

@@ -1,0 +1,83 @@
+"""The room's "links" colour mode: the worst link of each card from a real SQLite store, N/A when none."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+from pytestqt.qtbot import QtBot
+
+from console.links import LINK_CRITICAL, LINK_NA, LINK_OK, LINK_WARNING
+from console.live import read_snapshot
+from console.store import Store
+from widgets.heatmap import HEALTH_COLOURS, NA_A, HeatmapView, class_colours
+
+NOW = 1_800_000_000.0
+
+
+def _fill(path: Path) -> None:
+    Store(str(path)).close()
+    conn = sqlite3.connect(path)
+    conn.executemany("INSERT INTO nodes (name, rack, slot, vendor, status, last_seen) VALUES (?,?,?,?,?,?)",
+                     [("n1", "A", 1, "nvidia", "ok", NOW), ("n2", "A", 2, "ascend", "ok", NOW),
+                      ("n3", "A", 3, "nvidia", "ok", NOW)])
+    conn.executemany("INSERT INTO cards (node, idx, vendor) VALUES (?,?,?)",
+                     [(n, i, "nvidia") for n in ("n1", "n2", "n3") for i in range(4)])
+    links = [  # (id, node, card, kind, link, state)
+        (1, "n1", 0, "nvlink", "0", "up"), (2, "n1", 1, "nvlink", "0", "down"), (3, "n1", 2, "nvlink", "0", "up"),
+        (4, "n1", 3, "nvlink", "0", "unknown"), (5, "n2", None, "roce", "eth0", "down"),
+        (6, "n3", 0, "hccs", "0", "up")]
+    conn.executemany("INSERT INTO links (id, node, card_idx, kind, link, state, first_seen) VALUES (?,?,?,?,?,?,?)",
+                     [(*r, NOW - 3600) for r in links])
+    # link 3 flaps: 4 state changes in the last minutes; link 6 counts errors fast (10,000 in 5 min)
+    conn.executemany("INSERT INTO link_events VALUES (?,?,?,?,?,?,?,?)",
+                     [(NOW - 60 * k, 3, "n1", 2, "nvlink", "0", "up", "down") for k in range(4)])
+    conn.execute("INSERT INTO link_counter_deltas VALUES (?,?,?,?)", (NOW - 30, 6, "crc_errors", 10_000))
+    conn.commit()
+    conn.close()
+
+
+def test_worst_link_per_card(tmp_path: Path) -> None:
+    db = tmp_path / "ops.db"
+    _fill(db)
+    conn = sqlite3.connect(db)
+    snap = read_snapshot(conn, now=NOW)
+    conn.close()
+    assert snap.link_state is not None
+    got = {(n, int(i)): int(s) for n, i, s in zip(snap.card_node, snap.card_idx, snap.link_state, strict=True)}
+    assert got[("n1", 0)] == LINK_OK
+    assert got[("n1", 1)] == LINK_CRITICAL
+    assert got[("n1", 2)] == LINK_WARNING          # flapping
+    assert got[("n1", 3)] == LINK_NA               # only an unknown link: not good
+    assert all(got[("n2", i)] == LINK_CRITICAL for i in range(4))   # the node's NIC is down
+    assert got[("n3", 0)] == LINK_WARNING          # errors above the limit
+    assert got[("n3", 1)] == LINK_NA               # no links reported
+    colours = class_colours(snap, "links")
+    pos = snap.index_of("n3", 1)
+    assert pos is not None
+    assert tuple(colours[0, pos]) == NA_A
+    ok = snap.index_of("n1", 0)
+    assert ok is not None
+    assert tuple(colours[0, ok]) == tuple(HEALTH_COLOURS[0])
+
+
+def test_links_mode_in_the_window(qtbot: QtBot, tmp_path: Path) -> None:
+    db = tmp_path / "ops.db"
+    _fill(db)
+    conn = sqlite3.connect(db)
+    snap = read_snapshot(conn, now=NOW)
+    conn.close()
+    view = HeatmapView()
+    qtbot.addWidget(view)
+    view.resize(700, 400)
+    view.set_snapshot(snap)
+    view.set_metric("links")
+    assert view.legend.items()[:3] == ["links up", "link degraded, errors or flapping", "link down"]
+    pos = snap.index_of("n1", 1)
+    assert pos is not None
+    assert "Links: link down" in view.tooltip_for(pos)
+    view.show()
+    qtbot.waitExposed(view)
+    view.grab().save(str(tmp_path / "links.png"))
+    assert np.all(snap.link_state is not None)
