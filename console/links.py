@@ -219,3 +219,36 @@ def read_link_states(conn: sqlite3.Connection, card_node: Sequence[str], card_id
         if rank >= 0:
             out[i] = rank
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class CardLink:
+    """One link of a card (or of its node: a NIC) for the card detail: counters as deltas over the range."""
+
+    kind: str
+    link: str
+    state: str
+    speed_gbps: float | None                 # None: not reported
+    peer: str | None
+    last_change: float | None
+    counters: dict[str, int] = field(default_factory=dict)   # name → increase over the range (only those stored)
+
+
+def read_card_links(conn: sqlite3.Connection, card_id: int, start: float, end: float) -> list[CardLink]:
+    """The links of a card and of its node (card_idx NULL), with each counter's increase in (start, end]."""
+    row = conn.execute("SELECT node, idx FROM cards WHERE id = ?", (card_id,)).fetchone()
+    if row is None:
+        return []
+    links = conn.execute(
+        "SELECT id, kind, link, state, speed_gbps, peer, last_change FROM links WHERE node = ? "
+        "AND (card_idx = ? OR card_idx IS NULL) ORDER BY card_idx IS NULL, kind, link", (row[0], row[1])).fetchall()
+    counters: dict[int, dict[str, int]] = {}
+    ids = [int(r[0]) for r in links]
+    if ids:
+        for lid, name, total in conn.execute(
+                f"SELECT link_id, name, sum(delta) FROM link_counter_deltas WHERE link_id IN ({','.join('?' * len(ids))}) "
+                "AND ts > ? AND ts <= ? GROUP BY link_id, name ORDER BY name", (*ids, start, end)):
+            counters.setdefault(int(lid), {})[str(name)] = int(total)
+    return [CardLink(str(k), str(lk), str(st), None if sp is None else float(sp), None if p is None else str(p),
+                     None if lc is None else float(lc), counters.get(int(lid), {}))
+            for lid, k, lk, st, sp, p, lc in links]

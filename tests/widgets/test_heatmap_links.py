@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from pytestqt.qtbot import QtBot
 
-from console.links import LINK_CRITICAL, LINK_NA, LINK_OK, LINK_WARNING
+from console.links import LINK_CRITICAL, LINK_NA, LINK_OK, LINK_WARNING, read_card_links
 from console.live import read_snapshot
 from console.store import Store
 from widgets.heatmap import HEALTH_COLOURS, NA_A, HeatmapView, class_colours
@@ -81,3 +81,17 @@ def test_links_mode_in_the_window(qtbot: QtBot, tmp_path: Path) -> None:
     qtbot.waitExposed(view)
     view.grab().save(str(tmp_path / "links.png"))
     assert np.all(snap.link_state is not None)
+
+
+def test_card_links_for_the_detail(tmp_path: Path) -> None:
+    db = tmp_path / "ops.db"
+    _fill(db)
+    conn = sqlite3.connect(db)
+    cid = conn.execute("SELECT id FROM cards WHERE node = 'n3' AND idx = 0").fetchone()[0]
+    got = read_card_links(conn, cid, NOW - 3600, NOW)
+    assert [(x.kind, x.link, x.state, x.speed_gbps) for x in got] == [("hccs", "0", "up", None)]
+    assert got[0].counters == {"crc_errors": 10_000}
+    assert read_card_links(conn, cid, NOW - 10, NOW)[0].counters == {}
+    cid2 = conn.execute("SELECT id FROM cards WHERE node = 'n2' AND idx = 1").fetchone()[0]
+    assert [x.kind for x in read_card_links(conn, cid2, NOW - 3600, NOW)] == ["roce"]    # the node's NIC
+    conn.close()
