@@ -10,16 +10,28 @@ from __future__ import annotations
 
 import math
 import sqlite3
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QThreadPool, Signal
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import QButtonGroup, QDialog, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QDialog,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
 from console.incidents import Thresholds
+from console.links import CardLink, read_card_links
 from console.live import History, read_history, read_with
 from widgets.axes import DateAxis, TickGrid
 from widgets.common import Task, shown_duration
@@ -30,6 +42,7 @@ RANGES = (("1 h", 3600.0), ("24 h", 86400.0), ("7 d", 7 * 86400.0))
 PLOTS = (("temperature_c", "Temperature", "°C"), ("utilization_pct", "Utilization", "%"),
          ("memory_used_mib", "Memory used", "MiB"), ("power_w", "Power", "W"))
 RAW_S = 86400.0             # read_history keeps raw samples up to this range; beyond it, hourly rollups
+LINK_COLUMNS = ("Kind", "Link", "State", "Speed", "Peer", "Counters (increase)", "Last change")
 LEFT_AXIS_PX = 62           # the same tick width on every plot, so their x axes line up
 LATE_S = 120.0              # the newest point older than this is said in the label (nothing drawn after it)
 MIN_SPAN = {"temperature_c": 20.0, "utilization_pct": 100.0, "memory_used_mib": 1024.0, "power_w": 50.0}
@@ -46,6 +59,7 @@ class CardHistory:
     seconds: float
     rollups: int                    # hourly averages among the points (the rest are raw samples)
     memory_total_mib: float | None
+    links: list[CardLink] = field(default_factory=list)      # the card's links and its node's NICs
 
 
 def read_card_history(conn: sqlite3.Connection, card_id: int, seconds: float,
@@ -64,7 +78,8 @@ def read_card_history(conn: sqlite3.Connection, card_id: int, seconds: float,
     totals = raw.metrics["memory_total_mib"]
     finite = totals[np.isfinite(totals)]
     total = float(finite[-1]) if len(finite) and finite[-1] > 0 else None
-    return CardHistory(history, seconds, rollups, total)
+    links = read_card_links(conn, card_id, history.start, history.end)
+    return CardHistory(history, seconds, rollups, total, links)
 
 
 def card_history_from(history: History, seconds: float) -> CardHistory:
@@ -212,6 +227,13 @@ class CardDetail(QDialog):
             self.limit_lines[key] = []
             self.plots[key] = w
             layout.addWidget(w, 1)
+        # the card's links: QTableWidgetItem text is plain text, never rich text from node data
+        self.links = QTableWidget(0, len(LINK_COLUMNS))
+        self.links.setHorizontalHeaderLabels([tr(c) for c in LINK_COLUMNS])
+        self.links.verticalHeader().setVisible(False)
+        self.links.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.links.setMaximumHeight(140)
+        layout.addWidget(self.links)
         self.group.button(0).setChecked(True)
         self.load_range(0)
 
@@ -225,6 +247,19 @@ class CardDetail(QDialog):
         self.header.setText(plain_text(title))
         self.group.button(0).setChecked(True)
         self.load_range(0)
+
+    def _show_links(self, links: list[CardLink]) -> None:
+        """One row per link: kind, link, state, speed, peer, counters' increase over the range, last change."""
+        na = tr("N/A")
+        self.links.setRowCount(len(links))
+        for r, x in enumerate(links):
+            counters = ", ".join(f"{k} +{v}" for k, v in x.counters.items()) or "—"
+            cells = (x.kind, x.link, tr(x.state), na if x.speed_gbps is None else f"{x.speed_gbps:g} Gb/s",
+                     x.peer or na, counters,
+                     na if x.last_change is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(x.last_change)))
+            for c, text in enumerate(cells):
+                self.links.setItem(r, c, QTableWidgetItem(text))
+        self.links.resizeColumnsToContents()
 
     def load_range(self, which: int) -> None:
         """Read the chosen range in the background; plots update when it arrives."""
@@ -262,6 +297,7 @@ class CardDetail(QDialog):
             return                                      # a late answer for the card shown before
         self.data = data
         history = self.history = data.history
+        self._show_links(data.links)
         # Lines are kept and reused (shown, moved, hidden): creating and removing pyqtgraph items for
         # every load cost GUI time and leaked references over a shift.
         for _w, line in self.fault_lines:

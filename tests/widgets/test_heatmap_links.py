@@ -95,3 +95,30 @@ def test_card_links_for_the_detail(tmp_path: Path) -> None:
     cid2 = conn.execute("SELECT id FROM cards WHERE node = 'n2' AND idx = 1").fetchone()[0]
     assert [x.kind for x in read_card_links(conn, cid2, NOW - 3600, NOW)] == ["roce"]    # the node's NIC
     conn.close()
+
+
+def test_card_detail_lists_links(qtbot: QtBot, tmp_path: Path) -> None:
+    import time
+
+    from widgets.detail import CardDetail
+
+    db = tmp_path / "ops.db"
+    _fill(db)
+    conn = sqlite3.connect(db)
+    now = time.time()
+    conn.execute("UPDATE links SET peer = '<b>gpu-9</b>', speed_gbps = 25.0 WHERE id = 6")
+    conn.execute("UPDATE link_counter_deltas SET ts = ?", (now - 30,))
+    conn.commit()
+    cid = conn.execute("SELECT id FROM cards WHERE node = 'n3' AND idx = 0").fetchone()[0]
+    conn.close()
+    detail = CardDetail(str(db), cid, "n3 · card 0")
+    qtbot.addWidget(detail)
+    with qtbot.waitSignal(detail.loaded, timeout=10_000):
+        pass
+    t = detail.links
+    assert t.rowCount() == 1
+    cells = [t.item(0, c).text() for c in range(t.columnCount())]
+    assert cells[:6] == ["hccs", "0", "up", "25 Gb/s", "<b>gpu-9</b>", "crc_errors +10000"]
+    assert cells[6] == "N/A"                       # last change not stored
+    detail.show()
+    detail.grab().save(str(tmp_path / "detail.png"))
