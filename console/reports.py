@@ -82,6 +82,10 @@ T: dict[str, dict[str, str]] = {
     "kind": {"en": "Kind", "zh": "类型"}, "serial_or_node": {"en": "Card serial / node", "zh": "卡序列号/节点"},
     "incidents_30d": {"en": "Incidents (30 d)", "zh": "事件数（30 天）"},
     "kind_card": {"en": "card", "zh": "卡"}, "kind_node": {"en": "node", "zh": "节点"},
+    "links_section": {"en": "Links (down, flapping, errors) by vendor", "zh": "按厂商统计的互联链路（断开、抖动、错误）"}, "links_n": {"en": "Links", "zh": "链路数"},
+    "links_down": {"en": "Down at end", "zh": "结束时断开"}, "links_went_down": {"en": "Went down", "zh": "本班断开"},
+    "links_flapping": {"en": "Flapping", "zh": "抖动"}, "link_errors": {"en": "Error count", "zh": "错误计数"},
+    "link_errors_rate": {"en": "Errors / h", "zh": "错误 / 小时"},
     "gap_merged": {"en": "{n} intervals between sweeps, longest {longest}",
                    "zh": "{n} 个采集间隔，最长 {longest}"},
 }
@@ -121,6 +125,7 @@ class Report:
     vendor_faults: list[list[str]] = field(default_factory=list)
     offenders: list[list[str]] = field(default_factory=list)
     isolated: list[list[str]] = field(default_factory=list)
+    links: list[list[str]] = field(default_factory=list)        # per vendor: links, down, went down, flapping, errors
     collector: list[list[str]] = field(default_factory=list)
     gaps: list[str] = field(default_factory=list)
     notes: list[list[str]] = field(default_factory=list)
@@ -312,6 +317,7 @@ def build(conn: sqlite3.Connection, start: float, end: float, lang: str = "en", 
     rep.vendor_faults = _vendor_faults(conn, start, end)
     rep.offenders = _offenders(conn, end, lang)
     rep.isolated = _isolated(conn, start, end, lang)
+    rep.links = _links(conn, start, end)
     typical, rep.gaps = _gaps(rep, conn, min(end, now))
     for node, bad, last_error in conn.execute(
             """SELECT o.node, count(*), (SELECT last_error FROM nodes WHERE name = o.node) FROM node_outcomes o
@@ -363,6 +369,27 @@ def _vendor_faults(conn: sqlite3.Connection, start: float, end: float) -> list[l
         card_hours = cards.get(vendor, 0) * hours
         rows.append([vendor_label(vendor), str(n), f"{card_hours:,.0f}" if card_hours else "N/A",
                      f"{1000.0 * n / card_hours:.2f}" if card_hours else "N/A"])
+    return rows
+
+
+def _links(conn: sqlite3.Connection, start: float, end: float) -> list[list[str]]:
+    """Links per vendor (the node's) in [start, end): stored, down at the end, went down, flapping (the incidents'
+    flap rule: that many state changes in the shift), error counters' increase and per hour. No links: no rows."""
+    flap = inc.LINK_SETTINGS.flap_changes
+    hours = (end - start) / 3600.0
+    rows = []
+    for vendor, n, down, went, flapping, errs in conn.execute(
+            """SELECT coalesce(nd.vendor, '?'), count(*), sum(l.state = 'down' AND coalesce(l.last_change, 0) < ?),
+                      sum(coalesce(e.went, 0) > 0), sum(coalesce(e.n, 0) >= ?), sum(r.errs)
+               FROM links l LEFT JOIN nodes nd ON nd.name = l.node
+               LEFT JOIN (SELECT link_id, count(*) AS n, sum(state = 'down') AS went FROM link_events
+                          WHERE ts >= ? AND ts < ? GROUP BY link_id) e ON e.link_id = l.id
+               LEFT JOIN (SELECT link_id, sum(delta) AS errs FROM link_counter_deltas WHERE ts >= ? AND ts < ?
+                          AND name NOT IN ('link_up_count', 'link_downed') GROUP BY link_id) r ON r.link_id = l.id
+               WHERE l.first_seen < ? GROUP BY 1 ORDER BY 1""", (end, flap, start, end, start, end, end)):
+        rows.append([vendor_label(str(vendor)), str(n), str(down or 0), str(went or 0), str(flapping or 0),
+                     "N/A" if errs is None else f"{int(errs):,}",
+                     "N/A" if errs is None or hours <= 0 else f"{int(errs) / hours:,.1f}"])
     return rows
 
 
@@ -488,6 +515,9 @@ def _sections(rep: Report) -> list[tuple[str, list[str], list[list[str]], str | 
         (t("faults", L), [t("vendor", L), t("count", L), t("card_hours", L), t("rate", L)], vendor_rows, None),
         (t("offenders", L), [t("kind", L), t("serial_or_node", L), t("incidents_30d", L)], rep.offenders, None),
         (t("isolated", L), [t("node", L), t("card", L), t("code", L), t("next", L)], rep.isolated, None),
+        (t("links_section", L), [t(k, L) for k in ("vendor", "links_n", "links_down", "links_went_down",
+                                                    "links_flapping", "link_errors", "link_errors_rate")],
+         rep.links, None),
         (t("collector", L), [t("node", L), t("failed_for", L), t("last_error", L)], rep.collector,
          (t("gaps", L) + ": " + "; ".join(rep.gaps)) if rep.gaps else None),
         (t("notes", L), [t("time", L), t("author", L), t("note", L)], rep.notes, None),

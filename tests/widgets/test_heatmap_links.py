@@ -122,3 +122,25 @@ def test_card_detail_lists_links(qtbot: QtBot, tmp_path: Path) -> None:
     assert cells[6] == "N/A"                       # last change not stored
     detail.show()
     detail.grab().save(str(tmp_path / "detail.png"))
+
+
+def test_report_links_section(tmp_path: Path) -> None:
+    from console import reports
+
+    db = tmp_path / "ops.db"
+    _fill(db)
+    conn = sqlite3.connect(db)
+    conn.execute("UPDATE links SET last_change = ?", (NOW - 1000,))
+    empty = reports.to_markdown(reports.build(conn, NOW - 7200, NOW - 3700, now=NOW))   # before any link
+    assert "## Links (down, flapping, errors) by vendor\n\nNo data for this shift." in empty
+    rep = reports.build(conn, NOW - 3600, NOW + 1, now=NOW)
+    by_vendor = {r[0]: r for r in rep.links}
+    # n1 and n3 are nvidia nodes: 5 links, 1 down at the end, none went down in the shift (the events are ups), 1 flapping (4 changes), 10,000 errors
+    assert by_vendor["NVIDIA"][1:6] == ["5", "1", "0", "1", "10,000"]
+    assert by_vendor["Ascend"][1:3] == ["1", "1"]
+    assert by_vendor["Ascend"][5] == "N/A"                    # no counters stored: not 0
+    zh = reports.to_markdown(reports.build(conn, NOW - 3600, NOW + 1, lang="zh_CN", now=NOW))
+    assert "## 按厂商统计的互联链路" in zh and "结束时断开" in zh
+    html = reports.to_html(rep)
+    assert "Flapping" in html
+    conn.close()
