@@ -254,7 +254,7 @@ class CardDetail(QDialog):
         self.links.setRowCount(len(links))
         for r, x in enumerate(links):
             counters = ", ".join(f"{k} +{v}" for k, v in x.counters.items()) or "—"
-            cells = (x.kind, x.link, tr(x.state), na if x.speed_gbps is None else f"{x.speed_gbps:g} Gb/s",
+            cells = (x.kind, x.link, tr(x.state, "link"), na if x.speed_gbps is None else f"{x.speed_gbps:g} Gb/s",
                      x.peer or na, counters,
                      na if x.last_change is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(x.last_change)))
             for c, text in enumerate(cells):

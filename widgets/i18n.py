@@ -27,16 +27,19 @@ class CatalogTranslator(QTranslator):
 
     def translate(self, context: str, source: str, disambiguation: str | None = None,  # type: ignore[override]
                   n: int = -1) -> str | None:
-        # None (a null QString) makes Qt fall back to the English source; "" would show an empty label
+        # None (a null QString) makes Qt fall back to the English source; "" would show an empty label.
+        # A disambiguated string ("down" of a link, not of a job) is catalogued as "<disambiguation>: <source>".
+        if disambiguation:
+            return self.catalog.get(f"{disambiguation}: {source}", self.catalog.get(source))
         return self.catalog.get(source)
 
     def isEmpty(self) -> bool:  # noqa: N802 - Qt API
         return not self.catalog
 
 
-def tr(text: str) -> str:
-    """Translate a UI string (context "mixops")."""
-    return QCoreApplication.translate("mixops", text)
+def tr(text: str, disambiguation: str | None = None) -> str:
+    """Translate a UI string (context "mixops"); disambiguation tells apart one English word's meanings."""
+    return QCoreApplication.translate("mixops", text, disambiguation)
 
 
 def settings() -> QSettings:

@@ -144,3 +144,22 @@ def test_report_links_section(tmp_path: Path) -> None:
     html = reports.to_html(rep)
     assert "Flapping" in html
     conn.close()
+
+
+def test_link_down_and_job_down_translate_apart(qtbot: QtBot) -> None:
+    """"down" of a link is 断开 (disconnected), of a job 中断 (interrupted): one English word, two meanings."""
+    from PySide6.QtCore import QCoreApplication
+
+    from widgets import i18n
+
+    app = QCoreApplication.instance()
+    translator = i18n.install(app, "zh_CN")
+    try:
+        assert i18n.tr("down") == "中断"
+        assert i18n.tr("down", "link") == "断开" and i18n.tr("up", "link") == "正常"
+        assert i18n.tr("running", "link") == "运行中"           # no link entry: the plain one
+    finally:
+        if translator is not None:
+            app.removeTranslator(translator)
+        i18n.install(app, "en")
+    assert i18n.tr("down", "link") == "down"

@@ -109,13 +109,20 @@ def test_cli_writes_pdf_html_md_and_refuses_bad_output(demo_db, tmp_path):
         assert list(tmp_path.glob("page-*.png"))
 
 
-def _built(qtbot, dialog, check=lambda rep: True) -> None:
-    """Wait for the dialog's preview (a bound on waiting, not a timing assertion); a build that failed or
-    never finished says what the dialog's status line says."""
+def wait_built(qtbot, dialog, check=lambda rep: True) -> None:
+    """Wait for the dialog's preview (a bound on waiting, not a timing assertion). A build that failed or
+    never finished says what the dialog's status line says and where every thread stands, so a rare hang
+    on a shared machine names its place."""
     try:
         qtbot.waitUntil(lambda: dialog.report is not None and check(dialog.report), timeout=60_000)
     except Exception:
-        raise AssertionError(f"no preview; the dialog says {dialog.status.text()!r}") from None
+        import faulthandler
+        import sys
+
+        faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+        pool = dialog.pool
+        raise AssertionError(f"no preview; the dialog says {dialog.status.text()!r}; its pool runs "
+                             f"{pool.activeThreadCount()} of {pool.maxThreadCount()} threads") from None
 
 
 def test_report_dialog_previews_and_exports(qtbot, demo_db, tmp_path):
@@ -127,7 +134,7 @@ def test_report_dialog_previews_and_exports(qtbot, demo_db, tmp_path):
     dialog.set_window(start, end)
     dialog.build()
     minute = start - start % 60
-    _built(qtbot, dialog, lambda rep: rep.start == minute)
+    wait_built(qtbot, dialog, lambda rep: rep.start == minute)
     assert "Shift handover report" in dialog.view.toPlainText() and "DEMO" in dialog.view.toPlainText()
     for ext in ("md", "html", "pdf"):
         assert dialog.export(ext, str(tmp_path / f"h.{ext}")) is not None
@@ -277,7 +284,7 @@ def test_report_dialog_shows_and_reads_from_to_in_the_site_timezone(qtbot, demo_
     dialog.set_window(at, at + 12 * 3600)
     assert dialog.start_edit.text() == "2026-11-22 20:00" and dialog.end_edit.text() == "2026-11-23 08:00"
     assert dialog.window() == (at, at + 12 * 3600)
-    _built(qtbot, dialog)
+    wait_built(qtbot, dialog)
 
 
 def test_save_dialog_opens_in_documents_then_the_last_folder_with_a_filter(qtbot, demo_db, tmp_path, monkeypatch):
@@ -300,7 +307,7 @@ def test_save_dialog_opens_in_documents_then_the_last_folder_with_a_filter(qtbot
     path, start, end = demo_db
     dialog = module.ReportDialog(path, "en", "tester")
     qtbot.addWidget(dialog)
-    _built(qtbot, dialog)
+    wait_built(qtbot, dialog)
     docs = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.DocumentsLocation)
     assert dialog.export("pdf") == str(target) + ".pdf" and (tmp_path / "out" / "shift.pdf").stat().st_size > 300
     assert asked[0][1] == "PDF (*.pdf)" and asked[0][0].startswith(docs) and asked[0][0].endswith(".pdf")

@@ -14,7 +14,7 @@ from PySide6.QtCore import QThreadPool
 from PySide6.QtWidgets import QWidget
 
 from console import reports
-from tests.widgets.test_report import demo_db  # noqa: F401 - the module's database fixture
+from tests.widgets.test_report import demo_db, wait_built  # noqa: F401 - the module's database fixture
 from widgets.common import Task
 from widgets.report import ReportDialog
 
@@ -77,7 +77,7 @@ def test_closed_report_dialogs_are_freed(qtbot, demo_db):  # noqa: F811
     pool = QThreadPool()
     for _ in range(3):
         dialog = ReportDialog(path, "en", "tester", parent, pool)
-        qtbot.waitUntil(lambda d=dialog: d.report is not None, timeout=30_000)
+        wait_built(qtbot, dialog)
         dialog.deleteLater()
         del dialog
         qtbot.wait(50)
