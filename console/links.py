@@ -178,42 +178,74 @@ LINK_OK, LINK_WARNING, LINK_CRITICAL, LINK_NA = 0, 1, 2, 3
 
 def read_link_states(conn: sqlite3.Connection, card_node: Sequence[str], card_idx: Sequence[int],
                      now: float) -> npt.NDArray[np.int8]:
-    """The worst link state of every card (LINK_* codes), in one query: down → critical; flapping (the
-    incidents' flap rule), error counters rising above the kind's limit → warning; up → ok. A node-level
-    link (a RoCE/IB NIC, no card) counts for every card of its node. A card with no link in any known
-    state is LINK_NA, never ok."""
+    """The worst link state of every card (LINK_* codes): down → critical; flapping (the incidents' flap
+    rule), error counters rising above the kind's limit, or slower than its peers (up below `slow_ratio` of
+    the best speed of its kind on its node, as LINK-SLOW) → warning; up → ok. A node-level link (a RoCE/IB
+    NIC, no card) counts for every card of its node. A card with no link in any known state is LINK_NA,
+    never ok.
+
+    Cheap at 64,000 links: one pass over `links` grouped by card and kind (no row per link reaches Python),
+    and over the windows of events and counter increases returning only the links over a limit."""
     s = LINK_SETTINGS
-    marks = ",".join("?" * len(FLAP_COUNTERS))
-    flap_names = sorted(FLAP_COUNTERS)
-    rows = conn.execute(
-        f"""SELECT l.node, l.card_idx, l.kind, l.state, coalesce(e.n, 0), coalesce(d.flaps, 0), coalesce(r.errs, 0)
-            FROM links l
-            LEFT JOIN (SELECT link_id, count(*) AS n FROM link_events WHERE ts > ? GROUP BY link_id) e
-                   ON e.link_id = l.id
-            LEFT JOIN (SELECT link_id, sum(delta) AS flaps FROM link_counter_deltas WHERE ts > ? AND name IN ({marks})
-                       GROUP BY link_id) d ON d.link_id = l.id
-            LEFT JOIN (SELECT link_id, sum(delta) AS errs FROM link_counter_deltas WHERE ts > ?
-                       AND name NOT IN ({marks}) GROUP BY link_id) r ON r.link_id = l.id""",
-        (now - s.flap_window_s, now - s.flap_window_s, *flap_names, now - s.rate_window_s, *flap_names)).fetchall()
     per_card: dict[tuple[str, int], int] = {}
     per_node: dict[str, int] = {}
-    minutes = s.rate_window_s / 60.0
-    for node, card, kind, state, events, flaps, errs in rows:
-        if state == "down":
-            rank = LINK_CRITICAL
-        elif state == "up":
-            flapping = max(int(events), 2 * int(flaps)) >= s.flap_changes
-            rank = LINK_WARNING if flapping or int(errs) / minutes > s.error_limit(kind) else LINK_OK
-        else:
-            continue                                  # unknown: says nothing about the card
+
+    def mark(node: str, card: int | None, rank: int) -> None:
         if card is None:
             if rank > per_node.get(node, -1):
                 per_node[node] = rank
         elif rank > per_card.get((node, card), -1):
             per_card[(node, card)] = rank
+
+    groups = conn.execute(
+        """SELECT node, card_idx, kind, max(state = 'down'), max(state = 'up'),
+                  min(CASE WHEN state = 'up' THEN speed_gbps END), max(CASE WHEN state = 'up' THEN speed_gbps END),
+                  count(CASE WHEN state = 'up' THEN speed_gbps END)
+           FROM links WHERE state IN ('up', 'down') GROUP BY node, card_idx, kind""").fetchall()
     out = np.full(len(card_node), LINK_NA, dtype=np.int8)
-    if not rows:
+    if not groups:
         return out
+    # the best speed of each kind on each node among its links up with a speed, with two at least (a peer to
+    # be slower than): a card (or the node's NICs) whose slowest link up of that kind is below its share is slow
+    best: dict[tuple[str, str], tuple[float, int]] = {}
+    for node, _card, kind, _down, _up, _low, high, n in groups:
+        if high is not None:
+            top, seen = best.get((node, kind), (high, 0))
+            best[(node, kind)] = (max(top, high), seen + int(n))
+    for node, card, kind, down, up, low, _high, _n in groups:
+        top, peers = best.get((node, kind), (0.0, 0))
+        slow = s.slow_ratio > 0 and low is not None and peers >= 2 and low < top * s.slow_ratio
+        mark(node, card, LINK_CRITICAL if down else LINK_WARNING if slow else LINK_OK if up else -1)
+    # flapping and error bursts: only the links over a limit come back (the lowest error limit of any kind in
+    # SQL, each link's own kind checked below)
+    marks = ",".join("?" * len(FLAP_COUNTERS))
+    flap_names = sorted(FLAP_COUNTERS)
+    minutes = s.rate_window_s / 60.0
+    lowest = min([*s.error_rate_per_min.values(), s.default_error_rate_per_min]) * minutes
+    flap_from, rate_from = now - s.flap_window_s, now - s.rate_window_s
+    flagged: dict[int, tuple[int, int, int]] = {}           # link id → (state changes, flap counts, errors)
+    for lid, n in conn.execute("SELECT link_id, count(*) FROM link_events WHERE ts > ? GROUP BY link_id HAVING "
+                               "count(*) >= ?", (flap_from, s.flap_changes)):
+        flagged[int(lid)] = (int(n), 0, 0)
+    for lid, n in conn.execute(f"SELECT link_id, sum(delta) FROM link_counter_deltas WHERE ts > ? AND name IN "
+                               f"({marks}) GROUP BY link_id HAVING 2 * sum(delta) >= ?",
+                               (flap_from, *flap_names, s.flap_changes)):
+        events, _, errs = flagged.get(int(lid), (0, 0, 0))
+        flagged[int(lid)] = (events, int(n), errs)
+    for lid, n in conn.execute(f"SELECT link_id, sum(delta) FROM link_counter_deltas WHERE ts > ? AND name NOT IN "
+                               f"({marks}) GROUP BY link_id HAVING sum(delta) > ?", (rate_from, *flap_names, lowest)):
+        events, flaps, _ = flagged.get(int(lid), (0, 0, 0))
+        flagged[int(lid)] = (events, flaps, int(n))
+    ids = list(flagged)
+    for chunk in range(0, len(ids), 500):
+        part = ids[chunk:chunk + 500]
+        # by primary key only: a `state = 'up'` here would make SQLite walk the links_state index instead
+        for lid, node, card, kind, state in conn.execute(
+                f"SELECT id, node, card_idx, kind, state FROM links WHERE id IN ({','.join('?' * len(part))})", part):
+            events, flaps, errs = flagged[int(lid)]
+            if state == "up" and (max(events, 2 * flaps) >= s.flap_changes
+                                  or errs / minutes > s.error_limit(str(kind))):
+                mark(node, card, LINK_WARNING)
     for i, (node, idx) in enumerate(zip(card_node, card_idx, strict=True)):
         rank = max(per_card.get((node, idx), -1), per_node.get(node, -1))
         if rank >= 0:

@@ -26,7 +26,7 @@ from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, QTimer, Signa
 from console.argv import printable
 from console.incidents import IncidentRow, read_open_incidents
 from console.jobview import JobRow, read_jobs
-from console.links import read_link_states
+from console.links import LINK_NA, LINK_OK, read_link_states
 from console.samples import read_card
 
 Array = npt.NDArray[Any]                # numpy arrays of any dtype in annotations
@@ -159,8 +159,15 @@ def read_snapshot(conn: sqlite3.Connection, interval_s: float = 10.0, now: float
         snap.demo = False
     snap.jobs = read_jobs(conn, now)
     snap.incidents = read_open_incidents(conn)
-    snap.link_state = read_link_states(conn, snap.card_node, card_idx.tolist(), now)
+    snap.link_state = not_shown_up(read_link_states(conn, snap.card_node, card_idx.tolist(), now), stale)
     return snap
+
+
+def not_shown_up(link_state: Array, stale: Array) -> Array:
+    """The link states with a stale or failed node's links up made N/A: what it said last is not known now, and a
+    stale node is never healthy (a link last seen down or degraded keeps that, as a last known value)."""
+    link_state[np.asarray(stale, dtype=bool) & (link_state == LINK_OK)] = LINK_NA
+    return link_state
 
 
 @dataclass(frozen=True, slots=True)

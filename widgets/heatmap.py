@@ -964,7 +964,12 @@ class HeatmapView(QWidget):
                      if math.isfinite(ts) else f"{tr('Health')}: {tr(health)}   {tr('no sample yet')}")
         if s.link_state is not None:
             link = ("links up", "link degraded, errors or flapping", "link down", "no links reported")
-            lines.append(f"{tr('Links')}: {tr(link[int(np.clip(s.link_state[pos], 0, 3))])}")
+            state = int(np.clip(s.link_state[pos], 0, 3))
+            # a stale node's links are not known to be up now (console.live.not_shown_up does it for a read;
+            # this covers a snapshot marked stale afterwards, e.g. when the source went away)
+            text = tr("links not known: the node is not answering") if s.stale[pos] and state in (0, 3) \
+                else tr(link[state])
+            lines.append(f"{tr('Links')}: {text}")
         return "\n".join(lines)
 
     def hover_at(self, x: float, y: float) -> None:

@@ -163,3 +163,20 @@ def test_link_down_and_job_down_translate_apart(qtbot: QtBot) -> None:
             app.removeTranslator(translator)
         i18n.install(app, "en")
     assert i18n.tr("down", "link") == "down"
+
+
+def test_a_stale_cards_tooltip_does_not_say_links_up(qtbot: QtBot, tmp_path: Path) -> None:
+    db = tmp_path / "ops.db"
+    _fill(db)
+    conn = sqlite3.connect(db)
+    snap = read_snapshot(conn, now=NOW)
+    conn.close()
+    pos = snap.index_of("n1", 0)
+    assert pos is not None and snap.link_state is not None and int(snap.link_state[pos]) == LINK_OK
+    snap.stale[pos] = True                  # marked stale after the read (the source went away)
+    view = HeatmapView()
+    qtbot.addWidget(view)
+    view.set_snapshot(snap)
+    view.set_metric("links")
+    text = view.tooltip_for(pos)
+    assert "Links: links not known: the node is not answering" in text and "links up" not in text
