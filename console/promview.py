@@ -10,7 +10,8 @@ keep their place in the room for `LAYOUT_LOOKBACK_S` (their series end with a st
 no longer returns them): the room does not re-layout when a node fails.
 
 Incidents and jobs come from the info series the collectors export (`mixops_incident_open`,
-`mixops_job_state`, …). Anything wrong with the store (down, slow, an answer that is not Prometheus's JSON)
+`mixops_job_state`, …). The room's links come from `mixops_link_up` (down or up; no series: N/A) and the open
+link incidents (flapping, errors, slow: degraded), with a stale node's links never shown as up. Anything wrong with the store (down, slow, an answer that is not Prometheus's JSON)
 is one line: "source unavailable: URL: reason".
 """
 
@@ -32,10 +33,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from collectors.ladder import LINK_ERRORS, LINK_FLAPPING, LINK_SLOW
 from console.argv import printable
 from console.continuity import JobModel
 from console.incidents import IncidentRow
 from console.jobview import JobRow
+from console.links import LINK_CRITICAL, LINK_NA, LINK_OK, LINK_WARNING
 from console.live import (
     HEALTH_CODES,
     METRICS,
@@ -44,6 +47,7 @@ from console.live import (
     NodeRow,
     PollingReader,
     Snapshot,
+    not_shown_up,
 )
 
 TIMEOUT_S = 5.0                     # one query; the whole read is bounded by it too (queries run side by side)
@@ -235,7 +239,7 @@ def _opt(labels: dict[str, str], key: str) -> str | None:
 
 def read_snapshot_prom(url: str, *, interval_s: float = 10.0, now: float | None = None,
                        timeout_s: float = TIMEOUT_S, layout: CardLayout | None = None) -> Snapshot:
-    """The room, fleet, incidents and jobs of every shard, from 15 instant queries (one per family; the card
+    """The room, fleet, incidents, jobs and links of every shard, from one instant query per family (the card
     values with only their node and card labels), plus the layout's query when `layout` is None or old, or a
     card is not in it. The layout used is in `derived["prom_layout"]`, for the next read."""
     now = time.time() if now is None else now
@@ -254,6 +258,7 @@ def read_snapshot_prom(url: str, *, interval_s: float = 10.0, now: float | None 
         ("mixops_incident_acknowledged_timestamp_seconds", _parse),             # 14
         ("mixops_incident_faults", _parse),                                     # 15
         ("mixops_collector_last_sweep_timestamp_seconds", _parse),              # 16
+        ("min by (node, card) (mixops_link_up)", by_card),                      # 17: 0 when a link is down
     ]
     if layout is None or now - layout.read_at > LAYOUT_REFRESH_S or now < layout.read_at:
         families[2] = (f"last_over_time(mixops_card_health[{int(LAYOUT_LOOKBACK_S)}s])", _parse)
@@ -352,7 +357,43 @@ def read_snapshot_prom(url: str, *, interval_s: float = 10.0, now: float | None 
     snap.last_sweep_at = max(sweeps) if sweeps else None
     snap.jobs = _jobs(got[9], got[10], got[11], got[12])
     snap.incidents = _incidents(got[13], got[14], got[15])
+    snap.link_state = not_shown_up(link_states(got[17], snap.incidents, card_node, [k[1] for k in keys]), stale)
     return snap
+
+
+# the open incidents that make a link that is up "degraded" (console.incidents' link rules: the collector saw the
+# flaps, counters and speeds between its sweeps, which mixops_link_up alone does not show)
+DEGRADED_CODES = frozenset({LINK_FLAPPING, LINK_ERRORS, LINK_SLOW})
+
+
+def link_states(up: dict[tuple[str, str], float], incidents: Sequence[IncidentRow], card_node: Sequence[str],
+                card_idx: Sequence[int]) -> npt.NDArray[np.int8]:
+    """The worst link of every card (console.links LINK_* codes), from `min by (node, card) (mixops_link_up)`
+    (card "" is a node's NIC and counts for each of its cards) and the open link incidents of the collectors:
+    a link down → critical; up with a flapping, error or slow incident open on its card (or, one with no card
+    such as a node's NICs or many links at once, on its node) → degraded; up → ok; no series → N/A."""
+    per_card: dict[tuple[str, int], int] = {}
+    per_node: dict[str, int] = {}
+    for (node, card), value in up.items():
+        if not math.isfinite(value):
+            continue
+        rank = LINK_OK if value >= 1.0 else LINK_CRITICAL
+        if card == "":
+            per_node[node] = max(per_node.get(node, -1), rank)
+        elif card.isdigit():
+            per_card[(node, int(card))] = max(per_card.get((node, int(card)), -1), rank)
+    degraded_cards = {(r.node, r.card_idx) for r in incidents if r.code in DEGRADED_CODES and r.node is not None
+                      and r.card_idx is not None}
+    degraded_nodes = {r.node for r in incidents if r.code in DEGRADED_CODES and r.node is not None
+                      and r.card_idx is None}
+    out = np.full(len(card_node), LINK_NA, dtype=np.int8)
+    for i, (node, idx) in enumerate(zip(card_node, card_idx, strict=True)):
+        rank = max(per_card.get((node, idx), -1), per_node.get(node, -1))
+        if rank == LINK_OK and ((node, idx) in degraded_cards or node in degraded_nodes):
+            rank = LINK_WARNING
+        if rank >= 0:
+            out[i] = rank
+    return out
 
 
 def _jobs(state: list[Series], last: list[Series], age: list[Series], ettr: list[Series]) -> list[JobRow]:

@@ -253,3 +253,82 @@ def test_a_kept_layout_is_reused_and_a_new_card_is_placed_at_once():
     finally:
         server.shutdown()
         server.server_close()
+
+
+def _link_store(tmp_path: Path):
+    """A real store holding n1's links (card 0 up, card 1 down, card 2 up and slow with its LINK-SLOW incident
+    open, card 3 none) and n2's (up, but n2 does not answer); the site, the store and the sweep's reports."""
+    from collectors.model import CardSample, Health, NodeReport
+    from console.site import Node, Rack, Site, SSHDefaults
+
+    site = Site("<t>", "t", "UTC", 1.0, SSHDefaults(known_hosts="/dev/null", config_file="/dev/null"),
+                (Rack("R01", "A", 8),), (Node("n1", "127.0.0.1", None, "R01", 1, "nvidia", None),
+                                         Node("n2", "127.0.0.1", None, "R01", 2, "nvidia", None)))
+    store = Store(str(tmp_path / "ops.db"))
+    store.conn.executemany("INSERT INTO links(node, card_idx, kind, link, peer, state, speed_gbps, first_seen) "
+                           "VALUES (?,?,?,?,NULL,?,?,0)",
+                           [("n1", 0, "nvlink", "0", "up", 200.0), ("n1", 1, "nvlink", "0", "down", None),
+                            ("n1", 2, "nvlink", "0", "up", 100.0), ("n2", 0, "nvlink", "0", "up", 200.0)])
+    store.conn.execute("INSERT INTO incidents(opened_at, severity, state, title, node, card_idx, code, source, key) "
+                       "VALUES (?, 'P3', 'open', 'n1 card 2 nvlink 0: slower than its peers', 'n1', 2, 'LINK-SLOW', "
+                       "'link', 'link:n1:2:nvlink:0')", (time.time() - 60,))
+    store.conn.commit()
+    now = time.time()
+    cards = tuple(CardSample(i, model="NVIDIA H100", health=Health.OK, temperature_c=50) for i in range(4))
+    reports = (NodeReport("n1", True, now, 0.1, "nvidia", cards),
+               NodeReport("n2", False, now, 5.0, None, error="timeout"))
+    return site, store, reports
+
+
+def _links_of(snap) -> dict[tuple[str, int], int]:
+    assert snap.link_state is not None
+    return {(n, int(i)): int(s) for n, i, s in zip(snap.card_node, snap.card_idx, snap.link_state, strict=True)}
+
+
+def _assert_links(url: str) -> None:
+    from console.links import LINK_CRITICAL, LINK_NA, LINK_OK, LINK_WARNING
+
+    poll(lambda: (s := read_snapshot_prom(url, interval_s=1.0)).link_state is not None
+         and LINK_CRITICAL in s.link_state.tolist() and s.incidents, "the links and the incident in the store")
+    snap = read_snapshot_prom(url, interval_s=1.0)
+    got = _links_of(snap)
+    assert got[("n1", 0)] == LINK_OK
+    assert got[("n1", 1)] == LINK_CRITICAL
+    assert got[("n1", 2)] == LINK_WARNING          # up, but its LINK-SLOW incident is open: degraded
+    assert got[("n1", 3)] == LINK_NA               # no link series: N/A, never up
+    assert not any(n == "n2" for n, _ in got)      # the failed node exported no card
+    # nothing new written: n1 turns stale, and its links up are not shown as up any more (down stays down)
+    later = _links_of(read_snapshot_prom(url, interval_s=1.0, now=time.time() + 60))
+    assert later[("n1", 0)] == LINK_NA and later[("n1", 2)] == LINK_WARNING and later[("n1", 1)] == LINK_CRITICAL
+
+
+@pytest.mark.slow
+def test_room_links_from_a_real_victoria_metrics(victoria, tmp_path):
+    site, store, reports = _link_store(tmp_path)
+    writer = RemoteWriter(f"{victoria.url}/api/v1/write", str(tmp_path / "rw"))
+    try:
+        from console.service import SweepSummary
+
+        summary = SweepSummary(1, reports[0].started, 0.1, reports, ())
+        writer.push(Snapshots(site, "1/1").update(summary, store), summary.started + summary.duration_s)
+        poll(lambda: writer.queued() == 0 and writer.sent >= 1, "the sweep sent")
+    finally:
+        writer.close()
+        store.close()
+    _assert_links(victoria.url)
+
+
+@pytest.mark.slow
+def test_room_links_from_a_real_prometheus_scraping_a_collector(prometheus, tmp_path):
+    from console.metrics import Exporter
+    from console.service import SweepSummary
+
+    site, store, reports = _link_store(tmp_path)
+    exporter = Exporter(site, "127.0.0.1", 0, "1/1")
+    try:
+        exporter.update(SweepSummary(1, time.time(), 0.1, reports, ()), store)
+        prometheus.scrape({"mixops": (exporter.address[1], {})})
+        _assert_links(prometheus.url)
+    finally:
+        exporter.close()
+        store.close()
