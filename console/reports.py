@@ -86,6 +86,7 @@ T: dict[str, dict[str, str]] = {
     "links_down": {"en": "Down at end", "zh": "结束时断开"}, "links_went_down": {"en": "Went down", "zh": "本班断开"},
     "links_flapping": {"en": "Flapping", "zh": "抖动"}, "link_errors": {"en": "Error count", "zh": "错误计数"},
     "link_errors_rate": {"en": "Errors / h", "zh": "错误 / 小时"},
+    "link_counters_top": {"en": "Largest error counters", "zh": "增量最大的错误计数器"},
     "gap_merged": {"en": "{n} intervals between sweeps, longest {longest}",
                    "zh": "{n} 个采集间隔，最长 {longest}"},
 }
@@ -125,7 +126,8 @@ class Report:
     vendor_faults: list[list[str]] = field(default_factory=list)
     offenders: list[list[str]] = field(default_factory=list)
     isolated: list[list[str]] = field(default_factory=list)
-    links: list[list[str]] = field(default_factory=list)        # per vendor: links, down, went down, flapping, errors
+    links: list[list[str]] = field(default_factory=list)        # per vendor: links, down, went down, flapping, errors,
+                                                                # errors/h, largest error counters
     collector: list[list[str]] = field(default_factory=list)
     gaps: list[str] = field(default_factory=list)
     notes: list[list[str]] = field(default_factory=list)
@@ -317,7 +319,7 @@ def build(conn: sqlite3.Connection, start: float, end: float, lang: str = "en", 
     rep.vendor_faults = _vendor_faults(conn, start, end)
     rep.offenders = _offenders(conn, end, lang)
     rep.isolated = _isolated(conn, start, end, lang)
-    rep.links = _links(conn, start, end)
+    rep.links = _links(conn, start, end, lang)
     typical, rep.gaps = _gaps(rep, conn, min(end, now))
     for node, bad, last_error in conn.execute(
             """SELECT o.node, count(*), (SELECT last_error FROM nodes WHERE name = o.node) FROM node_outcomes o
@@ -372,11 +374,41 @@ def _vendor_faults(conn: sqlite3.Connection, start: float, end: float) -> list[l
     return rows
 
 
-def _links(conn: sqlite3.Connection, start: float, end: float) -> list[list[str]]:
+# The error counters' names as the collectors store them (collectors.links: vendor names normalised), in Chinese;
+# widgets translate the same names from resources/i18n/zh_CN.json ("link counter: <name>"). A name not listed is
+# shown as stored.
+COUNTER_NAMES_ZH = {
+    "crc_errors": "CRC 错误", "replay_errors": "重传错误", "recovery_errors": "恢复错误", "symbol_error": "符号错误",
+    "link_downed": "链路断开次数", "link_up_count": "链路建立次数", "link_error_recovery": "链路错误恢复次数",
+    "local_link_integrity_errors": "本地链路完整性错误", "excessive_buffer_overrun_errors": "缓冲区超限错误",
+    "port_rcv_errors": "端口接收错误", "port_xmit_discards": "端口发送丢弃", "mac_rx_bad_pkt_num": "MAC 接收坏包数",
+    "mac_tx_bad_pkt_num": "MAC 发送坏包数", "mac_rx_fcs_err_pkt_num": "MAC 接收 FCS 错误包数",
+    "roce_rx_err_pkt_num": "RoCE 接收错误包数", "roce_tx_err_pkt_num": "RoCE 发送错误包数",
+    "roce_cqe_err_num": "RoCE CQE 错误数", "roce_qp_status_err_num": "RoCE QP 状态错误数",
+}
+TOP_COUNTERS = 3
+
+
+def counter_name(name: str, lang: str) -> str:
+    """A link counter's name in the report's language (as stored when it has no translation)."""
+    return COUNTER_NAMES_ZH.get(name, name) if lang.startswith("zh") else name
+
+
+def _links(conn: sqlite3.Connection, start: float, end: float, lang: str = "en") -> list[list[str]]:
     """Links per vendor (the node's) in [start, end): stored, down at the end, went down, flapping (the incidents'
-    flap rule: that many state changes in the shift), error counters' increase and per hour. No links: no rows."""
+    flap rule: that many state changes in the shift), error counters' increase and per hour, and the error
+    counters that rose most (their names in the report's language). No links: no rows."""
     flap = inc.LINK_SETTINGS.flap_changes
     hours = (end - start) / 3600.0
+    top: dict[str, list[str]] = {}
+    for vendor, name, total in conn.execute(
+            """SELECT coalesce(nd.vendor, '?'), d.name, sum(d.delta) FROM link_counter_deltas d
+               JOIN links l ON l.id = d.link_id LEFT JOIN nodes nd ON nd.name = l.node
+               WHERE d.ts >= ? AND d.ts < ? AND d.name NOT IN ('link_up_count', 'link_downed') AND l.first_seen < ?
+               GROUP BY 1, 2 ORDER BY 1, 3 DESC, 2""", (start, end, end)):
+        names = top.setdefault(str(vendor), [])
+        if len(names) < TOP_COUNTERS:
+            names.append(f"{counter_name(str(name), lang)} {int(total):,}")
     rows = []
     for vendor, n, down, went, flapping, errs in conn.execute(
             """SELECT coalesce(nd.vendor, '?'), count(*), sum(l.state = 'down' AND coalesce(l.last_change, 0) < ?),
@@ -389,7 +421,8 @@ def _links(conn: sqlite3.Connection, start: float, end: float) -> list[list[str]
                WHERE l.first_seen < ? GROUP BY 1 ORDER BY 1""", (end, flap, start, end, start, end, end)):
         rows.append([vendor_label(str(vendor)), str(n), str(down or 0), str(went or 0), str(flapping or 0),
                      "N/A" if errs is None else f"{int(errs):,}",
-                     "N/A" if errs is None or hours <= 0 else f"{int(errs) / hours:,.1f}"])
+                     "N/A" if errs is None or hours <= 0 else f"{int(errs) / hours:,.1f}",
+                     "; ".join(top.get(str(vendor), [])) or "N/A"])
     return rows
 
 
@@ -516,7 +549,8 @@ def _sections(rep: Report) -> list[tuple[str, list[str], list[list[str]], str | 
         (t("offenders", L), [t("kind", L), t("serial_or_node", L), t("incidents_30d", L)], rep.offenders, None),
         (t("isolated", L), [t("node", L), t("card", L), t("code", L), t("next", L)], rep.isolated, None),
         (t("links_section", L), [t(k, L) for k in ("vendor", "links_n", "links_down", "links_went_down",
-                                                    "links_flapping", "link_errors", "link_errors_rate")],
+                                                    "links_flapping", "link_errors", "link_errors_rate",
+                                                    "link_counters_top")],
          rep.links, None),
         (t("collector", L), [t("node", L), t("failed_for", L), t("last_error", L)], rep.collector,
          (t("gaps", L) + ": " + "; ".join(rep.gaps)) if rep.gaps else None),

@@ -8,6 +8,7 @@ Node text (fault evidence) is escaped before it reaches Qt's rich-text tooltips 
 
 from __future__ import annotations
 
+import html
 import math
 import sqlite3
 import time
@@ -43,6 +44,7 @@ PLOTS = (("temperature_c", "Temperature", "°C"), ("utilization_pct", "Utilizati
          ("memory_used_mib", "Memory used", "MiB"), ("power_w", "Power", "W"))
 RAW_S = 86400.0             # read_history keeps raw samples up to this range; beyond it, hourly rollups
 LINK_COLUMNS = ("Kind", "Link", "State", "Speed", "Peer", "Counters (increase)", "Last change")
+COL_LINK_COUNTERS = LINK_COLUMNS.index("Counters (increase)")
 LEFT_AXIS_PX = 62           # the same tick width on every plot, so their x axes line up
 LATE_S = 120.0              # the newest point older than this is said in the label (nothing drawn after it)
 MIN_SPAN = {"temperature_c": 20.0, "utilization_pct": 100.0, "memory_used_mib": 1024.0, "power_w": 50.0}
@@ -253,12 +255,19 @@ class CardDetail(QDialog):
         na = tr("N/A")
         self.links.setRowCount(len(links))
         for r, x in enumerate(links):
-            counters = ", ".join(f"{k} +{v}" for k, v in x.counters.items()) or "—"
+            # a counter's name in the UI language ("link counter: crc_errors" in the catalogue), the name as the
+            # vendor tool prints it in the cell's tooltip (what an operator greps the tool's output for)
+            counters = ", ".join(f"{tr(k, 'link counter')} +{v}" for k, v in x.counters.items()) or "—"
+            raw = ", ".join(f"{k} +{v}" for k, v in x.counters.items())
             cells = (x.kind, x.link, tr(x.state, "link"), na if x.speed_gbps is None else f"{x.speed_gbps:g} Gb/s",
                      x.peer or na, counters,
                      na if x.last_change is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(x.last_change)))
             for c, text in enumerate(cells):
-                self.links.setItem(r, c, QTableWidgetItem(text))
+                item = QTableWidgetItem(text)
+                if c == COL_LINK_COUNTERS and raw and raw != text:
+                    # a tooltip is rich text when it looks like it, and the names come from node text: escaped
+                    item.setToolTip(f"<p style='white-space:pre'>{html.escape(raw)}</p>")
+                self.links.setItem(r, c, item)
         self.links.resizeColumnsToContents()
 
     def load_range(self, which: int) -> None:

@@ -139,8 +139,10 @@ def test_report_links_section(tmp_path: Path) -> None:
     assert by_vendor["NVIDIA"][1:6] == ["5", "1", "0", "1", "10,000"]
     assert by_vendor["Ascend"][1:3] == ["1", "1"]
     assert by_vendor["Ascend"][5] == "N/A"                    # no counters stored: not 0
+    assert by_vendor["NVIDIA"][7] == "crc_errors 10,000" and by_vendor["Ascend"][7] == "N/A"
     zh = reports.to_markdown(reports.build(conn, NOW - 3600, NOW + 1, lang="zh_CN", now=NOW))
     assert "## 按厂商统计的互联链路" in zh and "结束时断开" in zh
+    assert "CRC 错误 10,000" in zh and "crc_errors" not in zh       # the counter's name in Chinese too
     html = reports.to_html(rep)
     assert "Flapping" in html
     conn.close()
@@ -180,3 +182,44 @@ def test_a_stale_cards_tooltip_does_not_say_links_up(qtbot: QtBot, tmp_path: Pat
     view.set_metric("links")
     text = view.tooltip_for(pos)
     assert "Links: links not known: the node is not answering" in text and "links up" not in text
+
+
+def test_link_counter_names_in_chinese_in_the_detail_and_the_same_as_the_reports(qtbot: QtBot, tmp_path: Path) -> None:
+    import json
+    import time
+
+    from PySide6.QtCore import QCoreApplication
+
+    from console import reports
+    from widgets import i18n
+    from widgets.detail import CardDetail
+
+    catalogue = json.loads((Path(i18n.__file__).parents[1] / "resources" / "i18n" / "zh_CN.json").read_text())
+    widget_names = {k.removeprefix("link counter: "): v for k, v in catalogue.items() if k.startswith("link counter: ")}
+    assert widget_names == reports.COUNTER_NAMES_ZH              # one wording in the window and the report
+    db = tmp_path / "ops.db"
+    _fill(db)
+    conn = sqlite3.connect(db)
+    conn.execute("UPDATE link_counter_deltas SET ts = ?", (time.time() - 30,))
+    conn.execute("INSERT INTO link_counter_deltas VALUES (?, 6, '<b>odd_err</b>', 5)", (time.time() - 30,))
+    conn.commit()
+    cid = conn.execute("SELECT id FROM cards WHERE node = 'n3' AND idx = 0").fetchone()[0]
+    conn.close()
+    app = QCoreApplication.instance()
+    translator = i18n.install(app, "zh_CN")
+    try:
+        detail = CardDetail(str(db), cid, "n3 · card 0")
+        qtbot.addWidget(detail)
+        with qtbot.waitSignal(detail.loaded, timeout=10_000):
+            pass
+        from widgets.detail import COL_LINK_COUNTERS
+
+        item = detail.links.item(0, COL_LINK_COUNTERS)
+        assert item.text() == "<b>odd_err</b> +5, CRC 错误 +10000"      # an unknown name as stored, plain text
+        assert "crc_errors +10000" in item.toolTip() and "<b>odd" not in item.toolTip()   # escaped
+        assert detail.links.item(0, 2).text() == "正常"
+        detail.close()
+    finally:
+        if translator is not None:
+            app.removeTranslator(translator)
+        i18n.install(app, "en")
