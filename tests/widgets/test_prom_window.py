@@ -79,3 +79,44 @@ def test_gui_prometheus_with_a_bad_url_is_one_line_exit_2(url, capsys):
 
     assert main(["gui", "--prometheus", url]) == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+@pytest.mark.slow
+def test_links_mode_over_a_real_store(qtbot, tmp_path, monkeypatch, victoria):
+    """The room's links colour mode with --prometheus: down, degraded (an open LINK-SLOW incident), up and N/A."""
+    import time
+
+    from console.links import LINK_CRITICAL, LINK_NA, LINK_OK, LINK_WARNING
+    from console.metrics import RemoteWriter, Snapshots
+    from console.service import SweepSummary
+    from tests.console.test_promview import _link_store
+    from tests.engines import poll
+    from widgets.heatmap import HEALTH_COLOURS, class_colours
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    site, store, reports = _link_store(tmp_path)
+    writer = RemoteWriter(f"{victoria.url}/api/v1/write", str(tmp_path / "rw"))
+    try:
+        summary = SweepSummary(1, time.time(), 0.1, reports, ())
+        writer.push(Snapshots(site, "1/1").update(summary, store), summary.started + summary.duration_s)
+        poll(lambda: writer.queued() == 0 and writer.sent >= 1, "the sweep sent")
+    finally:
+        writer.close()
+        store.close()
+    window = MainWindow(None, victoria.url, False, 10.0, prometheus=victoria.url)
+    qtbot.addWidget(window)
+    window.resize(1200, 760)
+    window.show()
+    qtbot.waitUntil(lambda: window.snapshot is not None and window.heatmap is not None
+                    and window.snapshot.link_state is not None
+                    and LINK_WARNING in window.snapshot.link_state.tolist(), timeout=30_000)
+    snap = window.snapshot
+    got = [int(snap.link_state[snap.index_of("n1", i)]) for i in range(4)]
+    assert got == [LINK_OK, LINK_CRITICAL, LINK_WARNING, LINK_NA]
+    view = window.heatmap
+    view.set_metric("links")
+    assert "Links: link down" in view.tooltip_for(snap.index_of("n1", 1))
+    assert "Links: link degraded, errors or flapping" in view.tooltip_for(snap.index_of("n1", 2))
+    colours = class_colours(snap, "links")
+    assert tuple(colours[0, snap.index_of("n1", 1)]) == tuple(HEALTH_COLOURS[2])
+    window.close()
