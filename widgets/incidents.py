@@ -220,11 +220,7 @@ class IncidentFilter(QSortFilterProxyModel):
         self.setSortRole(Qt.ItemDataRole.UserRole)
 
     def _refilter(self) -> None:
-        if hasattr(self, "beginFilterChange"):           # Qt ≥ 6.10
-            self.beginFilterChange()
-            self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
-        else:
-            self.invalidateRowsFilter()
+        self.invalidateRowsFilter()      # Qt 6.9 (pinned) has beginFilterChange but not yet endFilterChange
 
     def set_filters(self, text: str | None = None, severity: str | None = None, state: str | None = None) -> None:
         """Change one or more filters ("" clears one)."""

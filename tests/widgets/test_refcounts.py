@@ -71,6 +71,42 @@ def test_bare_qpainter_calls_keep_singletons(qapp: QApplication) -> None:
         painter.end()
 
 
+def test_painting_on_new_devices_keeps_none(qapp: QApplication) -> None:
+    """PySide6 6.10-6.12 add references to None each time a QPainter begins on a newly made paint device
+    (6 on 6.11.3; pyqtgraph's axes make a new QPicture at each change, so every card detail opened cost
+    ~40 and every report preview ~300). Only ever an increase, but a drift that hides the fatal kind."""
+    from PySide6.QtGui import QImage, QPainter, QPicture, QPixmap
+
+    makers = (QPicture, lambda: QImage(8, 8, QImage.Format.Format_ARGB32), lambda: QPixmap(8, 8))
+
+    def paint(i: int) -> None:
+        device = makers[i % len(makers)]()
+        painter = QPainter(device)
+        painter.end()
+
+    _assert_steady(paint, 1500)
+
+
+def test_opening_and_closing_card_details(qtbot, demo_db: str) -> None:
+    from widgets.detail import CardDetail
+
+    snap = read_snapshot(open_readonly(demo_db))
+    pool = QThreadPool()
+
+    def paint(i: int) -> None:
+        detail = CardDetail(demo_db, int(snap.card_id[i % len(snap.card_id)]), "card", None, pool)
+        detail.resize(700, 600)
+        detail.show()
+        qtbot.waitUntil(lambda: detail.history is not None, timeout=10_000)
+        detail.grab()
+        detail.close()
+        detail.deleteLater()
+        QApplication.processEvents()
+
+    _assert_steady(paint, 60)
+    pool.waitForDone(5_000)
+
+
 def test_numpy_dtype_from_a_type_keeps_none() -> None:
     """numpy 2.2.0-2.4.x add one reference to None at every np.dtype(tuple); pyqtgraph's mkColor does that
     for every tuple colour (see pyproject.toml's numpy pin)."""
