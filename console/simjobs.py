@@ -36,7 +36,9 @@ STOPPING: dict[str, tuple[tuple[str, float], ...]] = {
     "cambricon": (("ecc", 1.0),),
     "metax": (("unavailable", 1.0),),
 }
-STOPPING_KINDS = frozenset({"silent", "xid79", "xid48", "hbm", "alarm", "ecc", "unavailable"})
+# A "flap" (a RoCE port of one of the job's nodes going down and up) is not drawn here: the demo's story strikes
+# one (console.demo.DemoCenter.seed_flap), and the job's ranks on that node time out in their collective.
+STOPPING_KINDS = frozenset({"silent", "xid79", "xid48", "hbm", "alarm", "ecc", "unavailable", "flap"})
 # How long the node stays silent or the card out (s): a reboot after Xid 79, a card reset after a DBE, …
 OUT_S: dict[str, tuple[float, float]] = {
     "silent": (600.0, 1500.0), "xid79": (1200.0, 3600.0), "xid48": (300.0, 900.0), "hbm": (600.0, 1800.0),
@@ -50,10 +52,10 @@ RETURN_S = (120.0, 300.0)
 class FaultPlan:
     """What brings the job down: a card or node fault, or a hang with no fault at all."""
 
-    kind: str                       # xid79 | xid48 | hbm | alarm | unavailable | ecc | silent | hang
+    kind: str                       # xid79 | xid48 | hbm | alarm | unavailable | ecc | silent | flap | hang
     node: str | None
     card: int | None
-    back_at: float | None = None    # the node answers again / the card is back (None: a hang)
+    back_at: float | None = None    # the node answers again / the card or its port is back (None: a hang)
 
 
 @dataclass(frozen=True, slots=True)
@@ -330,11 +332,15 @@ class SimJob:
             t = at + rng.uniform(1500, 2400)       # someone notices the hung job and restarts it
         else:
             t = at + rng.uniform(90, 240)          # the collective times out, the agent sees the failure
-            where = f"{fault.node} card {fault.card}" if fault.card is not None else f"{fault.node}"
-            self._write(t, [f"[rank{rng.randrange(1024)}]:[E{self._stamp(t)[5:7]}{self._stamp(t)[8:10]} "
-                            f"{self._stamp(t)[11:]}.000 ProcessGroupNCCL.cpp:607] [Rank 0] Watchdog caught "
-                            f"collective operation timeout ({where})",
-                            "torch.distributed.elastic.multiprocessing.api: failed (exitcode: -6) local_rank: 0"])
+            rank = rng.randrange(1024)
+            if fault.kind == "flap" and self.spec.vendors.get(fault.node or "") == "ascend":
+                self._write(t, self._hccl_timeout(t, rank, fault))
+            else:
+                where = f"{fault.node} card {fault.card}" if fault.card is not None else f"{fault.node}"
+                self._write(t, [f"[rank{rank}]:[E{self._stamp(t)[5:7]}{self._stamp(t)[8:10]} "
+                                f"{self._stamp(t)[11:]}.000 ProcessGroupNCCL.cpp:607] [Rank 0] Watchdog caught "
+                                f"collective operation timeout ({where})"])
+            self._write(t, ["torch.distributed.elastic.multiprocessing.api: failed (exitcode: -6) local_rank: 0"])
             t += rng.uniform(20, 60)
             self._write(t, [f"[{self._stamp(t)}] torch.distributed.elastic.agent.server.api: [default] Worker group "
                             "FAILED. 2/3 attempts left; will restart worker group"])
@@ -354,6 +360,20 @@ class SimJob:
         else:
             self.truth.append(TrueStop(since.at, since.step_at, first, load_step, since.fault, ready,
                                        (*since.also, fault)))
+
+    def _hccl_timeout(self, t: float, rank: int, fault: FaultPlan) -> list[str]:
+        """What the ranks on an Ascend node print when their HCCL collective times out because the NPU's RoCE
+        port went away: torch_npu's failed HCCL call, then CANN's EI0002 (the Notify wait timed out), in the
+        shape of the CANN error-code reference (collectors.trainlogs.faults labels it `hccl`)."""
+        stamp = datetime.fromtimestamp(t, self.tz).strftime("%Y-%m-%d-%H:%M:%S")
+        device = fault.card if fault.card is not None else 0
+        peer = (rank + 8) % 1024
+        return [f"[ERROR] {stamp}.000.000 (PID:{4000 + rank}, Device:{device}, RankID:{rank}) ERR02200 DIST call "
+                f"hccl api failed.",
+                f"EI0002: [PID: {4000 + rank}] {stamp}.000.000 The wait execution of the Notify register times out. "
+                f"Reason: The Notify register has not received the Notify record from remote rank [{peer}]. "
+                f"base information: [streamID:[2], taskID[41], taskType[Notify Wait], tag[HcomAllReduce_"
+                f"{self.spec.name}_0]] ({fault.node} card {device})"]
 
     def _iterate(self) -> float:
         """One logging interval of training; returns the time of its progress line."""
