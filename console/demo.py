@@ -9,7 +9,9 @@ load, a dip while a checkpoint is saved, zero while a job is down); power follow
 temperature follows power plus the rack's inlet temperature, which rises along a hot aisle in the
 middle of each row and towards the top of each rack. Faults arrive as Poisson events at rates per
 card-hour (NVIDIA Xid 79/48/63/94, HBM ECC, Ascend health alarms), and nodes go silent or their
-vendor tool hangs for a while.
+vendor tool hangs for a while. Each node has its links (NVLink lanes and topology, Ascend RoCE ports and
+HCCS, RDMA NICs) and answers the plan's link commands in the tools' formats; a few links go wrong in the
+opening story, and a RoCE port that flaps stops a job (`seed_flap`).
 
 The room and the jobs tell one story, as in a real center: on a job's nodes, the faults that stop a job
 (a node going silent, a card lost, a DBE or an uncorrectable HBM/ECC error, a card unavailable) come from
@@ -34,7 +36,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from collectors import ascend, cambricon, hygon, jobs, metax, nvidia, registry
+from collectors import ascend, cambricon, hygon, jobs, links, metax, nvidia, registry
 from collectors.model import Command
 from collectors.ssh import Endpoint, Pending, Section, SSHError, SweepOutput
 from console.service import HOLD_ROWS, Collector
@@ -80,6 +82,72 @@ CARD_EVENTS: dict[str, tuple[tuple[str, float], ...]] = {
 }
 NODE_SILENT_PER_HOUR = 8e-4
 TOOL_HANG_PER_HOUR = 8e-4
+
+# The links of a simulated node, read through the link commands of the real plan (collectors.links): an H800
+# has 8 NVLink lanes per GPU (nvidia-smi prints 26.562 GB/s a lane) and an NV8 topology; an Ascend 910B node
+# one RoCE port per NPU (hccn_tool) and an HCCS topology, and no RDMA device on the host; every other node
+# its NICs in /sys/class/infiniband (mlx5, the InfiniBand or Ethernet link layer, the rate as the file says).
+NVLINK_LANES = 8
+NVLINK_LANE = "26.562 GB/s"
+NICS: dict[str, tuple[str, int, str]] = {          # vendor → (link_layer, ports, rate)
+    "nvidia": ("InfiniBand", 8, "400 Gb/sec (4X NDR)"),
+    "hygon": ("Ethernet", 4, "200 Gb/sec (4X HDR)"),
+    "cambricon": ("Ethernet", 4, "100 Gb/sec (4X EDR)"),
+    "metax": ("Ethernet", 4, "200 Gb/sec (4X HDR)"),
+}
+# The link story (DemoCenter.seed_flap): this long before the history's end a RoCE port of an NPU of a job's
+# Ascend node flaps FLAP_CYCLES times over FLAP_S, so the job's stop, its resume and the incident's close are
+# all in the history, and well before the opening story's Hygon node goes silent (10 min before the end).
+FLAP_BEFORE_END_S = 3000.0
+FLAP_S = 240.0
+FLAP_CYCLES = 5
+# The seeded link faults of the opening story start this long after it: once the story's silent node has its
+# incident, so that a link incident opened later is never taken for the cause of that node's job stop.
+LINK_FAULTS_AFTER_S = 300.0
+
+
+@dataclass(slots=True)
+class LinkFault:
+    """What is wrong with one simulated link: the spans it is down (`(down at, up again at)`, inf: stays down)
+    and counters climbing (`(name as the tool prints it, per minute, from)`)."""
+
+    downs: tuple[tuple[float, float], ...] = ()
+    climbs: tuple[tuple[str, float, float], ...] = ()
+
+    def down(self, t: float) -> bool:
+        """True when the link is down at t."""
+        return any(a <= t < b for a, b in self.downs)
+
+    def went_down(self, t: float) -> int:
+        """How many times the link has gone down by t."""
+        return sum(1 for a, _ in self.downs if a <= t)
+
+    def came_up(self, t: float) -> int:
+        """How many times it has come up again by t."""
+        return sum(1 for _, b in self.downs if b <= t)
+
+    def count(self, name: str, t: float) -> int:
+        """The increase of one counter by t."""
+        return sum(int(rate * (t - since) / 60.0) for n, rate, since in self.climbs if n == name and t > since)
+
+    def at(self, t: float) -> tuple[object, ...]:
+        """Everything the link's text shows at t (the node's link texts are made again only when it changes)."""
+        return (self.down(t), self.went_down(t), self.came_up(t),
+                tuple(int(rate * (t - since) / 60.0) if t > since else 0 for _, rate, since in self.climbs))
+
+
+def flap_spans(node: str, card: int | None, at: float, back_at: float, cycles: int = FLAP_CYCLES
+               ) -> tuple[tuple[float, float], ...]:
+    """The spans a flapping port is down: `cycles` downs between `at` and `back_at`, a few seconds each, the
+    last ending at `back_at` (drawn from the node, card and time: the same for the same story)."""
+    rng = random.Random(f"flap/{node}/{card}/{at:.3f}")
+    slot = (back_at - at) / cycles
+    spans = []
+    for k in range(cycles):
+        a = at if k == 0 else at + k * slot + rng.uniform(0.0, slot / 3.0)
+        b = back_at if k == cycles - 1 else a + rng.uniform(4.0, 15.0)
+        spans.append((a, b))
+    return tuple(spans)
 
 
 def layout(cards: int = DEFAULT_CARDS) -> tuple[int, int]:
@@ -192,7 +260,18 @@ class NodeState:
     events: tuple[tuple[str, float], ...] = ()      # the card events the room draws here (CARD_EVENTS)
     silent_per_hour: float = NODE_SILENT_PER_HOUR
     faults_seen: float = -math.inf                  # the jobs' faults up to this time have been applied
+    boot: float = 0.0                               # when the node last booted (its ports came up)
+    # (kind, card, link) → what is wrong with that link; every other link is up with no errors
+    link_faults: dict[tuple[str, int | None, str], LinkFault] = field(default_factory=dict)
+    link_text: dict[str, tuple[object, str, int]] = field(default_factory=dict)   # section → (state, text, sum)
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def link_state(self, now: float) -> tuple[object, ...]:
+        """What the node's link texts depend on at `now`: its link faults and its lost GPUs."""
+        if not self.link_faults:
+            return tuple(c.index for c in self.cards if c.lost_until > now)
+        return (tuple(c.index for c in self.cards if c.lost_until > now),
+                tuple((k, f.at(now)) for k, f in self.link_faults.items()))
 
     def go_silent(self, t: float, until: float) -> None:
         """The node stops answering from t (or stays silent longer) until `until`."""
@@ -209,7 +288,10 @@ class DemoCenter:
     def __init__(self, site: Site, seed: int = 2026, start: float | None = None,
                  story: bool = True, job_days: float = JOB_DAYS) -> None:
         self.site = site
+        self.seed = seed
         self.start = time.time() if start is None else start
+        self.flap: FaultPlan | None = None          # the link story's fault, once told (seed_flap)
+        self._story_nodes: set[str] = set()         # nodes the stories have picked (one problem per node)
         per_row: dict[str | None, int] = {}
         for r in site.racks:
             per_row[r.row] = per_row.get(r.row, 0) + 1
@@ -240,7 +322,9 @@ class DemoCenter:
             self.nodes[n.name] = NodeState(n.name, vendor, position.get(n.rack or "", 0.5),
                                            ((n.slot or 1) - 1) / max(1, SLOTS_PER_RACK - 1),
                                            job_of.get(n.name), rng, cards, t=self.start, events=events,
-                                           silent_per_hour=0.0 if in_job else NODE_SILENT_PER_HOUR)
+                                           silent_per_hour=0.0 if in_job else NODE_SILENT_PER_HOUR,
+                                           boot=self.start - job_days * 86400.0 - 3600.0
+                                           - zlib.crc32(n.name.encode()) % 86400)
         vendor_of = {n.name: n.vendor or "nvidia" for n in site.nodes}
         tz = ZoneInfo(site.timezone)
         for k, job in enumerate(site.jobs):
@@ -290,7 +374,8 @@ class DemoCenter:
         """A few ongoing problems from time t, so the first screen of the demo shows what mixops is for: a
         Hygon node of a job stops answering for 20 min (the job goes down and resumes once the node is back),
         a GPU falls off the bus and an Ascend card raises an alarm (on nodes outside the jobs where there are
-        any, else they hold the job down too), a MetaX vendor tool hangs and a Cambricon card runs hot."""
+        any, else they hold the job down too), a MetaX vendor tool hangs and a Cambricon card runs hot. Then
+        the links (`seed_links`): an NVLink lane goes down, error counters climb on a few ports."""
         if len(self.nodes) < 8:
             return
         rng = random.Random(7)
@@ -305,15 +390,81 @@ class DemoCenter:
 
         if (hit := pick("hygon", True)) is not None:
             self.strike(FaultPlan("silent", hit.name, None, t + 1200.0), t)
+            self._story_nodes.add(hit.name)
         if (hit := pick("nvidia", False)) is not None:
             self.strike(FaultPlan("xid79", hit.name, 3, t + 1080.0), t + 60.0)
+            self._story_nodes.add(hit.name)
         if (hit := pick("ascend", False)) is not None:
             self.strike(FaultPlan("alarm", hit.name, 5, t + 720.0), t + 120.0)
+            self._story_nodes.add(hit.name)
         if (hit := pick("metax", False)) is not None:
             with hit.lock:
                 hit.hung_until = max(hit.hung_until, t + 900.0)
+            self._story_nodes.add(hit.name)
         if (hit := pick("cambricon", False)) is not None:
             self.strike(FaultPlan("hot", hit.name, 1, None), t - 60.0)
+            self._story_nodes.add(hit.name)
+        self.seed_links(t + LINK_FAULTS_AFTER_S)
+
+    def _quiet_node(self, vendor: str, rng: random.Random) -> NodeState | None:
+        """A node of `vendor` no story has picked, among those outside the jobs, else among the nodes of the job
+        that fails least often (a link fault that does not stop a job is best where no job stop is near)."""
+        nodes = sorted((ns for ns in self.nodes.values() if ns.vendor == vendor and ns.name not in self._story_nodes),
+                       key=lambda ns: ns.name)
+
+        def risk(ns: NodeState) -> float:
+            return max((1.0 / sim.spec.mtbf_s for sim in self.jobs_on(ns.name)), default=0.0)
+
+        if not nodes:
+            return None
+        least = min(risk(ns) for ns in nodes)
+        hit = rng.choice([ns for ns in nodes if risk(ns) == least])
+        self._story_nodes.add(hit.name)
+        return hit
+
+    def seed_links(self, t: float) -> None:
+        """Link faults from time t (nodes and links drawn from the center's seed): an NVLink lane of a GPU goes
+        down and stays down (LINK-DOWN); another GPU's lane counts CRC and replay errors, too slowly for an
+        incident (its counters show in the card detail); the RoCE port of an Ascend NPU counts FCS (CRC) errors
+        at 400 a minute and a Cambricon node's RoCE NIC receive errors at 150 a minute (LINK-ERRORS). None of
+        them stops a job: a job's stop on a link is the link story's (seed_flap)."""
+        rng = random.Random(self.seed * 7_919 + 23)
+        faults: list[tuple[NodeState | None, tuple[str, int | None, str], LinkFault]] = []
+        if (hit := self._quiet_node("nvidia", rng)) is not None:
+            card, lane = rng.randrange(len(hit.cards)), rng.randrange(NVLINK_LANES)
+            faults.append((hit, ("nvlink", card, str(lane)), LinkFault(downs=((t, math.inf),))))
+        if (hit := self._quiet_node("nvidia", rng)) is not None:
+            card, lane = rng.randrange(len(hit.cards)), rng.randrange(NVLINK_LANES)
+            faults.append((hit, ("nvlink", card, str(lane)), LinkFault(
+                climbs=(("CRC Errors", 12.0, t), ("Replay Errors", 2.0, t)))))
+        if (hit := self._quiet_node("ascend", rng)) is not None:
+            card = rng.randrange(len(hit.cards))
+            faults.append((hit, ("roce", card, "0"), LinkFault(climbs=(("mac_rx_fcs_err_pkt_num", 400.0, t),
+                                                                        ("mac_rx_bad_pkt_num", 30.0, t)))))
+        if (hit := self._quiet_node("cambricon", rng)) is not None:
+            port = rng.randrange(NICS["cambricon"][1])
+            faults.append((hit, ("rdma", None, f"mlx5_{port}/1"), LinkFault(climbs=(("port_rcv_errors", 150.0, t),))))
+        for ns, key, fault in faults:
+            if ns is not None:
+                with ns.lock:
+                    ns.link_faults[key] = fault
+
+    def seed_flap(self, at: float) -> FaultPlan | None:
+        """The link story: from `at`, the RoCE port of one NPU of a job's Ascend node goes down and up
+        FLAP_CYCLES times over FLAP_S (hccn_tool shows it down, its link up count and change records climb),
+        the job's HCCL collective times out and it stops (through the job, as every fault that stops a job);
+        it restarts once the port has held up and the node is back in service. Returns the fault (None: no
+        Ascend node in a job)."""
+        rng = random.Random(self.seed * 7_919 + 19)
+        nodes = sorted((ns for ns in self.nodes.values() if ns.vendor == "ascend" and ns.name in self._jobs_on
+                        and ns.name not in self._story_nodes), key=lambda ns: ns.name)
+        if not nodes:
+            return None
+        hit = rng.choice(nodes)
+        self._story_nodes.add(hit.name)
+        self.flap = FaultPlan("flap", hit.name, rng.randrange(len(hit.cards)), at + FLAP_S)
+        self.strike(self.flap, at)
+        return self.flap
 
     # ---- evolution --------------------------------------------------------------------------------
 
@@ -369,6 +520,8 @@ class DemoCenter:
                 applied.add((t, fault.kind, fault.card))
                 if fault.kind == "silent":
                     ns.go_silent(t, fault.back_at if fault.back_at is not None else t + ns.rng.uniform(600, 1500))
+                elif fault.kind == "flap":
+                    _flap(ns, fault, t)
                 elif fault.card is not None and fault.card < len(ns.cards):
                     self._card_event(ns, ns.cards[fault.card], fault.kind, t, fault.back_at)
             self._physics(ns, now)
@@ -433,9 +586,24 @@ class DemoCenter:
         return Section(text, 0)
 
 
+def _flap(ns: NodeState, fault: FaultPlan, t: float) -> None:
+    """A flapping port (the link story) reaches the room at t: an Ascend NPU's RoCE port, else a NIC port."""
+    back = fault.back_at if fault.back_at is not None and fault.back_at > t else t + FLAP_S
+    if ns.vendor == "ascend" and fault.card is not None:
+        key: tuple[str, int | None, str] = ("roce", fault.card, "0")
+    elif ns.vendor in NICS:
+        key = ("rdma", None, f"mlx5_{(fault.card or 0) % NICS[ns.vendor][1]}/1")
+    else:
+        return
+    old = ns.link_faults.get(key, LinkFault())
+    ns.link_faults[key] = LinkFault(old.downs + flap_spans(ns.name, fault.card, t, back), old.climbs)
+
+
 def render(ns: NodeState, cmd: Command, since: float, now: float) -> str | None:
     """Text of one command in the vendor's format, or None for a command this node does not have."""
     shell = cmd.shell
+    if cmd.section.startswith("links."):
+        return render_links(ns, cmd, now)
     if ns.vendor == "nvidia" and shell == nvidia.QUERY:
         return render_nvidia_query(ns)
     if ns.vendor == "nvidia" and shell == nvidia.KERNEL_LOG:
@@ -564,6 +732,189 @@ def render_mx_smi(ns: NodeState, now: float) -> str:
     return "\n".join(out) + "\n"
 
 
+# ---- links: the text each link command of the plan prints on the node (collectors.links) ----------------
+
+_PREVIOUS_SUM = re.compile(r'if \[ "\$s" = (\w+) \]; then')
+_HCCN_DEVICES = re.compile(r"for i in ([\d ]+); do for o in")
+
+
+def render_links(ns: NodeState, cmd: Command, now: float) -> str | None:
+    """What one link command of the plan prints on this node (after the plan's own filters on the node), or
+    None for a source this node's vendor is not asked for. A text the same as the one whose checksum the plan
+    carries goes as one `mixops-same` line, as the node's cksum makes it (the checksum here is a CRC-32 of the
+    text: the plan compares it, never reads it)."""
+    name = cmd.section[len("links."):]
+    vendors = links.source(name).vendors if name in {src.name for src in links.SOURCES} else ()
+    if vendors is not None and ns.vendor not in vendors:
+        return None
+    if name.startswith("topo-"):
+        if "/proc/uptime" in cmd.shell:
+            return links.SKIP + "\n"          # the node has been up for days: the plan's gate skips the matrix
+        text = _topology(ns, name)
+        return None if text is None else text + "mixops-rc=0\n"
+    make = _LINK_TEXTS.get(name)
+    if make is None:
+        return None
+    devices = _HCCN_DEVICES.search(cmd.shell) if name == "hccn" else None
+    state = (ns.link_state(now), devices.group(1) if devices else None)
+    kept = ns.link_text.get(name)
+    if kept is None or kept[0] != state:
+        text = make(ns, now, [int(d) for d in devices.group(1).split()] if devices else None)
+        kept = (state, text, zlib.crc32(text.encode()))
+        ns.link_text[name] = kept
+    _, text, crc = kept
+    previous = _PREVIOUS_SUM.search(cmd.shell)
+    if previous is None:
+        return text                             # a plan without the checksum (a capture): the text as printed
+    if previous.group(1) == str(crc):
+        return f"{links.SAME} {crc}\n"
+    return f"{text}mixops-sum {crc}\n"
+
+
+def _lanes(ns: NodeState, now: float) -> list[CardState]:
+    """The GPUs nvidia-smi lists (one fallen off the bus is not listed)."""
+    return [c for c in ns.cards if c.lost_until <= now]
+
+
+def _gpu_header(ns: NodeState, c: CardState) -> str:
+    return f"GPU {c.index}: {MODELS[ns.vendor].name} (UUID: GPU-{c.serial.lower()}-0000-demo)"
+
+
+def _nvlink_status(ns: NodeState, now: float, _devices: list[int] | None) -> str:
+    """`nvidia-smi nvlink --status`: each GPU's lanes at their speed, `<inactive>` for a lane down."""
+    out = []
+    for c in _lanes(ns, now):
+        out.append(_gpu_header(ns, c))
+        for lane in range(NVLINK_LANES):
+            fault = ns.link_faults.get(("nvlink", c.index, str(lane)))
+            out.append(f"\t Link {lane}: " + ("<inactive>" if fault is not None and fault.down(now) else NVLINK_LANE))
+    return "\n".join(out) + "\nmixops-rc=0\n"
+
+
+def _nvlink_errors(ns: NodeState, now: float, _devices: list[int] | None) -> str:
+    """`nvidia-smi nvlink -e` as the plan's awk leaves it: the GPU headers and the counters that are not 0."""
+    out = [links.ZEROS_OMITTED]
+    for c in _lanes(ns, now):
+        out.append(_gpu_header(ns, c))
+        for lane in range(NVLINK_LANES):
+            fault = ns.link_faults.get(("nvlink", c.index, str(lane)))
+            if fault is None or fault.down(now):
+                continue
+            for counter in ("Replay Errors", "Recovery Errors", "CRC Errors"):
+                n = fault.count(counter, now)
+                if n:
+                    out.append(f"\t Link {lane}: {counter}: {n}")
+    return "\n".join(out) + "\nmixops-rc=0\n"
+
+
+# `hccn_tool -i N -stat -g` as the plan's awk leaves it: the error counters (traffic and pause counters stay on
+# the node), in the tool's order
+HCCN_ERROR_COUNTERS = ("mac_tx_bad_pkt_num", "mac_rx_bad_pkt_num", "mac_rx_fcs_err_pkt_num", "roce_rx_err_pkt_num",
+                       "roce_tx_err_pkt_num", "roce_cqe_err_num", "roce_qp_status_err_num")
+
+
+def _hccn(ns: NodeState, now: float, devices: list[int] | None) -> str:
+    """The plan's hccn_tool loop: for each NPU id, `-link`, `-net_health`, `-link_stat` (without its clock
+    line) and `-stat` (its error counters), each block after its `@@hccn DEV OPTION` mark and with its rc."""
+    ids = devices if devices is not None else [c.index for c in ns.cards]
+    out = []
+    for dev in ids:
+        if dev >= len(ns.cards):
+            continue
+        fault = ns.link_faults.get(("roce", dev, "0"))
+        down = fault is not None and fault.down(now)
+        out += [f"@@hccn {dev} -link", f"link status: {'DOWN' if down else 'UP'}", "mixops-rc=0",
+                f"@@hccn {dev} -net_health", f"net health status: {'Socket failed' if down else 'Success'}",
+                "mixops-rc=0", f"@@hccn {dev} -link_stat"]
+        records = [(ns.boot, "LINK UP")]
+        if fault is not None:
+            for a, b in fault.downs:
+                if a <= now:
+                    records.append((a, "LINK DOWN"))
+                if b <= now:
+                    records.append((b, "LINK UP"))
+        out.append(f"[devid {dev}]link up count       : {1 + (fault.came_up(now) if fault is not None else 0)}")
+        out.append(f"[devid {dev}]link change records :")
+        for ts, what in sorted(records, reverse=True)[:10]:
+            out.append(f"[devid {dev}]    {datetime.fromtimestamp(ts, UTC).ctime()}    {what}")
+        out += ["mixops-rc=0", f"@@hccn {dev} -stat", "packet statistics:"]
+        out += [f"{n}:{fault.count(n, now) if fault is not None else 0}" for n in HCCN_ERROR_COUNTERS]
+        out.append("mixops-rc=0")
+    return "\n".join(out) + "\n"
+
+
+def _rdma(ns: NodeState, now: float, _devices: list[int] | None) -> str:
+    """The plan's read of /sys/class/infiniband/*/ports/*: `DEV/ports/N/FILE:VALUE` for the files it reads."""
+    nic = NICS.get(ns.vendor)
+    if nic is None:
+        return f"mixops-missing: no RDMA ports in {links.RDMA_SYSFS}\n"
+    layer, ports, rate = nic
+    out = []
+    for k in range(ports):
+        port = f"mlx5_{k}/ports/1"
+        fault = ns.link_faults.get(("rdma", None, f"mlx5_{k}/1"))
+        down = fault is not None and fault.down(now)
+        out += [f"{port}/state:{'1: DOWN' if down else '4: ACTIVE'}",
+                f"{port}/phys_state:{'2: Polling' if down else '5: LinkUp'}",
+                f"{port}/rate:{rate}", f"{port}/link_layer:{layer}"]
+        for f in links.RDMA_FILES:
+            if f.startswith("counters/"):
+                name = f.split("/", 1)[1]
+                n = 0 if fault is None else fault.went_down(now) if name == "link_downed" else fault.count(name, now)
+                out.append(f"{port}/{f}:{n}")
+    return "\n".join(out) + "\nmixops-rc=0\n"
+
+
+_LINK_TEXTS: dict[str, Callable[[NodeState, float, list[int] | None], str]] = {
+    "nvlink": _nvlink_status, "nvlink-errors": _nvlink_errors, "hccn": _hccn, "rdma": _rdma}
+
+
+def _topology(ns: NodeState, name: str) -> str | None:
+    """`nvidia-smi topo -m` (GPUs bonded by NV8, each GPU's NIC on its PCIe switch) or `npu-smi info -t topo`
+    (NPUs joined by HCCS), as the vendor tools print them."""
+    n = len(ns.cards)
+    half = max(1, n // 2)
+    if name == "topo-nvidia" and ns.vendor == "nvidia":
+        nics = NICS["nvidia"][1]
+        cols = [f"GPU{i}" for i in range(n)] + [f"NIC{k}" for k in range(nics)]
+
+        def path(a: str, b: str) -> str:
+            i, j = int(a[3:]), int(b[3:])
+            if a == b:
+                return " X "
+            if a[:3] == b[:3] == "GPU":
+                return "NV8"
+            if a[:3] != b[:3] and i == j:
+                return "PIX"
+            return "NODE" if (i < half) == (j < half) else "SYS"
+
+        out = ["\t" + "\t".join(cols) + "\tCPU Affinity\tNUMA Affinity\tGPU NUMA ID"]
+        for a in cols:
+            row = [a] + [path(a, b) for b in cols]
+            if a.startswith("GPU"):
+                numa = 0 if int(a[3:]) < half else 1
+                row += ["0-47,96-143" if numa == 0 else "48-95,144-191", str(numa), "", "N/A"]
+            out.append("\t".join(row))
+        out += ["", "Legend:", "", "  X    = Self",
+                "  SYS  = Connection traversing PCIe as well as the SMP interconnect between NUMA nodes (e.g., QPI/UPI)",
+                "  NODE = Connection traversing PCIe as well as the interconnect between PCIe Host Bridges within a "
+                "NUMA node",
+                "  PHB  = Connection traversing PCIe as well as a PCIe Host Bridge (typically the CPU)",
+                "  PXB  = Connection traversing multiple PCIe bridges (without traversing the PCIe Host Bridge)",
+                "  PIX  = Connection traversing at most a single PCIe bridge",
+                "  NV#  = Connection traversing a bonded set of # NVLinks", "", "NIC Legend:", ""]
+        out += [f"  NIC{k}: mlx5_{k}" for k in range(nics)]
+        return "\n".join(out) + "\n"
+    if name == "topo-ascend" and ns.vendor == "ascend":
+        cols = [f"NPU{i}" for i in range(n)]
+        out = ["\t   " + "".join(f"{c:<11}" for c in cols) + "CPU Affinity"]
+        for i, a in enumerate(cols):
+            cells = "".join(f"{'X' if a == b else 'HCCS':<11}" for b in cols)
+            out.append(f"{a:<11}{cells}{['144-167', '96-119', '0-23', '48-71'][min(3, i * 4 // n)]}")
+        return "\n".join(out) + "\n"
+    return None
+
+
 class SimSession:
     """The transport of one simulated node: same interface as collectors.ssh.NodeSession."""
 
@@ -610,7 +961,8 @@ def build_history(db_path: str, days: float = 1.0, cards: int = DEFAULT_CARDS,
     minute within it or while a job is down for a node or card fault (`history_step`; rollups make the
     long ranges); with `interval`, every `interval` seconds throughout, as a real site records it. The
     simulated clock stands in for the wall clock; the store's maintenance (rollups, chunks, retention)
-    runs after every sweep as it does live.
+    runs after every sweep as it does live. The link story (`DemoCenter.seed_flap`) is told FLAP_BEFORE_END_S
+    before the end (in a history at least that long), the opening story (`seed_story`) 10 min before it.
     """
     t0 = time.perf_counter()
     end = time.time() if end is None else end
@@ -628,12 +980,17 @@ def build_history(db_path: str, days: float = 1.0, cards: int = DEFAULT_CARDS,
     build_job_history(collector, center, start, stop)
     story_at = end - 600.0
     told = False
+    flap_at = end - FLAP_BEFORE_END_S
+    flapped = flap_at < start + 600.0           # a history too short for the link story does without it
     sweeps = 0
     t = start
     try:
         while t <= end:
             if stop is not None and stop.is_set():
                 break
+            if not flapped and t >= flap_at:
+                center.seed_flap(t)
+                flapped = True
             if not told and t >= story_at:
                 center.seed_story(t)
                 told = True
