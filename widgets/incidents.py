@@ -135,6 +135,8 @@ def display_title(title: str) -> str:
         fields = m.groupdict()
         if "state" in fields:
             fields["state"] = tr(fields["state"])
+        if fields.get("names"):          # a link's error counters, as the engine's group_concat lists them
+            fields["names"] = "、".join(tr(n.strip(), "link counter") for n in fields["names"].split(","))
         if fields.get("where"):
             fields["where"] = re.sub(r" card (\d+) ", lambda c: f" {tr('card')} {c.group(1)} ", fields["where"])
         # fields are substituted by name, so a node called "{card}" stays "{card}"

@@ -343,6 +343,8 @@ def test_incident_titles_in_chinese_keep_names_and_values(qapp, tmp_path):
         assert used == {template for _p, template in TITLE_PATTERNS}, "every pattern is a title the engine writes"
         assert display_title("gpu-1 card 3: temperature 96 °C") == "gpu-1 卡 3：温度 96 °C"
         assert display_title("gpu-9: not answering (jobs: llm-70b)") == "gpu-9：无响应（作业：llm-70b）"
+        shown = display_title("npu-1 card 5 roce 0: errors at 400/min over 5 min (fcs_errors,crc_errors; limit 100/min)")
+        assert "CRC 错误" in shown and "crc_errors" not in shown and "400" in shown, shown
         assert display_title("something the engine never wrote") == "something the engine never wrote"
         assert display_title("{card} card 1: memory full") == "{card} 卡 1：显存已满"          # no re-substitution
     finally:
