@@ -173,6 +173,11 @@ class JobsView(QWidget):
         Measuring every cell's text costs the GUI thread ~10 ms per job table at each call, and the tab's
         show, resizes and scroll-range changes all ask: done again only when what it depends on changed."""
         table = self.table
+        if not self.isVisible():
+            # a hidden table's rows are not measured (the tab not shown yet, or the window rebuilt in another
+            # language): fit when it is shown, not to heights that are not there
+            self._fitted = None
+            return
         key = (self.model.rowCount(), table.viewport().width(), table.horizontalHeader().length(),
                table.font().key(), self.timeline is not None, tuple(self.split.sizes()))
         if not force and key == getattr(self, "_fitted", None):

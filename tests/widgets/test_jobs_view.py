@@ -76,3 +76,46 @@ def test_durations_carry_units_in_the_ui_language(qtbot, tmp_path, language):
         assert step_age == "12 s" and checkpoint_age.endswith("min") and "30 min" in tip
         assert shown_duration(3 * 3600) == "3.0 h" and shown_duration(5 * 86400) == "5.0 d"
     assert shown_duration(None) == "N/A"
+
+
+def test_switching_language_live_keeps_every_row_whole(qtbot, tmp_path):
+    """The soak's screenshots switch English → Chinese in a running window: the table refits to the
+    Chinese rows and header (it once kept the English height and cut the third row)."""
+    view = _view(qtbot, tmp_path, 3)
+    assert _rows_fully_visible(view) == [0, 1, 2]
+    app = QCoreApplication.instance()
+    translator = i18n.install(app, "zh_CN")
+    try:
+        qtbot.wait(200)
+        assert view.model.headerData(0, Qt.Orientation.Horizontal) == "作业"
+        assert _rows_fully_visible(view) == [0, 1, 2], (view.split.sizes(), view.table_height())
+    finally:
+        if translator is not None:
+            app.removeTranslator(translator)
+        i18n.install(app, "en")
+    qtbot.wait(200)
+    assert _rows_fully_visible(view) == [0, 1, 2]
+
+
+@pytest.mark.usefixtures("language")
+def test_rows_filled_while_the_tab_is_hidden_are_whole_when_it_is_shown(qtbot, tmp_path):
+    """The window builds the Jobs tab behind another (at start, and again at a language change): its rows
+    arrive while it is hidden, and it once kept a height measured then, cutting the third row."""
+    from PySide6.QtWidgets import QLabel, QTabWidget
+
+    path = tmp_path / "ops.db"
+    jobdata.build(path, jobs=3)
+    tabs = QTabWidget()
+    qtbot.addWidget(tabs)
+    tabs.resize(1280, 760)
+    tabs.addTab(QLabel("room"), "room")
+    view = JobsView()
+    tabs.addTab(view, "jobs")
+    tabs.show()
+    qtbot.waitExposed(tabs)
+    view.attach_timeline()
+    view.set_rows(jobdata.rows(path), jobdata.NOW)
+    qtbot.wait(100)
+    tabs.setCurrentIndex(1)
+    qtbot.waitUntil(lambda: _rows_fully_visible(view) == [0, 1, 2], timeout=5_000)
+    assert view.split.sizes()[0] == view.table_height()
