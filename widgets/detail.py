@@ -319,8 +319,9 @@ class CardDetail(QDialog):
             limits = self._limits(key, data.memory_total_mib)
             pool = self.limit_lines[key]
             while len(pool) < len(limits):
+                # each line's label further along, so warn and crit lines close together do not overprint
                 line = pg.InfiniteLine(pos=0.0, angle=0, label="",
-                                       labelOpts={"position": 0.02, "anchors": [(0, 0), (0, 0)],
+                                       labelOpts={"position": 0.02 + 0.18 * len(pool), "anchors": [(0, 0), (0, 0)],
                                                   "fill": (0, 0, 0, 170)})
                 w.addItem(line)
                 pool.append(line)
