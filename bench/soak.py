@@ -83,6 +83,7 @@ def child(args: argparse.Namespace) -> int:
 
     from widgets import i18n
     from widgets.app import build_window
+    from widgets.common import GuiGarbageCollector
     from widgets.heatmap import METRICS
 
     if args.tracemalloc:
@@ -91,6 +92,7 @@ def child(args: argparse.Namespace) -> int:
         tracemalloc.start(args.tracemalloc_frames)
     enabled = set(ACTIONS if args.actions == "all" else (a for a in args.actions.split(",") if a))
     app = QApplication.instance() or QApplication([])
+    gc_timer = GuiGarbageCollector()              # as run_gui does: cycles freed from the event loop
     translator = i18n.install(app, args.lang)
     window = build_window(None, None, True, cards=args.cards, history_s=args.history_min * 60.0,
                           demo_interval_s=args.interval)
@@ -257,6 +259,7 @@ def child(args: argparse.Namespace) -> int:
     sampler.start(int(args.sample * 1000))
     QTimer.singleShot(int(args.minutes * 60_000), finish)
     app.exec()
+    gc_timer.stop()
     del translator
     return 0
 

@@ -44,7 +44,7 @@ from console import paths
 from console.live import CollectorProcess, PollingReader, Snapshot, SnapshotReader, SweepEvent
 from console.site import SiteError, load_site
 from widgets import i18n, theme
-from widgets.common import shown_duration
+from widgets.common import GuiGarbageCollector, shown_duration
 from widgets.fleet import FleetView
 from widgets.i18n import tr
 from widgets.jobs import JobsView
@@ -884,6 +884,7 @@ def run_gui(site: str | None, db: str | None, demo: bool, language: str | None =
     app = QApplication.instance() or QApplication(sys.argv)
     assert isinstance(app, QApplication)
     app.setApplicationName("mixops")
+    collector = GuiGarbageCollector()         # cycles freed from the event loop, never under a Qt lock
     i18n.install(app, i18n.chosen_language(language))
     theme.apply(app, theme.chosen())
     window = build_window(site, db, demo, cards, history_s, prometheus=prometheus)
@@ -895,6 +896,7 @@ def run_gui(site: str | None, db: str | None, demo: bool, language: str | None =
     code = int(app.exec())
     window.close()
     del quitter
+    collector.stop()
     return code
 
 

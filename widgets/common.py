@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import gc
 import os
 import tempfile
 from collections.abc import Callable
@@ -32,6 +33,43 @@ def shown_duration(seconds: float | None) -> str:
     text = duration(seconds)
     value, _, unit = text.rpartition(" ")
     return f"{value} {tr(unit)}" if value else text
+
+
+class GuiGarbageCollector:
+    """Python's cycle collector, run from the GUI thread's event loop instead of inside whatever allocation
+    crosses its threshold.
+
+    An automatic collection can start inside any allocation, and PySide6 allocates while Qt holds its own
+    locks: QObject::disconnect holds the signal-slot mutexes while it asks the Python wrapper for a
+    `disconnectNotify` override, that lookup allocates, the collection frees a dead widget, and the widget's
+    ~QObject waits for a mutex of the same pool, held by this very thread: the process hangs for good (seen
+    in CI: pyqtgraph's setParentItem → disconnect → gc → ~QAction, one thread on a futex). A collection
+    from a timer runs with no Qt lock held, in the GUI thread, at the thresholds Python would have used.
+    (The pattern of pyqtgraph's util.GarbageCollector, with a stop that gives the collector back.)"""
+
+    def __init__(self, interval_ms: int = 500) -> None:
+        self.threshold = gc.get_threshold()
+        self.was_enabled = gc.isenabled()
+        gc.disable()
+        self.timer = QTimer()
+        self.timer.timeout.connect(self.check)
+        self.timer.start(interval_ms)
+
+    def check(self) -> None:
+        """Collect the generations whose counts passed their thresholds, youngest first."""
+        l0, l1, l2 = gc.get_count()
+        if l0 > self.threshold[0]:
+            gc.collect(0)
+            if l1 > self.threshold[1]:
+                gc.collect(1)
+                if l2 > self.threshold[2]:
+                    gc.collect(2)
+
+    def stop(self) -> None:
+        """Stop the timer and let Python collect by itself again (if it did before)."""
+        self.timer.stop()
+        if self.was_enabled:
+            gc.enable()
 
 
 class _Signals(QObject):
