@@ -135,7 +135,9 @@ def child(args: argparse.Namespace) -> int:
             state["startup_stall"], state["worst"] = state["worst"], 0.0
             if args.tracemalloc:
                 state["trace0"] = tracemalloc.take_snapshot()
-        gc.collect()
+        began = time.perf_counter()
+        gc.collect()                                # a full collection, timed: what the window's own costs
+        gc_ms = (time.perf_counter() - began) * 1000
         collector_rss = None
         pid = window.runner.pid if window.runner is not None else None
         if pid is not None:
@@ -144,7 +146,7 @@ def child(args: argparse.Namespace) -> int:
             except psutil.Error:
                 pass
         row = {"t": round(time.monotonic() - t_start, 1), **heap(), "rss_mib": proc.memory_info().rss / 2**20,
-               "collector_rss_mib": collector_rss,
+               "collector_rss_mib": collector_rss, "full_gc_ms": round(gc_ms, 1),
                "none": sys.getrefcount(None), "true": sys.getrefcount(True), "false": sys.getrefcount(False),
                "pyobjects": len(gc.get_objects()), "qobjects": qobjects(),
                "threads": threading.active_count(), "os_threads": proc.num_threads(),
@@ -355,6 +357,12 @@ def parent(args: argparse.Namespace) -> int:
         print(f"  longest event-loop stall after warm-up: {stall} ms, after the driver's "
               f"'{worst.get('stall_after')}' (goal <= 100 ms at 10,240 cards); "
               f"during startup and warm-up: {figures['startup_stall_ms']} ms")
+        full = sorted(r["full_gc_ms"] for r in after if r.get("full_gc_ms") is not None)
+        if full:
+            figures["full_gc_ms"] = [full[len(full) // 2], full[-1]]
+            print(f"  a full garbage collection in the window (the sampler's own, not counted as a stall): "
+                  f"median {full[len(full) // 2]} ms, max {full[-1]} ms (the window runs one at most every "
+                  "60 s, from the event loop)")
     else:
         print("  no sample after warm-up: the demo never went live (no cards swept)")
     if args.json:

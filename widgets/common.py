@@ -6,6 +6,7 @@ import csv
 import gc
 import os
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -47,8 +48,13 @@ class GuiGarbageCollector:
     from a timer runs with no Qt lock held, in the GUI thread, at the thresholds Python would have used.
     (The pattern of pyqtgraph's util.GarbageCollector, with a stop that gives the collector back.)"""
 
+    FULL_EVERY_S = 60.0    # the oldest generation at most this often: Python's own rule (a full collection only
+    #                        once the objects waiting for it reach a quarter of the long-lived ones) is not
+    #                        visible from Python, and a full pass over a 10,240-card window's objects is a stall
+
     def __init__(self, interval_ms: int = 500) -> None:
         self.threshold = gc.get_threshold()
+        self.full_at = time.monotonic()
         self.was_enabled = gc.isenabled()
         gc.disable()
         self.timer = QTimer()
@@ -62,8 +68,9 @@ class GuiGarbageCollector:
             gc.collect(0)
             if l1 > self.threshold[1]:
                 gc.collect(1)
-                if l2 > self.threshold[2]:
+                if l2 > self.threshold[2] and time.monotonic() - self.full_at >= self.FULL_EVERY_S:
                     gc.collect(2)
+                    self.full_at = time.monotonic()
 
     def stop(self) -> None:
         """Stop the timer and let Python collect by itself again (if it did before)."""
