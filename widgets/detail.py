@@ -253,6 +253,12 @@ class CardDetail(QDialog):
     def _show_links(self, links: list[CardLink]) -> None:
         """One row per link: kind, link, state, speed, peer, counters' increase over the range, last change."""
         na = tr("N/A")
+        self.links.clearSpans()
+        if not links:                        # said, not an empty grid that reads as "still loading"
+            self.links.setRowCount(1)
+            self.links.setItem(0, 0, QTableWidgetItem(tr("no links reported")))
+            self.links.setSpan(0, 0, 1, self.links.columnCount())
+            return
         self.links.setRowCount(len(links))
         for r, x in enumerate(links):
             # a counter's name in the UI language ("link counter: crc_errors" in the catalogue), the name as the

@@ -223,3 +223,19 @@ def test_link_counter_names_in_chinese_in_the_detail_and_the_same_as_the_reports
         if translator is not None:
             app.removeTranslator(translator)
         i18n.install(app, "en")
+
+
+def test_card_detail_says_when_a_card_has_no_links(qtbot: QtBot, tmp_path: Path) -> None:
+    from widgets.detail import CardDetail
+
+    db = tmp_path / "ops.db"
+    _fill(db)
+    conn = sqlite3.connect(db)
+    cid = conn.execute("SELECT id FROM cards WHERE node = 'n3' AND idx = 1").fetchone()[0]
+    conn.close()
+    detail = CardDetail(str(db), cid, "n3 · card 1")
+    qtbot.addWidget(detail)
+    with qtbot.waitSignal(detail.loaded, timeout=10_000):
+        pass
+    assert detail.links.rowCount() == 1 and detail.links.item(0, 0).text() == "no links reported"
+    assert detail.links.columnSpan(0, 0) == detail.links.columnCount()
