@@ -38,12 +38,19 @@ def _fill(path: Path) -> None:
     conn.close()
 
 
-def test_worst_link_per_card(tmp_path: Path) -> None:
+
+def _filled_snapshot(tmp_path: Path):
+    """The room's snapshot of `_fill`'s database, read at NOW."""
     db = tmp_path / "ops.db"
     _fill(db)
     conn = sqlite3.connect(db)
-    snap = read_snapshot(conn, now=NOW)
-    conn.close()
+    try:
+        return read_snapshot(conn, now=NOW)
+    finally:
+        conn.close()
+
+def test_worst_link_per_card(tmp_path: Path) -> None:
+    snap = _filled_snapshot(tmp_path)
     assert snap.link_state is not None
     got = {(n, int(i)): int(s) for n, i, s in zip(snap.card_node, snap.card_idx, snap.link_state, strict=True)}
     assert got[("n1", 0)] == LINK_OK
@@ -63,11 +70,7 @@ def test_worst_link_per_card(tmp_path: Path) -> None:
 
 
 def test_links_mode_in_the_window(qtbot: QtBot, tmp_path: Path) -> None:
-    db = tmp_path / "ops.db"
-    _fill(db)
-    conn = sqlite3.connect(db)
-    snap = read_snapshot(conn, now=NOW)
-    conn.close()
+    snap = _filled_snapshot(tmp_path)
     view = HeatmapView()
     qtbot.addWidget(view)
     view.resize(700, 400)
@@ -168,11 +171,7 @@ def test_link_down_and_job_down_translate_apart(qtbot: QtBot) -> None:
 
 
 def test_a_stale_cards_tooltip_does_not_say_links_up(qtbot: QtBot, tmp_path: Path) -> None:
-    db = tmp_path / "ops.db"
-    _fill(db)
-    conn = sqlite3.connect(db)
-    snap = read_snapshot(conn, now=NOW)
-    conn.close()
+    snap = _filled_snapshot(tmp_path)
     pos = snap.index_of("n1", 0)
     assert pos is not None and snap.link_state is not None and int(snap.link_state[pos]) == LINK_OK
     snap.stale[pos] = True                  # marked stale after the read (the source went away)
